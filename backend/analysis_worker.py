@@ -1,0 +1,13 @@
+"""Start the analysis worker: ``python backend/analysis_worker.py [--once]`` (same as ``dantaro worker``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from app.cli import main  # noqa: E402
+
+if __name__ == "__main__":
+    sys.exit(main(["worker", *sys.argv[1:]]))

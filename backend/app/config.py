@@ -1,0 +1,136 @@
+"""One ``Settings`` for every process, read from ``DANTARO_*`` environment variables and an optional ``.env``.
+
+Defaults are the embedded ones: a SQLite file under ``data_dir``, no Redis (in-process cache), the replay
+source over the bundled real Binance history. Nothing here is built at import time: call ``get_settings()``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED_DATA_DIR = PACKAGE_DIR / "data" / "binance-spot"
+DEVELOPMENT_KEY = "development-user-server-key"
+KOREAN_EXCHANGES = frozenset({"upbit", "bithumb", "coinone", "korbit", "gopax"})
+
+
+def _default_data_dir() -> Path:
+    # The repository root's var/ when running from a checkout; deployments set DANTARO_DATA_DIR.
+    return PACKAGE_DIR.parent.parent / "var"
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """All configuration of Dantaro Central; see ``.env.example`` for every variable."""
+
+    model_config = SettingsConfigDict(env_prefix="DANTARO_", env_file=".env", extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_prefix: str = "dantaro"
+    redis_timeout_s: float = 0.25
+
+    market_source: Literal["replay", "ccxt"] = "replay"
+    exchanges: CsvList = Field(default_factory=list)
+    exchange_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    quote_currencies: dict[str, str] = Field(default_factory=dict)
+    replay_data_dir: Path = BUNDLED_DATA_DIR
+    replay_warmup_candles: int = Field(default=300, ge=1)
+
+    timeframes: CsvList = Field(default_factory=lambda: ["1h", "1d"])
+    analysis_timeframe: str = "1h"
+    levels_timeframe: str = "1d"
+    lookback_candles: int = Field(default=500, ge=50, le=5000)
+    universe_size: int = Field(default=100, ge=1, le=1000)
+    analysis_interval_s: float = Field(default=60.0, gt=0)
+    heartbeat_interval_s: float = Field(default=10.0, gt=0)
+
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=1, le=65535)
+    dev_key_enabled: bool = True
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+    @field_validator("exchanges", "timeframes", mode="before")
+    @classmethod
+    def _csv(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("exchange_options", "quote_currencies", mode="before")
+    @classmethod
+    def _json_object(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON object ({exc.msg} at position {exc.pos})") from None
+        if not isinstance(value, dict):
+            raise ValueError('must be a JSON object, e.g. {"upbit": {"timeout": 5000}}')
+        return value
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        if not self.exchanges:
+            self.exchanges = ["binance"] if self.market_source == "replay" else ["upbit"]
+        self.exchanges = [name.lower() for name in self.exchanges]
+        for tf in {*self.timeframes, self.analysis_timeframe, self.levels_timeframe}:
+            _check_timeframe(tf)
+        missing = {self.analysis_timeframe, self.levels_timeframe} - set(self.timeframes)
+        if missing:
+            raise ValueError(f"timeframes must include {sorted(missing)} (analysis and levels timeframes)")
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL, defaulting to a SQLite file under ``data_dir``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'dantaro.sqlite3').resolve()}"
+
+    @property
+    def default_exchange(self) -> str:
+        """The exchange a request without ``exchange`` gets."""
+        return self.exchanges[0]
+
+    @property
+    def stale_after_s(self) -> float:
+        """A snapshot older than this is reported ``stale``."""
+        return 2 * max(self.analysis_interval_s, 60.0)
+
+    def quote_currency(self, exchange: str) -> str:
+        """The quote currency of an exchange's universe (KRW for Korean exchanges, else USDT)."""
+        if exchange in self.quote_currencies:
+            return self.quote_currencies[exchange].upper()
+        return "KRW" if exchange in KOREAN_EXCHANGES else "USDT"
+
+    def dev_key_active(self) -> bool:
+        """Whether the development key is accepted."""
+        return self.dev_key_enabled and self.env == "development"
+
+
+def _check_timeframe(timeframe: str) -> None:
+    from app.domain import timeframe_ms
+
+    timeframe_ms(timeframe)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()

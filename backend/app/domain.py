@@ -1,0 +1,214 @@
+"""Domain objects shared by every package: candles, tickers, markets and what one analysis run produces.
+
+Invariants:
+- Times are integers in milliseconds since the Unix epoch (UTC) when named ``*_ms``; datetimes (``*_at``) are
+  timezone-aware UTC.
+- A ``Candle`` is always a *closed* candle; its close time is ``open_time_ms + timeframe_ms(timeframe)``.
+- Symbols are ccxt unified symbols, ``BASE/QUOTE`` (e.g. ``BTC/USDT``).
+- Prices are in the quote currency; ``volume`` on a candle is base volume; ``*_quote_volume`` is quote volume.
+
+This module imports only the standard library.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+_TIMEFRAME_RE = re.compile(r"^(\d+)([mhdw])$")
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
+
+# Quote currencies recognised when a caller writes a pair without a separator hint (``KRW-BTC``).
+KNOWN_QUOTES = ("KRW", "USDT", "USDC", "BUSD", "FDUSD", "USD", "EUR", "BTC", "ETH", "BNB")
+
+
+def timeframe_ms(timeframe: str) -> int:
+    """Length of a ccxt timeframe string (``1m``, ``1h``, ``1d``, ``1w``) in milliseconds."""
+    match = _TIMEFRAME_RE.match(timeframe)
+    if match is None:
+        raise ValueError(f"unknown timeframe {timeframe!r}: use a number and one of m, h, d, w (e.g. 1h)")
+    return int(match.group(1)) * _UNIT_MS[match.group(2)]
+
+
+def ms_to_datetime(value_ms: int) -> datetime:
+    """UTC datetime for a millisecond epoch timestamp."""
+    return datetime.fromtimestamp(value_ms / 1000, tz=UTC)
+
+
+def datetime_to_ms(value: datetime) -> int:
+    """Millisecond epoch timestamp for an aware datetime."""
+    return int(value.timestamp() * 1000)
+
+
+def utc_now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(tz=UTC)
+
+
+def symbol_candidates(text: str, *, default_quote: str) -> list[str]:
+    """Unified symbols a user-written pair may mean: ``BTC``, ``BTC-KRW``, ``BTC_KRW``, ``KRW-BTC``, ``BTC/KRW``.
+
+    Returns the most likely reading first; the caller picks the first one it knows. Raises ``ValueError``
+    for text that cannot be a pair.
+    """
+    cleaned = text.strip().upper()
+    if not re.fullmatch(r"[A-Z0-9]{1,20}([/_\-][A-Z0-9]{1,20})?", cleaned):
+        raise ValueError(f"{text!r} is not a symbol: use BTC, BTC-{default_quote} or BTC/{default_quote}")
+    parts = re.split(r"[/_\-]", cleaned)
+    if len(parts) == 1:
+        return [f"{parts[0]}/{default_quote.upper()}"]
+    first, second = parts
+    if "/" in cleaned:
+        return [f"{first}/{second}"]
+    forward, reverse = f"{first}/{second}", f"{second}/{first}"
+    if first in KNOWN_QUOTES and second not in KNOWN_QUOTES:
+        return [reverse, forward]
+    return [forward, reverse]
+
+
+class Label(enum.StrEnum):
+    """Recommendation label, strongest buy first."""
+
+    STRONG_BUY = "STRONG_BUY"
+    BUY = "BUY"
+    HOLD = "HOLD"
+    SELL = "SELL"
+    STRONG_SELL = "STRONG_SELL"
+
+
+class RunStatus(enum.StrEnum):
+    """Outcome of one analysis run."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    PARTIAL = "partial"  # published, but some symbols failed
+    FAILED = "failed"  # nothing published
+
+
+@dataclass(frozen=True, slots=True)
+class Candle:
+    """One closed OHLCV candle; ``volume`` is in the base currency."""
+
+    open_time_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+
+
+@dataclass(frozen=True, slots=True)
+class Market:
+    """A tradable spot market as the exchange lists it."""
+
+    symbol: str
+    base: str
+    quote: str
+    active: bool = True
+    spot: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Ticker:
+    """24-hour statistics for one symbol at ``timestamp_ms``."""
+
+    symbol: str
+    last: float
+    timestamp_ms: int
+    change_24h_pct: float | None = None
+    base_volume_24h: float | None = None
+    quote_volume_24h: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One symbol's ranked recommendation; every score is in [0, 1]."""
+
+    symbol: str
+    rank: int
+    total_score: float
+    technical_score: float
+    volume_score: float
+    volatility_score: float
+    risk_score: float
+    label: Label
+    current_price: float
+    price_change_24h: float  # percent
+    volume_24h: float  # quote currency
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    """One support or resistance price with how much the history supports it."""
+
+    price: float
+    kind: str  # "support" | "resistance", relative to the last close
+    strength: float  # [0, 1]
+    sources: tuple[str, ...]
+    touches: int
+    last_touched_at: datetime | None
+    distance_pct: float  # (price - last close) / last close * 100
+
+
+@dataclass(frozen=True, slots=True)
+class SupportLevels:
+    """Support and resistance for one symbol, in the original API's three tiers plus the full list."""
+
+    symbol: str
+    aggressive_support: float | None
+    moderate_support: float | None
+    conservative_support: float | None
+    aggressive_resistance: float | None
+    moderate_resistance: float | None
+    conservative_resistance: float | None
+    calculation_method: str
+    data_points_count: int
+    levels: tuple[Level, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MarketStatus:
+    """The state of one exchange's market as a whole."""
+
+    market_trend: str  # "bullish" | "bearish" | "neutral"
+    market_sentiment: str  # "greed" | "fear" | "neutral" ...
+    overall_score: float  # [0, 1]
+    active_coins_count: int
+    total_volume_24h: float  # quote currency
+    average_volatility: float
+    top_gainers: tuple[tuple[str, float], ...]
+    top_losers: tuple[tuple[str, float], ...]
+    analysis_summary: Mapping[str, Any] = field(default_factory=dict)
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisResult:
+    """What the pure analysis produced for one exchange from one set of candles."""
+
+    recommendations: tuple[Recommendation, ...]
+    levels: Mapping[str, SupportLevels]
+    market: MarketStatus
+    data_as_of_ms: int  # close time of the last closed candle used
+    errors: Mapping[str, str] = field(default_factory=dict)  # symbol -> why it was left out
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything one analysis run published for one exchange, identified by ``run_id``."""
+
+    run_id: str
+    exchange: str
+    timeframe: str
+    data_as_of: datetime
+    generated_at: datetime
+    universe_size: int
+    recommendations: tuple[Recommendation, ...]
+    levels: Mapping[str, SupportLevels]
+    market: MarketStatus
+    errors: Mapping[str, str] = field(default_factory=dict)

@@ -1,0 +1,48 @@
+"""Process wiring for HTTP serving: the API alone, or API and worker in one process (``dantaro run``).
+
+Uvicorn owns SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import uvicorn
+
+from app.api.app import ApiState, create_app
+from app.config import Settings
+from app.logging import uvicorn_log_config
+from app.storage.cache import MemoryCache
+
+
+def _server(settings: Settings, *, host: str, port: int, state: ApiState | None) -> uvicorn.Server:
+    config = uvicorn.Config(
+        create_app(settings, state=state),
+        host=host,
+        port=port,
+        log_config=uvicorn_log_config(),
+        access_log=False,
+        proxy_headers=True,
+    )
+    return uvicorn.Server(config)
+
+
+async def serve_api(settings: Settings, *, host: str, port: int) -> None:
+    """Serve the API until a signal stops uvicorn."""
+    await _server(settings, host=host, port=port, state=None).serve()
+
+
+async def serve_all(settings: Settings, *, host: str, port: int) -> None:
+    """Serve the API and run the worker in this process, sharing an in-process cache when Redis is not set."""
+    from app.worker.main import open_worker
+
+    shared = MemoryCache()
+    server = _server(settings, host=host, port=port, state=ApiState(cache=None if settings.redis_url else shared))
+    stop = asyncio.Event()
+    async with open_worker(settings, shared_cache=shared) as worker:
+        worker_task = asyncio.create_task(worker.serve(stop))
+        try:
+            await server.serve()
+        finally:
+            stop.set()
+            await worker_task

@@ -1,0 +1,245 @@
+"""One analysis cycle for one exchange: collect closed candles → analyse → publish, recorded as a run.
+
+Invariants:
+- The cycle observes one ``now_ms`` (from the source's clock); it stores and analyses only candles that closed at
+  or before it, so the analysis is causal even when the replay clock is behind stored data.
+- Every run gets a row in ``analysis_runs`` before any work; it ends ``succeeded``, ``partial`` (published, some
+  symbols failed) or ``failed`` (nothing published, the previous snapshot stays current).
+- Publishing is one database transaction followed by the cache write: readers never see half a run. A cycle
+  cancelled before publish leaves nothing visible but its ``failed`` run row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.analysis import analyse
+from app.config import Settings
+from app.domain import Candle, RunStatus, Snapshot, Ticker, ms_to_datetime, timeframe_ms, utc_now
+from app.exchange import ExchangeError, MarketSource
+from app.storage.cache import SnapshotCache
+from app.storage.publish import publish
+from app.storage.repositories import CandleRepository, RunRepository
+from app.worker.universe import select_universe
+
+log = structlog.get_logger(__name__)
+
+COLLECT_CONCURRENCY = 8
+
+
+@dataclass(frozen=True, slots=True)
+class CycleOutcome:
+    """What one cycle did, for logs, metrics and the ``--once`` exit code."""
+
+    run_id: str
+    exchange: str
+    status: RunStatus
+    symbols_total: int
+    symbols_ok: int
+    duration_s: float
+    errors: Mapping[str, str] = field(default_factory=dict)
+    error: str | None = None
+
+
+def new_run_id(now_ms: int) -> str:
+    """A sortable, unique run id: the wall-clock millisecond in hex followed by random hex."""
+    return f"{now_ms:012x}{uuid.uuid4().hex[:20]}"
+
+
+class ExchangeCycle:
+    """Runs cycles for one exchange with its own source, settings and storage handles."""
+
+    def __init__(
+        self,
+        *,
+        source: MarketSource,
+        settings: Settings,
+        session_factory: sessionmaker[Session],
+        cache: SnapshotCache | None,
+    ) -> None:
+        self.source = source
+        self.settings = settings
+        self.session_factory = session_factory
+        self.cache = cache
+
+    @property
+    def exchange(self) -> str:
+        """The exchange this cycle serves."""
+        return self.source.exchange_id
+
+    async def run_once(self) -> CycleOutcome:
+        """Collect, analyse and publish once; never raises for exchange or analysis failures."""
+        started = time.monotonic()
+        now_ms = await self.source.start_cycle()
+        run_id = new_run_id(int(time.time() * 1000))
+        await asyncio.to_thread(self._record_start, run_id)
+        structlog.contextvars.bind_contextvars(run_id=run_id, exchange=self.exchange)
+        try:
+            outcome = await self._collect_analyse_publish(run_id=run_id, now_ms=now_ms, started=started)
+        except (ExchangeError, ValueError, OSError) as exc:
+            outcome = self._failed(run_id, started, f"{type(exc).__name__}: {exc}")
+        except asyncio.CancelledError:
+            await asyncio.shield(asyncio.to_thread(self._record_failure, run_id, "interrupted by shutdown", {}))
+            raise
+        finally:
+            structlog.contextvars.unbind_contextvars("run_id", "exchange")
+        if outcome.status is RunStatus.FAILED:
+            await asyncio.to_thread(self._record_failure, run_id, outcome.error or "failed", outcome.errors)
+        log.info(
+            "run_finished",
+            run_id=run_id,
+            exchange=self.exchange,
+            status=str(outcome.status),
+            symbols=outcome.symbols_total,
+            symbols_ok=outcome.symbols_ok,
+            duration_s=round(outcome.duration_s, 3),
+            error=outcome.error,
+        )
+        return outcome
+
+    async def _collect_analyse_publish(self, *, run_id: str, now_ms: int, started: float) -> CycleOutcome:
+        markets = await self.source.load_markets()
+        all_tickers = await self.source.fetch_tickers([m.symbol for m in markets])
+        quote = self.settings.quote_currency(self.exchange)
+        universe = select_universe(markets, all_tickers, quote=quote, size=self.settings.universe_size)
+        errors = await self._collect(universe, now_ms=now_ms)
+        collected = [s for s in universe if s not in errors]
+        if not collected:
+            return self._failed(run_id, started, "no symbol could be collected", errors)
+        candles = await asyncio.to_thread(self._load_candles, collected, now_ms)
+        tickers = {s: all_tickers[s] for s in collected if s in all_tickers}
+        snapshot = await asyncio.to_thread(self._analyse_to_snapshot, run_id, len(universe), candles, tickers, errors)
+        status = RunStatus.SUCCEEDED if not snapshot.errors else RunStatus.PARTIAL
+        await asyncio.to_thread(
+            partial(publish, snapshot, session_factory=self.session_factory, cache=self.cache, status=status)
+        )
+        return CycleOutcome(
+            run_id=run_id,
+            exchange=self.exchange,
+            status=status,
+            symbols_total=len(universe),
+            symbols_ok=len(snapshot.recommendations),
+            duration_s=time.monotonic() - started,
+            errors=dict(snapshot.errors),
+        )
+
+    async def _collect(self, symbols: Sequence[str], *, now_ms: int) -> dict[str, str]:
+        """Fetch and store new closed candles for every symbol and timeframe; returns symbol → error."""
+        semaphore = asyncio.Semaphore(COLLECT_CONCURRENCY)
+        errors: dict[str, str] = {}
+
+        async def collect_symbol(symbol: str) -> None:
+            async with semaphore:
+                try:
+                    for timeframe in self.settings.timeframes:
+                        await self._collect_series(symbol, timeframe, now_ms=now_ms)
+                except ExchangeError as exc:
+                    errors[symbol] = f"{type(exc).__name__}: {exc}"
+                    log.warning("collect_failed", symbol=symbol, error=errors[symbol])
+
+        await asyncio.gather(*(collect_symbol(symbol) for symbol in symbols))
+        return errors
+
+    async def _collect_series(self, symbol: str, timeframe: str, *, now_ms: int) -> None:
+        last_open_ms = await asyncio.to_thread(self._last_open_time_ms, symbol, timeframe)
+        since_ms = None if last_open_ms is None else last_open_ms + timeframe_ms(timeframe)
+        if since_ms is not None and since_ms + timeframe_ms(timeframe) > now_ms:
+            return  # nothing new has closed since the last stored candle
+        candles = await self.source.fetch_closed_candles(
+            symbol, timeframe, since_ms=since_ms, limit=self.settings.lookback_candles, now_ms=now_ms
+        )
+        if candles:
+            await asyncio.to_thread(self._store, symbol, timeframe, candles)
+
+    def _last_open_time_ms(self, symbol: str, timeframe: str) -> int | None:
+        with self.session_factory() as session:
+            return CandleRepository(session).last_open_time_ms(
+                exchange=self.exchange, symbol=symbol, timeframe=timeframe
+            )
+
+    def _store(self, symbol: str, timeframe: str, candles: Sequence[Candle]) -> None:
+        with self.session_factory() as session:
+            CandleRepository(session).upsert(exchange=self.exchange, symbol=symbol, timeframe=timeframe, candles=candles)
+            session.commit()
+
+    def _load_candles(self, symbols: Sequence[str], now_ms: int) -> dict[str, dict[str, list[Candle]]]:
+        by_symbol: dict[str, dict[str, list[Candle]]] = {symbol: {} for symbol in symbols}
+        with self.session_factory() as session:
+            repo = CandleRepository(session)
+            for timeframe in {self.settings.analysis_timeframe, self.settings.levels_timeframe}:
+                loaded = repo.load(
+                    exchange=self.exchange,
+                    timeframe=timeframe,
+                    symbols=symbols,
+                    until_ms=now_ms,
+                    limit=self.settings.lookback_candles,
+                )
+                for symbol, candles in loaded.items():
+                    by_symbol[symbol][timeframe] = candles
+        return by_symbol
+
+    def _analyse_to_snapshot(
+        self,
+        run_id: str,
+        universe_size: int,
+        candles: Mapping[str, Mapping[str, Sequence[Candle]]],
+        tickers: Mapping[str, Ticker],
+        collect_errors: Mapping[str, str],
+    ) -> Snapshot:
+        result = analyse(
+            candles,
+            tickers=tickers,
+            analysis_timeframe=self.settings.analysis_timeframe,
+            levels_timeframe=self.settings.levels_timeframe,
+        )
+        return Snapshot(
+            run_id=run_id,
+            exchange=self.exchange,
+            timeframe=self.settings.analysis_timeframe,
+            data_as_of=ms_to_datetime(result.data_as_of_ms),
+            generated_at=utc_now(),
+            universe_size=universe_size,
+            recommendations=result.recommendations,
+            levels=result.levels,
+            market=result.market,
+            errors={**collect_errors, **result.errors},
+        )
+
+    def _record_start(self, run_id: str) -> None:
+        with self.session_factory() as session:
+            RunRepository(session).start(run_id=run_id, exchange=self.exchange, started_at=utc_now())
+            session.commit()
+
+    def _record_failure(self, run_id: str, error: str, errors: Mapping[str, str]) -> None:
+        with self.session_factory() as session:
+            RunRepository(session).finish(
+                run_id=run_id,
+                status=RunStatus.FAILED,
+                finished_at=utc_now(),
+                symbols_total=len(errors),
+                symbols_ok=0,
+                symbols_failed=len(errors),
+                error=error,
+                errors=dict(errors),
+            )
+            session.commit()
+
+    def _failed(self, run_id: str, started: float, error: str, errors: Mapping[str, str] | None = None) -> CycleOutcome:
+        return CycleOutcome(
+            run_id=run_id,
+            exchange=self.exchange,
+            status=RunStatus.FAILED,
+            symbols_total=len(errors or {}),
+            symbols_ok=0,
+            duration_s=time.monotonic() - started,
+            errors=dict(errors or {}),
+            error=error,
+        )
