@@ -67,7 +67,9 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``dantaro`` command."""
-    parser = argparse.ArgumentParser(prog="dantaro", description="Dantaro Central: market analysis for trading platforms")
+    parser = argparse.ArgumentParser(
+        prog="dantaro", description="Dantaro Central: market analysis for trading platforms"
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     api = sub.add_parser("api", help="serve the read-only HTTP API")
     api.add_argument("--host", help="interface to bind (default DANTARO_API_HOST or 127.0.0.1)")

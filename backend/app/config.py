@@ -32,6 +32,7 @@ def _split_csv(value: Any) -> Any:
 
 
 CsvList = Annotated[list[str], NoDecode]
+JsonObject = Annotated[dict[str, Any], NoDecode]
 
 
 class Settings(BaseSettings):
@@ -48,8 +49,8 @@ class Settings(BaseSettings):
 
     market_source: Literal["replay", "ccxt"] = "replay"
     exchanges: CsvList = Field(default_factory=list)
-    exchange_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
-    quote_currencies: dict[str, str] = Field(default_factory=dict)
+    exchange_options: JsonObject = Field(default_factory=dict)
+    quote_currencies: JsonObject = Field(default_factory=dict)
     replay_data_dir: Path = BUNDLED_DATA_DIR
     replay_warmup_candles: int = Field(default=300, ge=1)
 
@@ -116,7 +117,7 @@ class Settings(BaseSettings):
     def quote_currency(self, exchange: str) -> str:
         """The quote currency of an exchange's universe (KRW for Korean exchanges, else USDT)."""
         if exchange in self.quote_currencies:
-            return self.quote_currencies[exchange].upper()
+            return str(self.quote_currencies[exchange]).upper()
         return "KRW" if exchange in KOREAN_EXCHANGES else "USDT"
 
     def dev_key_active(self) -> bool:

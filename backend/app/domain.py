@@ -65,7 +65,8 @@ def symbol_candidates(text: str, *, default_quote: str) -> list[str]:
     if "/" in cleaned:
         return [f"{first}/{second}"]
     forward, reverse = f"{first}/{second}", f"{second}/{first}"
-    if first in KNOWN_QUOTES and second not in KNOWN_QUOTES:
+    quote = default_quote.upper()
+    if (first == quote and second != quote) or (first in KNOWN_QUOTES and second not in KNOWN_QUOTES):
         return [reverse, forward]
     return [forward, reverse]
 

@@ -18,7 +18,9 @@ _THIRD_PARTY = ("uvicorn", "uvicorn.error", "uvicorn.access", "apscheduler", "cc
 def _renderer(log_format: str) -> Any:
     use_console = log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
     if use_console:
-        return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        return structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
     return structlog.processors.JSONRenderer()
 
 

@@ -12,8 +12,22 @@ APP = Path(__file__).resolve().parents[1] / "app"
 
 # package (folder or module under app/) -> top-level names it must never import
 FORBIDDEN: dict[str, set[str]] = {
-    "analysis": {"ccxt", "sqlalchemy", "redis", "fastapi", "apscheduler", "app.exchange", "app.storage", "app.api",
-                 "app.worker", "requests", "httpx", "socket", "urllib", "aiohttp"},
+    "analysis": {
+        "ccxt",
+        "sqlalchemy",
+        "redis",
+        "fastapi",
+        "apscheduler",
+        "app.exchange",
+        "app.storage",
+        "app.api",
+        "app.worker",
+        "requests",
+        "httpx",
+        "socket",
+        "urllib",
+        "aiohttp",
+    },
     "api": {"pandas", "numpy", "ccxt", "app.analysis", "app.exchange", "app.worker", "apscheduler"},
     "storage": {"ccxt", "pandas", "numpy", "fastapi", "app.analysis", "app.exchange", "app.api", "app.worker"},
     "exchange": {"sqlalchemy", "redis", "fastapi", "app.storage", "app.api", "app.worker", "app.analysis"},

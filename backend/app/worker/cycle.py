@@ -118,9 +118,7 @@ class ExchangeCycle:
         tickers = {s: all_tickers[s] for s in collected if s in all_tickers}
         snapshot = await asyncio.to_thread(self._analyse_to_snapshot, run_id, len(universe), candles, tickers, errors)
         status = RunStatus.SUCCEEDED if not snapshot.errors else RunStatus.PARTIAL
-        await asyncio.to_thread(
-            partial(publish, snapshot, session_factory=self.session_factory, cache=self.cache, status=status)
-        )
+        await asyncio.to_thread(partial(publish, snapshot, session_factory=self.session_factory, cache=self.cache))
         return CycleOutcome(
             run_id=run_id,
             exchange=self.exchange,
@@ -167,7 +165,9 @@ class ExchangeCycle:
 
     def _store(self, symbol: str, timeframe: str, candles: Sequence[Candle]) -> None:
         with self.session_factory() as session:
-            CandleRepository(session).upsert(exchange=self.exchange, symbol=symbol, timeframe=timeframe, candles=candles)
+            CandleRepository(session).upsert(
+                exchange=self.exchange, symbol=symbol, timeframe=timeframe, candles=candles
+            )
             session.commit()
 
     def _load_candles(self, symbols: Sequence[str], now_ms: int) -> dict[str, dict[str, list[Candle]]]:

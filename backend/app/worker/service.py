@@ -52,12 +52,12 @@ class Worker:
         """Run one cycle for ``exchange``, tracked so that a stop can wait for it."""
         task = asyncio.current_task()
         if task is not None:
-            self._inflight.add(task)  # type: ignore[arg-type]
+            self._inflight.add(task)
         try:
             return await self.cycles[exchange].run_once()
         finally:
             if task is not None:
-                self._inflight.discard(task)  # type: ignore[arg-type]
+                self._inflight.discard(task)
 
     async def run_all_once(self) -> list[CycleOutcome]:
         """One cycle for every exchange, one after another."""

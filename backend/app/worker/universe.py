@@ -22,9 +22,7 @@ def quote_volume(ticker: Ticker | None) -> float:
     return 0.0
 
 
-def select_universe(
-    markets: Sequence[Market], tickers: Mapping[str, Ticker], *, quote: str, size: int
-) -> list[str]:
+def select_universe(markets: Sequence[Market], tickers: Mapping[str, Ticker], *, quote: str, size: int) -> list[str]:
     """The ``size`` active spot markets in ``quote`` with the highest 24h quote volume."""
     eligible = [m.symbol for m in markets if m.active and m.spot and m.quote.upper() == quote.upper()]
     ranked = sorted(eligible, key=lambda symbol: (-quote_volume(tickers.get(symbol)), symbol))

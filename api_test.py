@@ -1,0 +1,181 @@
+#!/usr/bin/env python3
+"""Black-box check of a running Dantaro Central deployment.
+
+    python api_test.py --base-url http://127.0.0.1:8000 --key KEY [--symbol BTC] [--max-age-s 7200]
+
+Checks each endpoint with the key, the auth failures (no key, wrong key), error shapes and data freshness, prints
+one line per check, and exits 0 when all pass, 1 when any fails, 2 when the server cannot be reached.
+Standard library only, so it runs on any machine with Python 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+Check = Callable[["Client"], str | None]  # returns None when the check passes, else what went wrong
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One HTTP answer: status, headers and the decoded JSON body (None when not JSON)."""
+
+    status: int
+    headers: dict[str, str]
+    body: Any
+
+
+class Client:
+    """A tiny HTTP client bound to one deployment and key."""
+
+    def __init__(self, base_url: str, key: str, *, timeout_s: float, symbol: str, max_age_s: float) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.key = key
+        self.timeout_s = timeout_s
+        self.symbol = symbol
+        self.max_age_s = max_age_s
+
+    def get(self, path: str, *, key: str | None = "default") -> Reply:
+        """GET ``path`` with the configured key (``key=None`` sends none)."""
+        headers = {"Accept": "application/json"}
+        token = self.key if key == "default" else key
+        if token is not None:
+            headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.base_url + path, headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
+                return Reply(response.status, dict(response.headers), _json(response.read()))
+        except urllib.error.HTTPError as exc:
+            return Reply(exc.code, dict(exc.headers), _json(exc.read()))
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return None
+
+
+def _expect(reply: Reply, status: int, *fields: str) -> str | None:
+    if reply.status != status:
+        return f"status {reply.status}, expected {status}: {str(reply.body)[:200]}"
+    missing = [name for name in fields if not isinstance(reply.body, dict) or name not in reply.body]
+    return f"missing fields {missing}" if missing else None
+
+
+def check_health(client: Client) -> str | None:
+    """/health answers 200 without a key."""
+    return _expect(client.get("/health", key=None), 200, "status")
+
+
+def check_recommendations(client: Client) -> str | None:
+    """Recommendations have the original fields and scores in [0, 1]."""
+    reply = client.get("/api/v1/recommendations?top_n=10")
+    problem = _expect(reply, 200, "success", "recommendations", "total_analyzed", "data_source", "as_of")
+    if problem:
+        return problem
+    rows = reply.body["recommendations"]
+    if not rows:
+        return "no recommendations"
+    scores = ("total_score", "technical_score", "volume_score", "volatility_score", "risk_score")
+    bad = [row["symbol"] for row in rows for name in scores if not 0.0 <= float(row[name]) <= 1.0]
+    return f"scores outside [0, 1] for {sorted(set(bad))}" if bad else None
+
+
+def check_support_levels(client: Client) -> str | None:
+    """Support levels for the chosen symbol have the three tiers."""
+    reply = client.get(f"/api/v1/support-levels/{client.symbol}")
+    problem = _expect(reply, 200, "success", "symbol", "support_levels", "data_source")
+    if problem:
+        return problem
+    tiers = reply.body["support_levels"]
+    missing = [
+        name for name in ("aggressive_support", "moderate_resistance", "calculation_method") if name not in tiers
+    ]
+    return f"missing level fields {missing}" if missing else None
+
+
+def check_market_status(client: Client) -> str | None:
+    """Market status has trend, sentiment and score."""
+    reply = client.get("/api/v1/market-status")
+    problem = _expect(reply, 200, "success", "market_status", "data_source")
+    if problem:
+        return problem
+    missing = [n for n in ("market_trend", "market_sentiment", "overall_score") if n not in reply.body["market_status"]]
+    return f"missing market fields {missing}" if missing else None
+
+
+def check_freshness(client: Client) -> str | None:
+    """The served data is younger than --max-age-s."""
+    reply = client.get("/api/v1/market-status")
+    if reply.status != 200:
+        return f"status {reply.status}"
+    age_s = float(reply.body.get("age_seconds", float("inf")))
+    return None if age_s <= client.max_age_s else f"data is {age_s:.0f} s old (limit {client.max_age_s:.0f} s)"
+
+
+def check_missing_key(client: Client) -> str | None:
+    """No key → 401 with WWW-Authenticate: Bearer and the error shape."""
+    reply = client.get("/api/v1/recommendations", key=None)
+    if reply.status != 401:
+        return f"status {reply.status}, expected 401"
+    if "bearer" not in {k.lower(): v for k, v in reply.headers.items()}.get("www-authenticate", "").lower():
+        return "no WWW-Authenticate: Bearer header"
+    return None if isinstance(reply.body, dict) and "error" in reply.body else "no error object in the body"
+
+
+def check_wrong_key(client: Client) -> str | None:
+    """A wrong key → 401."""
+    reply = client.get("/api/v1/recommendations", key="dk_wrong_key_for_api_test")
+    return None if reply.status == 401 else f"status {reply.status}, expected 401"
+
+
+def check_unknown_symbol(client: Client) -> str | None:
+    """An unknown symbol → 404 with a message."""
+    reply = client.get("/api/v1/support-levels/NOSUCHCOIN")
+    return None if reply.status == 404 and isinstance(reply.body, dict) else f"status {reply.status}, expected 404"
+
+
+CHECKS: list[tuple[str, Check]] = [
+    ("health", check_health),
+    ("recommendations", check_recommendations),
+    ("support levels", check_support_levels),
+    ("market status", check_market_status),
+    ("freshness", check_freshness),
+    ("missing key is refused", check_missing_key),
+    ("wrong key is refused", check_wrong_key),
+    ("unknown symbol is 404", check_unknown_symbol),
+]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every check and print a report; the exit code says whether all passed."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+    parser.add_argument("--key", required=True, help="an API key (Bearer)")
+    parser.add_argument("--symbol", default="BTC")
+    parser.add_argument("--max-age-s", type=float, default=7200.0, help="oldest acceptable data age")
+    parser.add_argument("--timeout-s", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    client = Client(args.base_url, args.key, timeout_s=args.timeout_s, symbol=args.symbol, max_age_s=args.max_age_s)
+    failures = 0
+    for name, check in CHECKS:
+        try:
+            problem = check(client)
+        except (urllib.error.URLError, OSError) as exc:
+            print(f"FAIL  {name}: cannot reach {args.base_url}: {exc}")
+            return 2
+        failures += problem is not None
+        print(f"{'ok  ' if problem is None else 'FAIL'}  {name}{'' if problem is None else ': ' + problem}")
+    print(f"{len(CHECKS) - failures} passed, {failures} failed")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

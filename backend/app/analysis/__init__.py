@@ -1,0 +1,8 @@
+"""Pure market analysis: indicators, ranking, support/resistance levels and market status (no I/O).
+
+Imports only numpy, pandas and ``app.domain``. ``analyse`` is the entry point the worker calls.
+"""
+
+from app.analysis.engine import AnalysisError, analyse
+
+__all__ = ["AnalysisError", "analyse"]

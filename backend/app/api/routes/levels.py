@@ -1,0 +1,64 @@
+"""``GET /api/v1/support-levels/{symbol}``: support and resistance for one symbol of the current run.
+
+``symbol`` may be written ``BTC`` (the exchange's quote currency is assumed), ``BTC-USDT``, ``BTC_USDT``,
+``USDT-BTC`` or ``BTC/USDT`` (``%2F`` in a URL); the first reading present in the run wins. Text that cannot
+be a pair is a 422; a pair the run did not analyse is a 404.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from starlette.responses import Response
+
+from app.api.deps import SettingsDep, SnapshotsDep
+from app.api.errors import ApiError
+from app.api.responses import OrjsonResponse
+from app.api.schemas import ERROR_RESPONSES, SupportLevelsResponse
+from app.api.views import support_levels_view
+from app.domain import Snapshot, symbol_candidates
+
+router = APIRouter(tags=["levels"])
+
+
+def parse_symbol(text: str, *, default_quote: str) -> list[str]:
+    """The unified symbols ``text`` may mean, most likely first; ApiError 422 when it cannot be a pair."""
+    try:
+        return symbol_candidates(text, default_quote=default_quote)
+    except ValueError as exc:
+        raise ApiError(status_code=422, code="invalid_symbol", message=str(exc)) from None
+
+
+def pick_symbol(text: str, candidates: list[str], *, snapshot: Snapshot) -> str:
+    """The first candidate the run has levels for; ApiError 404 naming the symbol when there is none."""
+    for candidate in candidates:
+        if candidate in snapshot.levels:
+            return candidate
+    raise ApiError(
+        status_code=404,
+        code="unknown_symbol",
+        message=f"symbol {text!r} (read as {' or '.join(candidates)}) has no levels on {snapshot.exchange} in run "
+        f"{snapshot.run_id}; list the analysed symbols with GET /api/v1/recommendations?exchange="
+        f"{snapshot.exchange}&top_n=100",
+    )
+
+
+@router.get("/support-levels/{symbol:path}", response_model=SupportLevelsResponse, responses=ERROR_RESPONSES)
+async def get_support_levels(
+    symbol: Annotated[str, Path(max_length=64, description="BTC, BTC-USDT, BTC_USDT, USDT-BTC or BTC/USDT")],
+    snapshots: SnapshotsDep,
+    settings: SettingsDep,
+) -> Response:
+    """Three support and resistance tiers and every level found for ``symbol``."""
+    candidates = parse_symbol(symbol, default_quote=settings.quote_currency(snapshots.exchange))
+    loaded = await snapshots.load()
+    snapshot = loaded.snapshot
+    resolved = pick_symbol(symbol, candidates, snapshot=snapshot)
+    body = {
+        "success": True,
+        "symbol": resolved,
+        "support_levels": support_levels_view(snapshot.levels[resolved], updated_at=snapshot.generated_at),
+        **loaded.freshness,
+    }
+    return OrjsonResponse(body)

@@ -1,0 +1,31 @@
+"""Market data from exchanges: the ``MarketSource`` protocol, its replay and ccxt implementations, our errors.
+
+The only package that imports ccxt; everything it returns is a domain object and everything it raises is an
+``ExchangeError``.
+"""
+
+from app.exchange.base import MarketSource, closed_only
+from app.exchange.ccxt_source import CcxtSource, ExchangeFactory
+from app.exchange.errors import (
+    ExchangeError,
+    ExchangeUnavailable,
+    RateLimited,
+    SymbolNotFound,
+    translate_ccxt_error,
+)
+from app.exchange.factory import build_source
+from app.exchange.replay import ReplaySource
+
+__all__ = [
+    "CcxtSource",
+    "ExchangeError",
+    "ExchangeFactory",
+    "ExchangeUnavailable",
+    "MarketSource",
+    "RateLimited",
+    "ReplaySource",
+    "SymbolNotFound",
+    "build_source",
+    "closed_only",
+    "translate_ccxt_error",
+]

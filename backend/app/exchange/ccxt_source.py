@@ -1,0 +1,231 @@
+"""A ``MarketSource`` over a live exchange through ``ccxt.async_support``.
+
+Invariants:
+- One ccxt instance per source, created with ``enableRateLimit=True`` and the configured options deep-merged into
+  its constructor config; ``close()`` always closes it.
+- Only closed candles leave this module (``closed_only`` against the caller's ``now_ms``), ascending and deduplicated
+  whatever order or page size the exchange uses; pages never exceed the exchange's own per-call cap.
+- Every ccxt exception is translated by ``translate_ccxt_error`` (messages redacted); ccxt objects never escape.
+- Option values may hold credentials: only option keys are logged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ccxt
+import ccxt.async_support as ccxt_async
+import structlog
+
+from app.domain import Candle, Market, Ticker, timeframe_ms
+from app.exchange.base import closed_only, window
+from app.exchange.errors import ExchangeError, retry_after_from_headers, translate_ccxt_error
+
+log = structlog.get_logger(__name__)
+
+ExchangeFactory = Callable[[dict[str, Any]], Any]
+"""Builds a ccxt async exchange instance from its constructor config (the test seam)."""
+
+_FALLBACK_PAGE_LIMIT = 100
+_MARKETS_TTL_S = 3600.0
+_CREDENTIAL_KEYS = ("apiKey", "secret", "password", "uid", "privateKey", "walletAddress", "token")
+# Keep market loading to public spot endpoints where an exchange would otherwise also load derivatives (and, with
+# credentials, call private currency endpoints that market data does not need).
+_EXCHANGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "binance": {
+        "options": {
+            "defaultType": "spot",
+            "fetchMarkets": {"types": ["spot"]},
+            "fetchCurrencies": False,
+            "fetchMargins": False,
+        }
+    },
+    "okx": {"options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}},
+}
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """A new dict: ``base`` with ``override`` merged in, recursing into nested mappings."""
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def exchange_config(exchange_id: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The ccxt constructor config: our per-exchange defaults, then ``options``; rate limiting always on."""
+    config = deep_merge(_EXCHANGE_DEFAULTS.get(exchange_id, {}), options or {})
+    config["enableRateLimit"] = True
+    return config
+
+
+def ccxt_factory(exchange_id: str) -> ExchangeFactory:
+    """The ccxt async exchange class for ``exchange_id``; raises ``ExchangeError`` when ccxt has none."""
+    exchange_class = getattr(ccxt_async, exchange_id, None)
+    if exchange_id not in ccxt_async.exchanges or exchange_class is None:
+        raise ExchangeError(f"ccxt does not support exchange {exchange_id!r}")
+    factory: ExchangeFactory = exchange_class
+    return factory
+
+
+def to_candle(row: Sequence[Any]) -> Candle | None:
+    """A ``Candle`` from a ccxt OHLCV row, ``None`` when any field is missing."""
+    if len(row) < 6 or any(value is None for value in row[:6]):
+        return None
+    return Candle(
+        open_time_ms=int(row[0]),
+        open=float(row[1]),
+        high=float(row[2]),
+        low=float(row[3]),
+        close=float(row[4]),
+        volume=float(row[5]),
+    )
+
+
+def to_ticker(symbol: str, raw: Mapping[str, Any], *, now_ms: int) -> Ticker | None:
+    """A ``Ticker`` from a ccxt ticker dict, ``None`` without a last price; missing volumes stay ``None``."""
+    last = raw.get("last") if raw.get("last") is not None else raw.get("close")
+    if last is None:
+        return None
+
+    def optional(key: str) -> float | None:
+        value = raw.get(key)
+        return None if value is None else float(value)
+
+    timestamp = raw.get("timestamp")
+    return Ticker(
+        symbol=symbol,
+        last=float(last),
+        timestamp_ms=int(timestamp) if timestamp is not None else now_ms,
+        change_24h_pct=optional("percentage"),
+        base_volume_24h=optional("baseVolume"),
+        quote_volume_24h=optional("quoteVolume"),
+    )
+
+
+class CcxtSource:
+    """Markets, tickers and closed candles of one live exchange."""
+
+    def __init__(
+        self,
+        exchange_id: str,
+        *,
+        quote: str,
+        options: Mapping[str, Any] | None = None,
+        timeframes: Sequence[str] = (),
+        exchange_factory: ExchangeFactory | None = None,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self.quote = quote.upper()
+        config = exchange_config(exchange_id, options)
+        self._secrets = tuple(str(config[key]) for key in _CREDENTIAL_KEYS if config.get(key))
+        self._exchange = (exchange_factory or ccxt_factory(exchange_id))(config)
+        self._markets_loaded_at_s: float | None = None
+        self._closed = False
+        supported = getattr(self._exchange, "timeframes", None) or {}
+        unsupported = [tf for tf in timeframes if tf not in supported]
+        if unsupported:
+            raise ExchangeError(f"{exchange_id} has no candles for timeframes {unsupported}")
+        log.info("ccxt_source_created", exchange=exchange_id, quote=self.quote, option_keys=sorted(options or {}))
+
+    async def start_cycle(self) -> int:
+        """The real current time in milliseconds."""
+        return time.time_ns() // 1_000_000
+
+    async def load_markets(self) -> list[Market]:
+        """Active spot markets quoted in ``self.quote`` (reloaded from the exchange at most hourly)."""
+        loaded_at = self._markets_loaded_at_s
+        reload = loaded_at is not None and time.monotonic() - loaded_at > _MARKETS_TTL_S
+        raw: Mapping[str, Mapping[str, Any]] = await self._call("load_markets", reload)
+        self._markets_loaded_at_s = time.monotonic() if reload or loaded_at is None else loaded_at
+        markets = [
+            Market(symbol=str(m["symbol"]), base=str(m["base"]), quote=str(m["quote"]))
+            for m in raw.values()
+            if m.get("spot") and m.get("quote") == self.quote and m.get("active") is not False
+        ]
+        return sorted(markets, key=lambda market: market.symbol)
+
+    async def fetch_tickers(self, symbols: Sequence[str]) -> dict[str, Ticker]:
+        """Tickers of the known symbols among ``symbols``, keyed by symbol (unknown ones are left out)."""
+        if self._exchange.markets is None:
+            await self.load_markets()
+        known = [s for s in dict.fromkeys(symbols) if s in self._exchange.markets]
+        if len(known) < len(symbols):
+            log.debug("tickers_unknown_symbols", exchange=self.exchange_id, count=len(symbols) - len(known))
+        if not known:
+            return {}
+        raw: Mapping[str, Mapping[str, Any]] = await self._call("fetch_tickers", known)
+        now_ms = await self.start_cycle()
+        tickers = {s: to_ticker(s, raw[s], now_ms=now_ms) for s in known if s in raw}
+        return {s: t for s, t in tickers.items() if t is not None}
+
+    async def fetch_closed_candles(
+        self, symbol: str, timeframe: str, *, since_ms: int | None, limit: int, now_ms: int
+    ) -> list[Candle]:
+        """Closed candles per the ``MarketSource`` contract, paginated within the exchange's per-call cap."""
+        if limit <= 0:
+            return []
+        step_ms = timeframe_ms(timeframe)
+        # Without since: start one spare interval before the newest `limit` closed ones (robust to odd alignment).
+        start_ms = since_ms if since_ms is not None else (now_ms // step_ms - limit - 1) * step_ms
+        fetched = await self._paginate(symbol, timeframe, start_ms=start_ms, wanted=limit, now_ms=now_ms)
+        return window(closed_only(fetched, timeframe=timeframe, now_ms=now_ms), since_ms=since_ms, limit=limit)
+
+    async def close(self) -> None:
+        """Close the ccxt instance (its HTTP session); safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await self._exchange.close()
+        log.info("ccxt_source_closed", exchange=self.exchange_id)
+
+    def page_limit(self) -> int:
+        """Most candles the exchange returns per call (ccxt's spot ``features``), else a conservative default."""
+        features = getattr(self._exchange, "features", None) or {}
+        limit = ((features.get("spot") or {}).get("fetchOHLCV") or {}).get("limit")
+        return limit if isinstance(limit, int) and limit > 0 else _FALLBACK_PAGE_LIMIT
+
+    async def _paginate(self, symbol: str, timeframe: str, *, start_ms: int, wanted: int, now_ms: int) -> list[Candle]:
+        step_ms, cap = timeframe_ms(timeframe), self.page_limit()
+        max_pages = 2 * math.ceil(max(now_ms - start_ms, 0) / step_ms / cap) + 2
+        collected: list[Candle] = []
+        cursor_ms, closed, pages = start_ms, 0, 0
+        while cursor_ms + step_ms <= now_ms and closed < wanted and pages < max_pages:
+            remaining = (now_ms - cursor_ms) // step_ms + 1  # intervals up to and including the forming one
+            page = int(min(cap, remaining, wanted - closed + 1))
+            rows = await self._call("fetch_ohlcv", symbol, timeframe, since=cursor_ms, limit=page)
+            fresh = [c for c in map(to_candle, rows) if c is not None and c.open_time_ms >= cursor_ms]
+            pages += 1
+            if not fresh:  # no trades in this window (or nothing yet): skip it
+                cursor_ms += page * step_ms
+                continue
+            collected.extend(fresh)
+            closed += sum(1 for c in fresh if c.open_time_ms + step_ms <= now_ms)
+            cursor_ms = max(c.open_time_ms for c in fresh) + step_ms
+        if pages >= max_pages:
+            log.warning("candle_pagination_capped", exchange=self.exchange_id, symbol=symbol, pages=pages)
+        return collected
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await getattr(self._exchange, method)(*args, **kwargs)
+        except (ccxt.BaseError, OSError, TimeoutError) as exc:
+            retry_after_s = None
+            if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
+                retry_after_s = retry_after_from_headers(getattr(self._exchange, "last_response_headers", None))
+            error = translate_ccxt_error(exc, retry_after_s=retry_after_s, secrets=self._secrets)
+            log.warning(
+                "exchange_call_failed",
+                exchange=self.exchange_id,
+                method=method,
+                error_type=type(error).__name__,
+                error=str(error),
+                retry_after_s=retry_after_s,
+            )
+            raise error from None

@@ -1,0 +1,235 @@
+"""A ``MarketSource`` that replays recorded candles (``BASE_QUOTE-TF.json[.gz]`` files) on a simulated clock.
+
+Invariants:
+- Files hold JSON arrays of ``[open_time_ms, open, high, low, close, base_volume]``; they are found under
+  ``data_dir/<timeframe>/`` (or directly in ``data_dir``), read once per timeframe, then kept in memory
+  (sorted ascending, duplicate open times collapsed, last one wins).
+- The clock starts ``warmup_candles`` steps after the latest first open time among the step-timeframe files
+  (or one step after ``resume_from_ms``, whichever is later), advances one step per ``start_cycle()`` and never
+  passes the last candle close in the data.
+- Causality: nothing returned closes after the simulated now (nor after the ``now_ms`` a caller passes).
+- Tickers are computed from step-timeframe candles: 24h change is close vs the close 24h earlier; quote volume
+  is approximated by ``sum(close * base_volume)`` (the files carry no quote volume).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from app.domain import Candle, Market, Ticker, timeframe_ms
+from app.exchange.errors import ExchangeError, SymbolNotFound
+
+log = structlog.get_logger(__name__)
+
+DAY_MS = 86_400_000
+_FILE_RE = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-(\w+)\.json(\.gz)?$")
+_CLOSE, _VOLUME = 3, 4  # columns of Series.ohlcv
+
+
+@dataclass(frozen=True, slots=True)
+class Series:
+    """One symbol's candles of one timeframe: open times (ms, ascending, unique) and OHLCV columns."""
+
+    open_ms: npt.NDArray[np.int64]
+    ohlcv: npt.NDArray[np.float64]  # columns: open, high, low, close, base volume
+
+
+def find_files(data_dir: Path, *, timeframe: str, quote: str) -> dict[str, Path]:
+    """Unified symbol → file for every ``BASE_QUOTE-TF.json[.gz]`` of this timeframe and quote (gzip preferred)."""
+    found: dict[str, Path] = {}
+    for folder in (data_dir, data_dir / timeframe):  # the timeframe folder wins
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir(), key=lambda p: (p.name.endswith(".gz"), p.name)):
+            match = _FILE_RE.match(path.name)
+            if match and match.group(3) == timeframe and match.group(2) == quote.upper():
+                found[f"{match.group(1)}/{match.group(2)}"] = path
+    return found
+
+
+def load_series(path: Path) -> Series:
+    """Read one candle file into a ``Series``; raises ``ExchangeError`` when it is not a candle array."""
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rt", encoding="utf-8") as handle:
+            rows = np.asarray(json.load(handle), dtype=np.float64)
+    except (OSError, ValueError) as exc:
+        raise ExchangeError(f"replay file {path.name} is unreadable: {exc}") from exc
+    if rows.size == 0:
+        return Series(open_ms=np.empty(0, dtype=np.int64), ohlcv=np.empty((0, 5), dtype=np.float64))
+    if rows.ndim != 2 or rows.shape[1] < 6:
+        raise ExchangeError(f"replay file {path.name} must hold rows [open_time_ms, open, high, low, close, volume]")
+    open_ms = rows[:, 0].astype(np.int64)
+    order = np.argsort(open_ms, kind="stable")
+    open_ms, rows = open_ms[order], rows[order]
+    keep = np.append(open_ms[1:] != open_ms[:-1], True)  # the last of equal open times wins
+    return Series(open_ms=open_ms[keep], ohlcv=np.ascontiguousarray(rows[keep, 1:6]))
+
+
+def closed_count(series: Series, *, step_ms: int, now_ms: int) -> int:
+    """How many leading candles of ``series`` have closed at or before ``now_ms``."""
+    return int(np.searchsorted(series.open_ms, now_ms - step_ms, side="right"))
+
+
+def ticker_at(symbol: str, series: Series, *, step_ms: int, now_ms: int) -> Ticker | None:
+    """The 24h ticker of ``symbol`` from candles closed at or before ``now_ms``; ``None`` before the first close."""
+    end = closed_count(series, step_ms=step_ms, now_ms=now_ms)
+    if end == 0:
+        return None
+    closes, volumes = series.ohlcv[:end, _CLOSE], series.ohlcv[:end, _VOLUME]
+    last_open = int(series.open_ms[end - 1])
+    prior = int(np.searchsorted(series.open_ms[:end], last_open - DAY_MS, side="left"))
+    change_pct: float | None = None
+    if prior < end - 1 and int(series.open_ms[prior]) == last_open - DAY_MS and closes[prior] != 0:
+        change_pct = float((closes[end - 1] / closes[prior] - 1.0) * 100.0)
+    start = int(np.searchsorted(series.open_ms[:end], last_open + step_ms - DAY_MS, side="left"))
+    return Ticker(
+        symbol=symbol,
+        last=float(closes[end - 1]),
+        timestamp_ms=now_ms,
+        change_24h_pct=change_pct,
+        base_volume_24h=float(volumes[start:end].sum()),
+        quote_volume_24h=float((closes[start:end] * volumes[start:end]).sum()),
+    )
+
+
+def candles_between(series: Series, *, since_ms: int | None, limit: int, end: int) -> list[Candle]:
+    """Candles of ``series[:end]``: the first ``limit`` from ``since_ms``, or the last ``limit`` without it."""
+    if since_ms is None:
+        start = max(0, end - limit)
+    else:
+        start = int(np.searchsorted(series.open_ms[:end], since_ms, side="left"))
+        end = min(end, start + max(limit, 0))
+    if start >= end:
+        return []
+    return [
+        Candle(open_time_ms=t, open=o, high=h, low=lo, close=c, volume=v)
+        for t, (o, h, lo, c, v) in zip(
+            series.open_ms[start:end].tolist(), series.ohlcv[start:end].tolist(), strict=True
+        )
+    ]
+
+
+class ReplaySource:
+    """Replays recorded candles as if they were arriving live, one step of the clock per cycle."""
+
+    def __init__(
+        self,
+        exchange_id: str = "binance",
+        *,
+        data_dir: Path,
+        timeframes: Sequence[str],
+        step_timeframe: str,
+        warmup_candles: int,
+        quote: str = "USDT",
+        resume_from_ms: int | None = None,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self.quote = quote.upper()
+        self._data_dir = Path(data_dir)
+        self._timeframes = tuple(dict.fromkeys([*timeframes, step_timeframe]))
+        self._step_timeframe = step_timeframe
+        self._step_ms = timeframe_ms(step_timeframe)
+        self._warmup_candles = warmup_candles
+        self._resume_from_ms = resume_from_ms
+        self._loaded: dict[str, dict[str, Series]] = {}
+        self._load_lock = asyncio.Lock()
+        self._bounds_ms: tuple[int, int] | None = None
+        self._now_ms: int | None = None
+        self._exhausted_logged = False
+
+    @property
+    def now_ms(self) -> int | None:
+        """The simulated now of the current cycle, ``None`` before the first ``start_cycle()``."""
+        return self._now_ms
+
+    async def start_cycle(self) -> int:
+        """Advance the simulated clock one step (the first call places it after the warm-up) and return it."""
+        initial_ms, end_ms = await self._bounds()
+        if self._now_ms is None:
+            target_ms = initial_ms
+            if self._resume_from_ms is not None:
+                target_ms = max(initial_ms, self._resume_from_ms + self._step_ms)
+            log.info("replay_clock_started", exchange=self.exchange_id, now_ms=min(target_ms, end_ms), end_ms=end_ms)
+        else:
+            target_ms = self._now_ms + self._step_ms
+        if target_ms > end_ms and not self._exhausted_logged:
+            log.warning("replay_exhausted", exchange=self.exchange_id, end_ms=end_ms)
+            self._exhausted_logged = True
+        self._now_ms = min(target_ms, end_ms)
+        return self._now_ms
+
+    async def load_markets(self) -> list[Market]:
+        """One spot market per step-timeframe file quoted in ``self.quote``."""
+        symbols = sorted(await self._timeframe(self._step_timeframe))
+        return [Market(symbol=s, base=s.split("/")[0], quote=self.quote) for s in symbols]
+
+    async def fetch_tickers(self, symbols: Sequence[str]) -> dict[str, Ticker]:
+        """Tickers computed from the step-timeframe candles closed by the simulated now; unknown symbols left out."""
+        all_series = await self._timeframe(self._step_timeframe)
+        now_ms = await self._clock_ms()
+        tickers: dict[str, Ticker] = {}
+        for symbol in symbols:
+            series = all_series.get(symbol)
+            ticker = None if series is None else ticker_at(symbol, series, step_ms=self._step_ms, now_ms=now_ms)
+            if ticker is not None:
+                tickers[symbol] = ticker
+        return tickers
+
+    async def fetch_closed_candles(
+        self, symbol: str, timeframe: str, *, since_ms: int | None, limit: int, now_ms: int
+    ) -> list[Candle]:
+        """Recorded candles closed by ``min(now_ms, simulated now)``, per the ``MarketSource`` contract."""
+        series = (await self._timeframe(timeframe)).get(symbol)
+        if series is None:
+            raise SymbolNotFound(f"replay has no {timeframe} candles for {symbol} ({self.exchange_id})")
+        until_ms = min(now_ms, await self._clock_ms())
+        end = closed_count(series, step_ms=timeframe_ms(timeframe), now_ms=until_ms)
+        return candles_between(series, since_ms=since_ms, limit=limit, end=end)
+
+    async def close(self) -> None:
+        """Drop the candles held in memory."""
+        self._loaded.clear()
+        self._bounds_ms = None
+
+    async def _clock_ms(self) -> int:
+        if self._now_ms is not None:
+            return self._now_ms
+        initial_ms, end_ms = await self._bounds()
+        return min(initial_ms, end_ms)
+
+    async def _bounds(self) -> tuple[int, int]:
+        if self._bounds_ms is None:
+            step_series = [s for s in (await self._timeframe(self._step_timeframe)).values() if s.open_ms.size]
+            if not step_series:
+                raise ExchangeError(f"replay data for {self.quote} {self._step_timeframe} has no candles")
+            first_ms = max(int(s.open_ms[0]) for s in step_series)
+            end_ms = max(int(s.open_ms[-1]) for s in step_series) + self._step_ms
+            self._bounds_ms = (first_ms + self._warmup_candles * self._step_ms, end_ms)
+        return self._bounds_ms
+
+    async def _timeframe(self, timeframe: str) -> Mapping[str, Series]:
+        if timeframe not in self._timeframes:
+            raise SymbolNotFound(f"replay serves timeframes {list(self._timeframes)}, not {timeframe!r}")
+        async with self._load_lock:
+            if timeframe not in self._loaded:
+                self._loaded[timeframe] = await asyncio.to_thread(self._read_timeframe, timeframe)
+        return self._loaded[timeframe]
+
+    def _read_timeframe(self, timeframe: str) -> dict[str, Series]:
+        files = find_files(self._data_dir, timeframe=timeframe, quote=self.quote)
+        if not files and timeframe == self._step_timeframe:
+            raise ExchangeError(f"no replay files for {self.quote} {timeframe} under {self._data_dir}")
+        series = {symbol: load_series(path) for symbol, path in files.items()}
+        log.info("replay_loaded", exchange=self.exchange_id, timeframe=timeframe, symbols=len(series))
+        return series

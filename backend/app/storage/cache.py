@@ -1,0 +1,183 @@
+"""Cache tiers for published snapshots: in-process (``MemoryCache``) and shared (``RedisCache``).
+
+Invariants:
+- ``put`` stores the run's payload first, then flips the exchange's current-run pointer, then notifies; a
+  reader that sees a pointer can always fetch its payload (Redis: one MULTI/EXEC, and payloads outlive
+  pointers by ``PAYLOAD_GRACE_S`` so expiry never leaves a dangling pointer).
+- Payloads are ``codec`` JSON (never pickle). Redis keys: ``{prefix}:snapshot:{exchange}:{run_id}`` (TTL),
+  pointer ``{prefix}:current:{exchange}`` (TTL), notifications on channel ``{prefix}:runs``.
+- Every cache failure (connection, timeout, malformed payload) raises ``CacheError``; callers fall back to the
+  database. Redis clients are built by ``make_redis`` on demand, never at import time.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import orjson
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from app.domain import Snapshot
+from app.storage.codec import decode_snapshot, encode_snapshot
+
+PAYLOAD_GRACE_S = 60.0
+
+RunListener = Callable[[str, str], None]
+
+
+class CacheError(Exception):
+    """The cache could not be read or written."""
+
+
+class SnapshotCache(Protocol):
+    """Where published snapshots are shared with readers; ``source_name`` is the reader's data_source label."""
+
+    source_name: str
+
+    def put(self, snapshot: Snapshot) -> None:
+        """Store the snapshot, then make it the exchange's current run, then notify."""
+        ...
+
+    def current_run_id(self, exchange: str) -> str | None:
+        """The exchange's current run id, or None."""
+        ...
+
+    def get(self, exchange: str, run_id: str) -> Snapshot | None:
+        """The snapshot of that run, or None if it is not cached."""
+        ...
+
+
+class MemoryCache:
+    """A thread-safe in-process cache (the embedded single-process mode).
+
+    A replaced run stays readable for ``PAYLOAD_GRACE_S`` (like Redis payloads outliving pointers), so a reader
+    that saw the old pointer can still fetch its payload.
+    """
+
+    source_name = "cache"
+
+    def __init__(self, *, clock_s: Callable[[], float] = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._clock_s = clock_s
+        self._snapshots: dict[tuple[str, str], Snapshot] = {}
+        self._current: dict[str, str] = {}
+        self._replaced_at_s: dict[tuple[str, str], float] = {}
+        self._listeners: list[RunListener] = []
+
+    def subscribe(self, listener: RunListener) -> None:
+        """Call ``listener(exchange, run_id)`` after every pointer flip."""
+        with self._lock:
+            self._listeners.append(listener)
+
+    def put(self, snapshot: Snapshot) -> None:
+        """Store the snapshot, flip the pointer, notify listeners."""
+        exchange, run_id = snapshot.exchange, snapshot.run_id
+        now_s = self._clock_s()
+        with self._lock:
+            self._snapshots[(exchange, run_id)] = snapshot
+            previous = self._current.get(exchange)
+            self._current[exchange] = run_id
+            if previous is not None and previous != run_id:
+                self._replaced_at_s[(exchange, previous)] = now_s
+            self._replaced_at_s.pop((exchange, run_id), None)
+            self._forget_replaced(now_s)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener(exchange, run_id)
+
+    def current_run_id(self, exchange: str) -> str | None:
+        """The exchange's current run id, or None."""
+        with self._lock:
+            return self._current.get(exchange)
+
+    def get(self, exchange: str, run_id: str) -> Snapshot | None:
+        """The cached snapshot of that run, or None."""
+        with self._lock:
+            return self._snapshots.get((exchange, run_id))
+
+    def _forget_replaced(self, now_s: float) -> None:
+        expired = [key for key, at_s in self._replaced_at_s.items() if now_s - at_s > PAYLOAD_GRACE_S]
+        for key in expired:
+            del self._replaced_at_s[key]
+            del self._snapshots[key]
+
+
+def make_redis(url: str, *, timeout_s: float) -> redis.Redis:
+    """A Redis client with short socket timeouts and one immediate retry (connects lazily)."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=timeout_s,
+        socket_connect_timeout=timeout_s,
+        retry=Retry(NoBackoff(), 1),
+        health_check_interval=30,
+    )
+
+
+class RedisCache:
+    """Snapshots shared through Redis between worker and API processes."""
+
+    source_name = "redis"
+
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: float) -> None:
+        if ttl_s <= 0:
+            raise ValueError("ttl_s must be positive")
+        self._client = client
+        self._prefix = prefix
+        self._pointer_ttl_ms = int(ttl_s * 1000)
+        self._payload_ttl_ms = int((ttl_s + PAYLOAD_GRACE_S) * 1000)
+
+    @property
+    def channel(self) -> str:
+        """The pub/sub channel announcing new runs (messages: ``{"exchange": ..., "run_id": ...}``)."""
+        return f"{self._prefix}:runs"
+
+    def payload_key(self, exchange: str, run_id: str) -> str:
+        """The key holding one run's payload."""
+        return f"{self._prefix}:snapshot:{exchange}:{run_id}"
+
+    def pointer_key(self, exchange: str) -> str:
+        """The key holding the exchange's current run id."""
+        return f"{self._prefix}:current:{exchange}"
+
+    def put(self, snapshot: Snapshot) -> None:
+        """Payload, then pointer, then PUBLISH, in one MULTI/EXEC."""
+        exchange, run_id = snapshot.exchange, snapshot.run_id
+        message = orjson.dumps({"exchange": exchange, "run_id": run_id})
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(self.payload_key(exchange, run_id), encode_snapshot(snapshot), px=self._payload_ttl_ms)
+        pipe.set(self.pointer_key(exchange), run_id, px=self._pointer_ttl_ms)
+        pipe.publish(self.channel, message)
+        self._call(pipe.execute)
+
+    def current_run_id(self, exchange: str) -> str | None:
+        """The exchange's current run id, or None."""
+        value = self._call(self._client.get, self.pointer_key(exchange))
+        return None if value is None else _text(value)
+
+    def get(self, exchange: str, run_id: str) -> Snapshot | None:
+        """The cached snapshot of that run, or None."""
+        data = self._call(self._client.get, self.payload_key(exchange, run_id))
+        if data is None:
+            return None
+        try:
+            snapshot = decode_snapshot(data)
+        except ValueError as exc:
+            raise CacheError(f"malformed cached snapshot {exchange}/{run_id}: {exc}") from exc
+        if (snapshot.exchange, snapshot.run_id) != (exchange, run_id):
+            raise CacheError(f"cached snapshot under {exchange}/{run_id} is {snapshot.exchange}/{snapshot.run_id}")
+        return snapshot
+
+    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+        try:
+            return function(*args)
+        except redis.RedisError as exc:
+            raise CacheError(f"redis {type(exc).__name__}: {exc}") from exc
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,136 @@
+"""Candle storage: idempotent upserts of closed candles and causal loads.
+
+Invariants:
+- Only closed candles are stored; a row is keyed by (exchange, symbol, timeframe, open_time_ms) and never
+  rewritten (a closed candle does not change), so ``upsert`` is INSERT ... ON CONFLICT DO NOTHING.
+- ``load`` is causal: it returns only candles whose close time (``open_time_ms + timeframe_ms``) is at or
+  before ``until_ms``, ascending, the newest ``limit`` per symbol. Missing intervals stay missing.
+- The repository flushes, never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import Select, func, select, union_all
+from sqlalchemy.orm import Session
+
+from app.domain import Candle, timeframe_ms
+from app.storage.db import dialect_insert
+from app.storage.models import CandleModel
+
+UPSERT_BATCH_ROWS = 500
+LOAD_SYMBOLS_PER_QUERY = 100
+_KEY_COLUMNS = ("exchange", "symbol", "timeframe", "open_time_ms")
+
+
+class CandleRepository:
+    """Reads and writes the ``candles`` table within the caller's session."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+
+    def upsert(self, *, exchange: str, symbol: str, timeframe: str, candles: Sequence[Candle]) -> int:
+        """Insert candles not stored yet (batched); returns how many rows were inserted."""
+        if not candles:
+            return 0
+        self._session.flush()
+        # One cached statement, executed with many parameter sets: SQLAlchemy's insertmanyvalues batches them
+        # into multi-row INSERT ... ON CONFLICT DO NOTHING ... RETURNING; only inserted rows come back.
+        stmt = (
+            dialect_insert(self._session, CandleModel)
+            .on_conflict_do_nothing(index_elements=list(_KEY_COLUMNS))
+            .returning(CandleModel.open_time_ms)
+        )
+        connection = self._session.connection()
+        inserted = 0
+        for start in range(0, len(candles), UPSERT_BATCH_ROWS):
+            rows = [
+                {
+                    "exchange": exchange,
+                    "symbol": symbol,
+                    "timeframe": timeframe,
+                    "open_time_ms": candle.open_time_ms,
+                    "open": candle.open,
+                    "high": candle.high,
+                    "low": candle.low,
+                    "close": candle.close,
+                    "volume": candle.volume,
+                }
+                for candle in candles[start : start + UPSERT_BATCH_ROWS]
+            ]
+            inserted += len(connection.execute(stmt, rows).all())
+        return inserted
+
+    def last_open_time_ms(self, *, exchange: str, symbol: str, timeframe: str) -> int | None:
+        """Open time of the newest stored candle of one symbol, or None."""
+        stmt = select(func.max(CandleModel.open_time_ms)).where(
+            CandleModel.exchange == exchange, CandleModel.symbol == symbol, CandleModel.timeframe == timeframe
+        )
+        value = self._session.execute(stmt).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    def latest_open_time_ms(self, *, exchange: str, timeframe: str) -> int | None:
+        """Open time of the newest stored candle of any symbol on the exchange, or None."""
+        stmt = select(func.max(CandleModel.open_time_ms)).where(
+            CandleModel.exchange == exchange, CandleModel.timeframe == timeframe
+        )
+        value = self._session.execute(stmt).scalar_one_or_none()
+        return None if value is None else int(value)
+
+    def load(
+        self, *, exchange: str, timeframe: str, symbols: Sequence[str], until_ms: int, limit: int
+    ) -> dict[str, list[Candle]]:
+        """The newest ``limit`` candles closed by ``until_ms`` per symbol, ascending; every symbol is a key."""
+        result: dict[str, list[Candle]] = {symbol: [] for symbol in symbols}
+        if limit <= 0 or not symbols:
+            return result
+        last_open_ms = until_ms - timeframe_ms(timeframe)
+        unique = list(dict.fromkeys(symbols))
+        for start in range(0, len(unique), LOAD_SYMBOLS_PER_QUERY):
+            parts = [
+                _newest_candles(
+                    exchange=exchange, timeframe=timeframe, symbol=symbol, last_open_ms=last_open_ms, limit=limit
+                )
+                for symbol in unique[start : start + LOAD_SYMBOLS_PER_QUERY]
+            ]
+            for row in self._session.execute(union_all(*parts)):
+                result[row.symbol].append(Candle(row.open_time_ms, row.open, row.high, row.low, row.close, row.volume))
+        for candles in result.values():
+            candles.sort(key=lambda candle: candle.open_time_ms)
+        return result
+
+
+def _newest_candles(
+    *, exchange: str, timeframe: str, symbol: str, last_open_ms: int, limit: int
+) -> Select[tuple[str, int, float, float, float, float, float]]:
+    # Each branch walks the primary-key index backwards from last_open_ms and stops after `limit` rows.
+    newest = (
+        select(
+            CandleModel.symbol,
+            CandleModel.open_time_ms,
+            CandleModel.open,
+            CandleModel.high,
+            CandleModel.low,
+            CandleModel.close,
+            CandleModel.volume,
+        )
+        .where(
+            CandleModel.exchange == exchange,
+            CandleModel.symbol == symbol,
+            CandleModel.timeframe == timeframe,
+            CandleModel.open_time_ms <= last_open_ms,
+        )
+        .order_by(CandleModel.open_time_ms.desc())
+        .limit(limit)
+        .subquery()
+    )
+    return select(
+        newest.c.symbol,
+        newest.c.open_time_ms,
+        newest.c.open,
+        newest.c.high,
+        newest.c.low,
+        newest.c.close,
+        newest.c.volume,
+    )

@@ -1,0 +1,207 @@
+"""SQLAlchemy 2.0 models: candles, analysis runs and their rows, worker heartbeats, API keys.
+
+Invariants:
+- Times named ``*_ms`` are integer epoch milliseconds (UTC); ``*_at`` columns are ``UTCDateTime``: written from
+  aware datetimes (naive ones are rejected), read back as aware UTC on every backend (SQLite included).
+- Prices and volumes are ``Float(53)`` (double precision); enums are stored as their string values.
+- Every constraint and index has a deterministic name (``NAMING_CONVENTION``) so Alembic sees no drift.
+- Rows of a run (recommendations, support_levels, market_status) are deleted with their run (ON DELETE CASCADE).
+The initial migration in ``migrations/versions`` mirrors this file exactly; change both together.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+RUN_ID_LENGTH = 32
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime stored as UTC; SQLite's naive values come back tagged UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Reject naive datetimes and normalise to UTC."""
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} given: store timezone-aware UTC datetimes")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Return aware UTC datetimes whatever the driver hands back."""
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def _price() -> Mapped[float]:
+    return mapped_column(Float(53), nullable=False)
+
+
+def _optional_price() -> Mapped[float | None]:
+    return mapped_column(Float(53), nullable=True)
+
+
+def _run_fk() -> Mapped[str]:
+    return mapped_column(
+        String(RUN_ID_LENGTH), ForeignKey("analysis_runs.run_id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class Base(DeclarativeBase):
+    """Declarative base carrying the naming convention."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class CandleModel(Base):
+    """One closed candle of one symbol and timeframe on one exchange."""
+
+    __tablename__ = "candles"
+    __table_args__ = (Index("ix_candles_exchange_timeframe_open_time_ms", "exchange", "timeframe", "open_time_ms"),)
+
+    exchange: Mapped[str] = mapped_column(String(64), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    timeframe: Mapped[str] = mapped_column(String(8), primary_key=True)
+    open_time_ms: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    open: Mapped[float] = _price()
+    high: Mapped[float] = _price()
+    low: Mapped[float] = _price()
+    close: Mapped[float] = _price()
+    volume: Mapped[float] = _price()
+
+
+class AnalysisRunModel(Base):
+    """One analysis run; ``published_at`` is set when its snapshot rows were written."""
+
+    __tablename__ = "analysis_runs"
+    __table_args__ = (Index("ix_analysis_runs_exchange_published_at", "exchange", "published_at"),)
+
+    run_id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(64), nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    generated_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    data_as_of: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    timeframe: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    universe_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    symbols_total: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    symbols_ok: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    symbols_failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    errors: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class RecommendationModel(Base):
+    """One symbol's ranked recommendation within a run."""
+
+    __tablename__ = "recommendations"
+
+    run_id: Mapped[str] = _run_fk()
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    total_score: Mapped[float] = _price()
+    technical_score: Mapped[float] = _price()
+    volume_score: Mapped[float] = _price()
+    volatility_score: Mapped[float] = _price()
+    risk_score: Mapped[float] = _price()
+    label: Mapped[str] = mapped_column(String(16), nullable=False)
+    current_price: Mapped[float] = _price()
+    price_change_24h: Mapped[float] = _price()
+    volume_24h: Mapped[float] = _price()
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class SupportLevelsModel(Base):
+    """One symbol's support and resistance tiers plus the full level list within a run."""
+
+    __tablename__ = "support_levels"
+
+    run_id: Mapped[str] = _run_fk()
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    aggressive_support: Mapped[float | None] = _optional_price()
+    moderate_support: Mapped[float | None] = _optional_price()
+    conservative_support: Mapped[float | None] = _optional_price()
+    aggressive_resistance: Mapped[float | None] = _optional_price()
+    moderate_resistance: Mapped[float | None] = _optional_price()
+    conservative_resistance: Mapped[float | None] = _optional_price()
+    calculation_method: Mapped[str] = mapped_column(String(64), nullable=False)
+    data_points_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    levels: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+
+
+class MarketStatusModel(Base):
+    """The market as a whole for one run."""
+
+    __tablename__ = "market_status"
+
+    run_id: Mapped[str] = _run_fk()
+    market_trend: Mapped[str] = mapped_column(String(32), nullable=False)
+    market_sentiment: Mapped[str] = mapped_column(String(32), nullable=False)
+    overall_score: Mapped[float] = _price()
+    active_coins_count: Mapped[int] = mapped_column(Integer, nullable=False)
+    total_volume_24h: Mapped[float] = _price()
+    average_volatility: Mapped[float] = _price()
+    top_gainers: Mapped[list[Any]] = mapped_column(JSON, nullable=False)
+    top_losers: Mapped[list[Any]] = mapped_column(JSON, nullable=False)
+    analysis_summary: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class WorkerHeartbeatModel(Base):
+    """The last sign of life of one worker process."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255), nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_beat_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    state: Mapped[str] = mapped_column(String(32), nullable=False)
+    current_run_id: Mapped[str | None] = mapped_column(String(RUN_ID_LENGTH), nullable=True)
+
+
+class ApiKeyModel(Base):
+    """An API key: a public ``key_id`` and the sha256 hex of the full secret (the secret itself is never stored)."""
+
+    __tablename__ = "api_keys"
+
+    key_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), nullable=False)
+    key_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    rate_limit_per_min: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

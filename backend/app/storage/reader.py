@@ -1,0 +1,125 @@
+"""The read side of published snapshots: per-process copy -> cache tier -> database.
+
+Invariants:
+- A returned snapshot is always a whole published run (the cache stores whole payloads; the database commits a
+  run in one transaction).
+- The per-process copy is keyed by run id and re-validated against the current pointer (the cache's, or the
+  database's when there is no usable cache) at most every ``memory_check_interval_s``; so a newer run is served
+  at most that long after it was published.
+- Cache failures are logged and fall through to the database; after one, the cache is skipped for
+  ``cache_retry_after_s`` so an outage costs one timeout per interval, not one per request.
+- Thread-safe: the state is two small dicts guarded by a lock that is never held during I/O.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.domain import Snapshot
+from app.storage.cache import CacheError, SnapshotCache
+from app.storage.runs import RunRepository
+
+log = structlog.get_logger(__name__)
+
+MEMORY = "memory"
+DATABASE = "database"
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    snapshot: Snapshot
+    checked_at_s: float  # monotonic clock
+
+
+class SnapshotReader:
+    """Serves the newest published snapshot per exchange with its data source."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        cache: SnapshotCache | None,
+        memory_check_interval_s: float = 1.0,
+        cache_retry_after_s: float = 5.0,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session_factory = session_factory
+        self._cache = cache
+        self._interval_s = memory_check_interval_s
+        self._retry_after_s = cache_retry_after_s
+        self._clock_s = clock_s
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+        self._cache_down_until_s = float("-inf")
+
+    def get(self, exchange: str, *, use_cache: bool = True) -> tuple[Snapshot, str] | None:
+        """``(snapshot, data_source)`` for the exchange's newest run, or None if nothing was published."""
+        if not use_cache:
+            with self._session_factory() as session:
+                snapshot = RunRepository(session).latest_snapshot(exchange=exchange)
+            return None if snapshot is None else (snapshot, DATABASE)
+        now_s = self._clock_s()
+        with self._lock:
+            entry = self._entries.get(exchange)
+        if entry is not None and now_s - entry.checked_at_s < self._interval_s:
+            return entry.snapshot, MEMORY
+        found = self._from_cache(exchange, entry, now_s) if self._cache_usable(now_s) else None
+        return found or self._from_database(exchange, entry, now_s)
+
+    def forget(self, exchange: str | None = None) -> None:
+        """Drop the per-process copy of one exchange (or all), e.g. on a pub/sub notification."""
+        with self._lock:
+            if exchange is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(exchange, None)
+
+    def _cache_usable(self, now_s: float) -> bool:
+        with self._lock:
+            return self._cache is not None and now_s >= self._cache_down_until_s
+
+    def _from_cache(self, exchange: str, entry: _Entry | None, now_s: float) -> tuple[Snapshot, str] | None:
+        cache = self._cache
+        assert cache is not None  # checked by _cache_usable
+        try:
+            run_id = cache.current_run_id(exchange)
+            if run_id is None:
+                return None
+            if entry is not None and entry.snapshot.run_id == run_id:
+                return self._remember(exchange, entry.snapshot, now_s), MEMORY
+            snapshot = cache.get(exchange, run_id)
+        except CacheError as exc:
+            with self._lock:
+                self._cache_down_until_s = now_s + self._retry_after_s
+            log.warning("snapshot_cache_read_failed", exchange=exchange, error=str(exc))
+            return None
+        if snapshot is None:
+            return None
+        return self._remember(exchange, snapshot, now_s), cache.source_name
+
+    def _from_database(self, exchange: str, entry: _Entry | None, now_s: float) -> tuple[Snapshot, str] | None:
+        with self._session_factory() as session:
+            runs = RunRepository(session)
+            run_id = runs.latest_run_id(exchange=exchange)
+            if run_id is None:
+                return None
+            if entry is not None and entry.snapshot.run_id == run_id:
+                return self._remember(exchange, entry.snapshot, now_s), MEMORY
+            snapshot = runs.latest_snapshot(exchange=exchange)
+        if snapshot is None:
+            return None
+        return self._remember(exchange, snapshot, now_s), DATABASE
+
+    def _remember(self, exchange: str, snapshot: Snapshot, now_s: float) -> Snapshot:
+        with self._lock:
+            current = self._entries.get(exchange)
+            # Never replace a newer copy another thread stored meanwhile with an older one.
+            if current is None or current.snapshot.run_id == snapshot.run_id or current.checked_at_s <= now_s:
+                self._entries[exchange] = _Entry(snapshot, now_s)
+        return snapshot

@@ -1,0 +1,74 @@
+"""Shared setup for the API tests: a migrated SQLite database, published real-data snapshots, clients, keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.api.app import ApiState, create_app
+from app.config import DEVELOPMENT_KEY, Settings
+from app.domain import Snapshot
+from app.storage.api_keys import ApiKeyRepository
+from app.storage.cache import MemoryCache
+from app.storage.db import make_engine, make_session_factory
+from app.storage.migrate import upgrade
+from app.storage.publish import publish
+
+DEV_AUTH = {"Authorization": f"Bearer {DEVELOPMENT_KEY}"}
+EXCHANGES = ["binance", "upbit"]  # upbit is configured but never published to
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    """Settings for a test app on ``database_url``, no Redis, binance first."""
+    values: dict[str, Any] = {"database_url": database_url, "redis_url": None, "exchanges": EXCHANGES}
+    return Settings(**{**values, **overrides})
+
+
+@dataclass
+class Database:
+    """A migrated SQLite file and a session factory on it."""
+
+    url: str
+    session_factory: sessionmaker[Session]
+
+    def publish(self, snapshot: Snapshot, *, cache: MemoryCache | None = None) -> None:
+        """Publish ``snapshot`` to the database (and ``cache`` when given)."""
+        publish(snapshot, session_factory=self.session_factory, cache=cache)
+
+    def create_key(self, *, name: str = "user-server", rate_limit_per_min: int = 600) -> tuple[str, str]:
+        """A new API key: (key_id, secret)."""
+        with self.session_factory() as session:
+            created = ApiKeyRepository(session).create(name=name, rate_limit_per_min=rate_limit_per_min)
+            session.commit()
+        return created
+
+    def revoke_key(self, key_id: str) -> None:
+        """Revoke ``key_id``."""
+        with self.session_factory() as session:
+            assert ApiKeyRepository(session).revoke(key_id)
+            session.commit()
+
+
+@contextmanager
+def migrated_database(directory: Path) -> Iterator[Database]:
+    """A fresh database under ``directory``, migrated with the storage package's migrations."""
+    url = f"sqlite:///{directory / 'api.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        yield Database(url=url, session_factory=make_session_factory(engine))
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def running_client(settings: Settings, *, state: ApiState | None = None) -> Iterator[TestClient]:
+    """A client on a new app with its lifespan running; server errors come back as responses."""
+    with TestClient(create_app(settings, state=state), raise_server_exceptions=False) as client:
+        yield client

@@ -1,0 +1,83 @@
+"""Settings: defaults are the embedded ones, env parsing, clear errors, and .env.example lists every setting."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from app.config import BUNDLED_DATA_DIR, Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
+    for name in list(Settings.model_fields):
+        monkeypatch.delenv(f"DANTARO_{name.upper()}", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(f"DANTARO_{name}", value)
+    return Settings(_env_file=None)
+
+
+def test_defaults_are_embedded(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(monkeypatch)
+    assert settings.resolved_database_url.startswith("sqlite:///")
+    assert settings.redis_url is None
+    assert settings.market_source == "replay"
+    assert settings.exchanges == ["binance"]
+    assert settings.replay_data_dir == BUNDLED_DATA_DIR
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"MARKET_SOURCE": "ccxt"}, ["upbit"]),
+        ({"MARKET_SOURCE": "ccxt", "EXCHANGES": "Upbit, binance"}, ["upbit", "binance"]),
+        ({"EXCHANGES": "binance"}, ["binance"]),
+    ],
+)
+def test_exchange_defaults_follow_the_source(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: list[str]
+) -> None:
+    assert _settings(monkeypatch, **env).exchanges == expected
+
+
+@pytest.mark.parametrize(("exchange", "quote"), [("upbit", "KRW"), ("bithumb", "KRW"), ("binance", "USDT")])
+def test_quote_currency_defaults(monkeypatch: pytest.MonkeyPatch, exchange: str, quote: str) -> None:
+    assert _settings(monkeypatch).quote_currency(exchange) == quote
+
+
+def test_exchange_options_parse_as_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = '{"upbit": {"urls": {"api": {"public": "http://127.0.0.1:9999"}}, "timeout": 5000}}'
+    settings = _settings(monkeypatch, EXCHANGE_OPTIONS=raw)
+    assert settings.exchange_options["upbit"]["timeout"] == 5000
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("EXCHANGE_OPTIONS", "{not json", "JSON object"),
+        ("EXCHANGE_OPTIONS", "[1, 2]", "JSON object"),
+        ("MARKET_SOURCE", "kraken", "replay"),
+        ("TIMEFRAMES", "1h,banana", "unknown timeframe"),
+        ("TIMEFRAMES", "4h", "must include"),
+    ],
+)
+def test_bad_settings_say_what_to_fix(monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        _settings(monkeypatch, **{name: value})
+
+
+def test_postgres_url_switches_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql+psycopg2://postgres@127.0.0.1:5432/dantaro"
+    assert _settings(monkeypatch, DATABASE_URL=url).resolved_database_url == url
+
+
+def test_env_example_documents_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text()
+    documented = set(re.findall(r"^#?\s*DANTARO_([A-Z0-9_]+)=", text, flags=re.MULTILINE))
+    expected = {name.upper() for name in Settings.model_fields}
+    assert expected - documented == set(), "add these to .env.example"
+    assert documented - expected == set(), "these are not settings"

@@ -1,0 +1,149 @@
+"""ReplaySource over the bundled real Binance history (and small copies of it in tmp_path)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from structlog.testing import capture_logs
+
+from app.config import BUNDLED_DATA_DIR
+from app.domain import Candle, Market
+from app.exchange import ReplaySource, SymbolNotFound
+
+HOUR_MS, DAY_MS = 3_600_000, 86_400_000
+BTC_1H = BUNDLED_DATA_DIR / "1h" / "BTC_USDT-1h.json.gz"
+
+
+def raw_rows(path: Path) -> list[list[float]]:
+    with gzip.open(path, "rt") as handle:
+        rows: list[list[float]] = json.load(handle)
+    return rows
+
+
+def bundled(*, warmup: int = 300, resume_from_ms: int | None = None, data_dir: Path = BUNDLED_DATA_DIR) -> ReplaySource:
+    return ReplaySource(
+        data_dir=data_dir,
+        timeframes=["1h", "1d"],
+        step_timeframe="1h",
+        warmup_candles=warmup,
+        resume_from_ms=resume_from_ms,
+    )
+
+
+def small_copy(tmp_path: Path, *, hours: int, plain_json: bool = False) -> Path:
+    """The first ``hours`` hourly BTC and ETH candles of the bundled data, gzip or plain JSON."""
+    for base in ("BTC", "ETH"):
+        rows = raw_rows(BUNDLED_DATA_DIR / "1h" / f"{base}_USDT-1h.json.gz")[:hours]
+        target = tmp_path / "1h" / f"{base}_USDT-1h.json"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if plain_json:
+            target.write_text(json.dumps(rows))
+        else:
+            target.with_suffix(".json.gz").write_bytes(gzip.compress(json.dumps(rows).encode()))
+    return tmp_path
+
+
+async def test_clock_starts_after_warmup_and_advances_one_step() -> None:
+    source = bundled(warmup=300)
+    first_open = int(raw_rows(BTC_1H)[0][0])
+    assert await source.start_cycle() == first_open + 300 * HOUR_MS
+    assert await source.start_cycle() == first_open + 301 * HOUR_MS
+    candles = await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=None, limit=1000, now_ms=2**62)
+    assert len(candles) == 301
+    assert candles[-1].open_time_ms + HOUR_MS == source.now_ms
+
+
+async def test_candles_never_close_after_the_simulated_now() -> None:
+    source = bundled(warmup=100)
+    now_ms = await source.start_cycle()
+    for timeframe, step_ms in (("1h", HOUR_MS), ("1d", DAY_MS)):
+        candles = await source.fetch_closed_candles("ETH/USDT", timeframe, since_ms=None, limit=50, now_ms=2**62)
+        assert len(candles) == 50
+        assert candles[-1].open_time_ms + step_ms <= now_ms < candles[-1].open_time_ms + 2 * step_ms
+        assert [c.open_time_ms for c in candles] == sorted({c.open_time_ms for c in candles})
+    earlier = await source.fetch_closed_candles("ETH/USDT", "1h", since_ms=None, limit=5, now_ms=now_ms - 10 * HOUR_MS)
+    assert earlier[-1].open_time_ms + HOUR_MS == now_ms - 10 * HOUR_MS
+
+
+async def test_since_returns_the_oldest_from_since_and_matches_the_file() -> None:
+    source = bundled(warmup=300)
+    await source.start_cycle()
+    rows = raw_rows(BTC_1H)
+    since_ms = int(rows[10][0])
+    candles = await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=since_ms, limit=3, now_ms=2**62)
+    assert candles == [Candle(int(r[0]), *r[1:6]) for r in rows[10:13]]
+    assert await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=2**50, limit=3, now_ms=2**62) == []
+
+
+async def test_resume_starts_one_step_after_the_resume_point_but_never_before_warmup() -> None:
+    first_open = int(raw_rows(BTC_1H)[0][0])
+    later = first_open + 1000 * HOUR_MS
+    assert await bundled(warmup=300, resume_from_ms=later).start_cycle() == later + HOUR_MS
+    assert await bundled(warmup=300, resume_from_ms=first_open).start_cycle() == first_open + 300 * HOUR_MS
+
+
+async def test_exhausted_clock_stays_at_the_last_close_and_logs_once(tmp_path: Path) -> None:
+    source = bundled(data_dir=small_copy(tmp_path, hours=10), warmup=8)
+    first_open = int(raw_rows(BTC_1H)[0][0])
+    with capture_logs() as logs:
+        clock = [await source.start_cycle() for _ in range(5)]
+    end_ms = first_open + 10 * HOUR_MS
+    assert clock == [end_ms - 2 * HOUR_MS, end_ms - HOUR_MS, end_ms, end_ms, end_ms]
+    assert [entry["event"] for entry in logs].count("replay_exhausted") == 1
+
+
+async def test_tickers_are_computed_from_the_candles_closed_by_now() -> None:
+    source = bundled(warmup=500)
+    now_ms = await source.start_cycle()
+    rows = raw_rows(BTC_1H)
+    closed = [r for r in rows if r[0] + HOUR_MS <= now_ms]
+    last_day = closed[-24:]
+    tickers = await source.fetch_tickers(["BTC/USDT", "NOPE/USDT"])
+    assert list(tickers) == ["BTC/USDT"]
+    btc = tickers["BTC/USDT"]
+    assert btc.last == closed[-1][4] and btc.timestamp_ms == now_ms
+    assert btc.change_24h_pct == pytest.approx((closed[-1][4] / closed[-25][4] - 1) * 100)
+    assert btc.base_volume_24h == pytest.approx(sum(r[5] for r in last_day))
+    assert btc.quote_volume_24h == pytest.approx(sum(r[4] * r[5] for r in last_day))
+
+
+async def test_markets_and_plain_json_files(tmp_path: Path) -> None:
+    source = bundled(data_dir=small_copy(tmp_path, hours=30, plain_json=True), warmup=5)
+    assert await source.load_markets() == [Market("BTC/USDT", "BTC", "USDT"), Market("ETH/USDT", "ETH", "USDT")]
+    now_ms = await source.start_cycle()
+    candles = await source.fetch_closed_candles("ETH/USDT", "1h", since_ms=None, limit=10, now_ms=now_ms)
+    rows = raw_rows(BUNDLED_DATA_DIR / "1h" / "ETH_USDT-1h.json.gz")
+    assert candles == [Candle(int(r[0]), *r[1:6]) for r in rows[:5]]
+
+
+async def test_duplicate_and_unsorted_rows_are_normalised(tmp_path: Path) -> None:
+    rows = raw_rows(BTC_1H)[:6]
+    shuffled = [rows[3], rows[0], rows[5], rows[1], rows[2], rows[4], [*rows[2][:4], 1.0, 2.0]]
+    (tmp_path / "1h").mkdir()
+    (tmp_path / "1h" / "BTC_USDT-1h.json").write_text(json.dumps(shuffled))
+    source = bundled(data_dir=tmp_path, warmup=6)
+    candles = await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=None, limit=10, now_ms=2**62)
+    assert [c.open_time_ms for c in candles] == [int(r[0]) for r in rows]
+    assert (candles[2].close, candles[2].volume) == (1.0, 2.0)  # the later duplicate wins
+
+
+async def test_unknown_symbol_or_timeframe_raises_symbol_not_found() -> None:
+    source = bundled()
+    await source.start_cycle()
+    with pytest.raises(SymbolNotFound):
+        await source.fetch_closed_candles("NOPE/USDT", "1h", since_ms=None, limit=5, now_ms=2**62)
+    with pytest.raises(SymbolNotFound):
+        await source.fetch_closed_candles("BTC/USDT", "4h", since_ms=None, limit=5, now_ms=2**62)
+    await source.close()
+
+
+async def test_other_quote_directory_content_is_ignored(tmp_path: Path) -> None:
+    data_dir = small_copy(tmp_path, hours=10)
+    shutil.copy(data_dir / "1h" / "BTC_USDT-1h.json.gz", data_dir / "1h" / "BTC_BUSD-1h.json.gz")
+    (data_dir / "1h" / "notes.txt").write_text("not a candle file")
+    markets = await bundled(data_dir=data_dir, warmup=2).load_markets()
+    assert [m.symbol for m in markets] == ["BTC/USDT", "ETH/USDT"]
