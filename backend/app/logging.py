@@ -56,6 +56,7 @@ def configure_logging(*, level: str = "INFO", log_format: str = "auto") -> None:
         third_party.handlers[:] = []
         third_party.propagate = True
     logging.getLogger("sqlalchemy").setLevel(logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("apscheduler").setLevel(logging.WARNING if level.upper() != "DEBUG" else logging.DEBUG)
 
 

@@ -60,6 +60,16 @@ def current(url: str) -> str | None:
         engine.dispose()
 
 
+def require_head(url: str) -> None:
+    """Raise ``MigrationError`` with the fix when the database is not migrated to ``head``."""
+    revision, expected = current(url), head()
+    if revision != expected:
+        raise MigrationError(
+            f"database is at revision {revision or 'none'} but this version needs {expected}: "
+            "run `dantaro migrate upgrade` (or `python migrate.py upgrade`) first"
+        )
+
+
 def check(url: str) -> None:
     """Raise ``MigrationError`` unless the database is at ``head`` and matches the models."""
     revision = current(url)

@@ -84,7 +84,10 @@ class ExchangeCycle:
         structlog.contextvars.bind_contextvars(run_id=run_id, exchange=self.exchange)
         try:
             outcome = await self._collect_analyse_publish(run_id=run_id, now_ms=now_ms, started=started)
-        except (ExchangeError, ValueError, OSError) as exc:
+        except ExchangeError as exc:
+            outcome = self._failed(run_id, started, f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a bug or a database fault: record the run as failed, keep the worker alive
+            log.exception("run_crashed", run_id=run_id, exchange=self.exchange)
             outcome = self._failed(run_id, started, f"{type(exc).__name__}: {exc}")
         except asyncio.CancelledError:
             await asyncio.shield(asyncio.to_thread(self._record_failure, run_id, "interrupted by shutdown", {}))

@@ -19,6 +19,7 @@ from app.domain import RunStatus, timeframe_ms
 from app.exchange import MarketSource, build_source
 from app.storage.cache import MemoryCache, RedisCache, SnapshotCache, make_redis
 from app.storage.db import make_engine, make_session_factory
+from app.storage.migrate import require_head
 from app.storage.repositories import CandleRepository
 from app.worker.cycle import ExchangeCycle
 from app.worker.service import Worker
@@ -40,7 +41,7 @@ def _resume_point_ms(engine: Engine, settings: Settings, exchange: str) -> int |
     return None if latest is None else latest + timeframe_ms(step)
 
 
-def build_cache(settings: Settings, *, shared: SnapshotCache | None = None) -> SnapshotCache | None:
+def build_cache(settings: Settings, *, shared: MemoryCache | None = None) -> SnapshotCache | None:
     """Redis when configured, else the ``shared`` in-process cache (``dantaro run``), else none."""
     if settings.redis_url:
         client = make_redis(settings.redis_url, timeout_s=settings.redis_timeout_s)
@@ -55,6 +56,7 @@ def _snapshot_ttl_s(settings: Settings) -> int:
 @contextlib.asynccontextmanager
 async def open_worker(settings: Settings, *, shared_cache: MemoryCache | None = None) -> AsyncIterator[Worker]:
     """A ready ``Worker``; its sources and engine are closed on exit."""
+    await asyncio.to_thread(require_head, settings.resolved_database_url)
     engine = make_engine(settings.resolved_database_url)
     sources: list[MarketSource] = []
     try:
