@@ -14,7 +14,10 @@ from collections.abc import Callable, Sequence
 import structlog
 from pydantic import ValidationError
 
+from app.backfill import register as register_backfill
 from app.config import DEVELOPMENT_KEY, Settings, get_settings
+from app.evaluate.cli import register as register_evaluate
+from app.keys_cli import register as register_keys
 from app.logging import configure_logging
 
 log = structlog.get_logger(__name__)
@@ -55,8 +58,10 @@ def _cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     url = settings.resolved_database_url
     if args.action == "upgrade":
         migrate.upgrade(url, args.revision or "head")
+        print(f"database at revision {migrate.current(url)}")
     elif args.action == "downgrade":
         migrate.downgrade(url, args.revision or "-1")
+        print(f"database at revision {migrate.current(url) or 'none'}")
     elif args.action == "current":
         print(migrate.current(url) or "none")
     else:
@@ -86,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     mig.add_argument("action", nargs="?", default="upgrade", choices=["upgrade", "downgrade", "current", "check"])
     mig.add_argument("revision", nargs="?", help="target revision (upgrade: head, downgrade: -1)")
     mig.set_defaults(handler=_cmd_migrate)
+    register_keys(sub)
+    register_backfill(sub)
+    register_evaluate(sub)
     return parser
 
 

@@ -7,6 +7,7 @@ source over the bundled real Binance history. Nothing here is built at import ti
 from __future__ import annotations
 
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -61,14 +62,31 @@ class Settings(BaseSettings):
     universe_size: int = Field(default=100, ge=1, le=1000)
     analysis_interval_s: float = Field(default=60.0, gt=0)
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    # Ingest (app/exchange, app/worker): collection timing, limits, retries and the universe filters.
+    collect_delay_s: float = Field(default=10.0, ge=0)
+    collect_concurrency: int = Field(default=8, ge=1, le=256)
+    retry_max_attempts: int = Field(default=4, ge=1, le=20)
+    retry_base_delay_s: float = Field(default=0.5, ge=0)
+    retry_max_delay_s: float = Field(default=60.0, ge=0)
+    universe_refresh_interval_s: float = Field(default=3600.0, gt=0)
+    universe_min_quote_volume: float = Field(default=0.0, ge=0)
+    universe_min_history_days: int = Field(default=30, ge=0)
+    universe_exclude_pattern: str = (
+        r"^(USDT|USDC|BUSD|TUSD|USDP|DAI|FDUSD|PYUSD|USDD|USDE|UST|EUR|EURT|GBP|KRW|TRY|BRL)$"
+        r"|^[A-Z0-9]{3,}(UP|DOWN|BULL|BEAR)$|^[A-Z0-9]+[0-9][LS]$"
+    )
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
     dev_key_enabled: bool = True
+    docs_enabled: bool = False
+    cors_origins: CsvList = Field(default_factory=list)
+    redis_retry_after_s: float = Field(default=5.0, gt=0)
+    api_keys_flush_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("exchanges", "timeframes", mode="before")
+    @field_validator("exchanges", "timeframes", "cors_origins", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -124,6 +142,10 @@ class Settings(BaseSettings):
         """Whether the development key is accepted."""
         return self.dev_key_enabled and self.env == "development"
 
+    def docs_active(self) -> bool:
+        """Whether /docs, /redoc and /openapi.json are served (always in development, opt-in in production)."""
+        return self.env == "development" or self.docs_enabled
+
 
 def _check_timeframe(timeframe: str) -> None:
     from app.domain import timeframe_ms
@@ -133,5 +155,5 @@ def _check_timeframe(timeframe: str) -> None:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()
+    """The process's settings, read once: environment first, then ``$DANTARO_ENV_FILE`` (default ``.env``)."""
+    return Settings(_env_file=os.environ.get("DANTARO_ENV_FILE") or ".env")

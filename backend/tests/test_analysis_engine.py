@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
-import time
 from collections.abc import Mapping, Sequence
 from functools import reduce
 
@@ -13,7 +12,7 @@ import pytest
 
 from app.analysis import AnalysisError, analyse
 from app.analysis.levels import find_swings
-from app.analysis.market import sentiment_for
+from app.analysis.market import sentiment_for, trend_for
 from app.analysis.metrics import candle_arrays
 from app.analysis.recommend import label_for
 from app.config import BUNDLED_DATA_DIR
@@ -93,10 +92,10 @@ def test_tickers_override_change_and_volume(universe: Universe) -> None:
         (1.0, Label.STRONG_BUY),
         (0.70, Label.STRONG_BUY),
         (0.6999, Label.BUY),
-        (0.58, Label.BUY),
-        (0.5799, Label.HOLD),
-        (0.4201, Label.HOLD),
-        (0.42, Label.SELL),
+        (0.60, Label.BUY),
+        (0.5999, Label.HOLD),
+        (0.4001, Label.HOLD),
+        (0.40, Label.SELL),
         (0.3001, Label.SELL),
         (0.30, Label.STRONG_SELL),
         (0.0, Label.STRONG_SELL),
@@ -123,12 +122,15 @@ def test_bad_symbols_are_reported_not_ranked(universe: Universe) -> None:
 def test_levels_sit_on_the_right_side(result: AnalysisResult) -> None:
     prices = {r.symbol: r.current_price for r in result.recommendations}
     for symbol, lv in result.levels.items():
-        assert lv.calculation_method == "swing_clusters_1d" and lv.data_points_count > 30
+        assert lv.calculation_method == "levels_1d" and lv.data_points_count > 30
         close = prices[symbol]
         for level in lv.levels:
             assert (level.price < close) == (level.kind == "support")
-            assert 0.0 <= level.strength <= 1.0 and level.touches >= 1
-            assert level.last_touched_at is not None and level.last_touched_at.tzinfo is not None
+            assert 0.0 <= level.strength <= 1.0 and level.sources
+            if level.touches:
+                assert level.last_touched_at is not None and level.last_touched_at.tzinfo is not None
+            else:
+                assert level.last_touched_at is None and not any(s.startswith("swing") for s in level.sources)
         supports = [x for x in (lv.aggressive_support, lv.moderate_support, lv.conservative_support) if x is not None]
         resistances = [
             x for x in (lv.aggressive_resistance, lv.moderate_resistance, lv.conservative_resistance) if x is not None
@@ -143,7 +145,7 @@ def test_levels_sit_on_the_right_side(result: AnalysisResult) -> None:
 def test_levels_fall_back_to_the_analysis_timeframe(universe: Universe) -> None:
     short = {**universe, "ADA/USDT": {"1h": universe["ADA/USDT"]["1h"], "1d": universe["ADA/USDT"]["1d"][-10:]}}
     levels = run(short).levels["ADA/USDT"]
-    assert levels.calculation_method == "swing_clusters_1h_fallback"
+    assert levels.calculation_method == "levels_1h_fallback"
     assert levels.data_points_count == LOOKBACK
 
 
@@ -171,14 +173,19 @@ def test_market_status_on_real_data(universe: Universe, result: AnalysisResult) 
     closes = {s: [c.close for c in by_tf["1h"]] for s, by_tf in universe.items()}
     btc = closes["BTC/USDT"]
     fast, slow, fast_5_ago = seeded_ema(btc, 20), seeded_ema(btc, 50), seeded_ema(btc[:-5], 20)
+    trend = market.details["benchmark_trend"]
     if fast > slow and fast > fast_5_ago:
-        assert market.market_trend == "bullish"
+        assert trend == "bullish"
     elif fast < slow and fast < fast_5_ago:
-        assert market.market_trend == "bearish"
+        assert trend == "bearish"
     else:
-        assert market.market_trend == "neutral"
+        assert trend == "neutral"
     above = sum(c[-1] > seeded_ema(c, 20) for c in closes.values())
-    assert market.details["breadth"] == pytest.approx(above / 33, abs=1e-4)
+    assert market.details["breadth_ema20"] == pytest.approx(above / 33, abs=1e-4)
+    index = market.details["sentiment_index"]
+    weights, components = market.details["weights"], market.details["components"]
+    assert index == pytest.approx(sum(weights[k] * components[k] for k in weights), abs=0.02)
+    assert market.market_trend == trend_for(index) and market.overall_score == pytest.approx(index / 100, abs=1e-4)
     changes = {s: (c[-1] / c[-25] - 1) * 100 for s, c in closes.items()}
     assert market.active_coins_count == 33
     assert market.analysis_summary["decliners"] == sum(v < 0 for v in changes.values())
@@ -186,7 +193,7 @@ def test_market_status_on_real_data(universe: Universe, result: AnalysisResult) 
     assert market.analysis_summary["stable_coins"] == sum(abs(v) < 1 for v in changes.values())
     assert [s for s, _ in market.top_losers] == sorted(changes, key=changes.__getitem__)[:5]
     assert all(change > 0 for _, change in market.top_gainers)
-    assert 0.0 <= market.overall_score <= 1.0 and market.market_sentiment == sentiment_for(market.overall_score)
+    assert 0.0 <= market.overall_score <= 1.0 and market.market_sentiment == sentiment_for(index)
     assert market.total_volume_24h == pytest.approx(sum(r.volume_24h for r in result.recommendations))
     assert 0.05 < market.average_volatility < 5.0  # percent per hourly candle
 
@@ -198,16 +205,13 @@ def test_benchmark_missing_uses_most_traded(universe: Universe) -> None:
     assert result.market.details["benchmark"] == most_traded
 
 
-def test_hundred_symbols_well_under_a_second(universe: Universe) -> None:
+def test_hundred_symbols_are_all_ranked(universe: Universe) -> None:
+    """A 100-symbol universe is analysed whole (its speed is measured by `dantaro benchmark analysis`)."""
     copies = [(f"{symbol.split('/')[0]}{copy}/USDT", by_tf) for copy in range(4) for symbol, by_tf in universe.items()]
     big = dict(copies[:100])
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        result = run(big)
-        timings.append(time.perf_counter() - started)
+    result = run(big)
     assert len(result.recommendations) == 100
-    assert min(timings) < 1.0
+    assert [r.rank for r in result.recommendations] == list(range(1, 101))
 
 
 def test_results_are_frozen(result: AnalysisResult) -> None:

@@ -157,6 +157,32 @@ INDICATORS: dict[str, Callable[[Mapping[str, FloatArray]], FloatArray]] = {
     "volatility": lambda d: ind.realised_volatility(d["close"]),
     "change": lambda d: ind.price_change_pct(d["close"], periods=24),
     "rolling_max": lambda d: ind.rolling_max(d["high"], window=30),
+    "ema_distance": lambda d: ind.ema_distance_pct(d["close"], span=50),
+    "volume_zscore": lambda d: ind.volume_zscore(d["volume"]),
+    "obv": lambda d: ind.obv(d["close"], d["volume"]),
+    "momentum": lambda d: ind.momentum(d["close"], periods=72),
+    "drawdown": lambda d: ind.drawdown(d["high"], d["close"], window=30),
+}
+
+# name -> (first valid index, relative tolerance at the end of the series when the input starts 400 candles later:
+# 0 for windowed indicators (exactly equal), small for recursive ones whose seed is forgotten geometrically).
+WARM_UP: dict[str, tuple[int, float]] = {
+    "ema": (19, 1e-9),
+    "rsi": (14, 1e-9),
+    "macd": (25, 1e-9),
+    "macd_signal": (33, 1e-9),
+    "macd_hist": (33, 1e-6),
+    "percent_b": (19, 0.0),
+    "atr": (13, 1e-9),
+    "volume_ratio": (20, 0.0),
+    "volatility": (24, 0.0),
+    "change": (24, 0.0),
+    "rolling_max": (29, 0.0),
+    "ema_distance": (49, 1e-9),
+    "volume_zscore": (20, 0.0),
+    "obv": (0, math.inf),  # a running sum: its level depends on the start, only its differences do not
+    "momentum": (72, 0.0),
+    "drawdown": (29, 0.0),
 }
 
 
@@ -208,3 +234,52 @@ def test_short_inputs_are_all_nan() -> None:
     ):
         assert values.shape == (3,) and np.isnan(values).all()
     assert ind.swing_points(close, close).lows.size == 0
+
+
+@pytest.mark.parametrize("name", sorted(INDICATORS))
+def test_warm_up_is_nan_then_finite_and_forgets_the_start(btc: dict[str, FloatArray], name: str) -> None:
+    first_valid, tolerance = WARM_UP[name]
+    values = INDICATORS[name](btc)
+    assert np.isnan(values[:first_valid]).all() and np.isfinite(values[first_valid:]).all()
+    later = INDICATORS[name]({key: column[400:] for key, column in btc.items()})
+    if math.isinf(tolerance):  # OBV: equal differences
+        np.testing.assert_allclose(np.diff(later[-100:]), np.diff(values[-100:]), rtol=1e-9)
+    elif tolerance == 0.0:
+        np.testing.assert_array_equal(later[-100:], values[-100:])
+    else:
+        np.testing.assert_allclose(later[-100:], values[-100:], rtol=tolerance, atol=1e-9)
+
+
+def test_new_indicators_match_loops(btc: dict[str, FloatArray]) -> None:
+    close, high, volume = btc["close"].tolist(), btc["high"].tolist(), btc["volume"].tolist()
+    t = len(close) - 1
+    ema50 = ref_ema(close, 50)
+    assert ind.ema_distance_pct(btc["close"], span=50)[t] == pytest.approx((close[t] / ema50[t] - 1) * 100)
+    previous = volume[t - 20 : t]
+    mean = sum(previous) / 20
+    std = math.sqrt(sum((v - mean) ** 2 for v in previous) / 20)
+    assert ind.volume_zscore(btc["volume"])[t] == pytest.approx((volume[t] - mean) / std)
+    running = 0.0
+    for i in range(1, len(close)):
+        running += volume[i] if close[i] > close[i - 1] else -volume[i] if close[i] < close[i - 1] else 0.0
+    assert ind.obv(btc["close"], btc["volume"])[t] == pytest.approx(running, rel=1e-9)
+    assert ind.momentum(btc["close"], periods=72)[t] == pytest.approx(math.log(close[t] / close[t - 72]))
+    assert ind.drawdown(btc["high"], btc["close"], window=30)[t] == pytest.approx(
+        1 - close[t] / max(high[t - 29 : t + 1])
+    )
+
+
+@pytest.mark.parametrize(
+    ("close", "volume", "expected"),
+    [
+        ([1.0, 2.0, 1.0, 1.0, 3.0], [5.0, 10.0, 20.0, 30.0, 40.0], [0.0, 10.0, -10.0, -10.0, 30.0]),
+        ([5.0, 4.0, 3.0], [1.0, 2.0, 3.0], [0.0, -2.0, -5.0]),
+    ],
+)
+def test_obv_hand_checked(close: list[float], volume: list[float], expected: list[float]) -> None:
+    np.testing.assert_array_equal(ind.obv(np.array(close), np.array(volume)), expected)
+
+
+def test_volume_zscore_flat_history_is_zero() -> None:
+    z = ind.volume_zscore(np.array([2.0] * 21 + [5.0]), period=20)
+    assert np.isnan(z[:20]).all() and z[20] == 0.0 and z[21] == 0.0

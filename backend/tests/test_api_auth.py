@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 from api_fixtures import build_snapshot
 from api_support import DEV_AUTH, Database, make_settings, migrated_database, running_client
+from fastapi.testclient import TestClient
 
+from app.api.app import ConfigurationError, create_app
 from app.api.auth import DEVELOPMENT_PRINCIPAL, ApiPrincipal, KeyVerifier, database_key_lookup
 from app.api.ratelimit import RateLimiter
-from app.config import DEVELOPMENT_KEY
+from app.config import DEVELOPMENT_KEY, get_settings
 from app.storage.api_keys import ApiKeyRepository
 
 RECOMMENDATIONS = "/api/v1/recommendations"
@@ -58,7 +60,7 @@ def test_a_key_from_the_table_works_until_revoked(database: Database) -> None:
     _, secret = database.create_key()
     revoked_id, revoked_secret = database.create_key(name="old server")
     database.revoke_key(revoked_id)
-    with running_client(make_settings(database.url, env="production")) as client:
+    with running_client(make_settings(database.url, env="production", dev_key_enabled=False)) as client:
         assert client.get(RECOMMENDATIONS, headers=_bearer(secret)).status_code == 200
         refused = client.get(RECOMMENDATIONS, headers=_bearer(revoked_secret))
     _assert_401(refused.status_code, dict(refused.headers), refused.json())
@@ -76,9 +78,26 @@ def test_verification_records_last_use(database: Database) -> None:
 def test_dev_key_works_in_development_only(database: Database) -> None:
     with running_client(make_settings(database.url, env="development")) as client:
         assert client.get(RECOMMENDATIONS, headers=DEV_AUTH).status_code == 200
-    with running_client(make_settings(database.url, env="production")) as client:
+    with running_client(make_settings(database.url, env="production", dev_key_enabled=False)) as client:
         response = client.get(RECOMMENDATIONS, headers=DEV_AUTH)
     _assert_401(response.status_code, dict(response.headers), response.json())
+
+
+def test_production_refuses_to_start_with_the_dev_key_enabled(database: Database) -> None:
+    settings = make_settings(database.url, env="production", dev_key_enabled=True)
+    with pytest.raises(ConfigurationError, match="DANTARO_DEV_KEY_ENABLED=false"):
+        create_app(settings)
+
+
+def test_app_without_settings_refuses_production_dev_key_at_startup(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DANTARO_ENV", "production")
+    monkeypatch.setenv("DANTARO_DEV_KEY_ENABLED", "true")
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(ConfigurationError), TestClient(create_app()):
+            pass
+    finally:
+        get_settings.cache_clear()
 
 
 def test_dev_key_can_be_disabled_in_development(database: Database) -> None:

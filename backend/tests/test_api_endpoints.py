@@ -123,7 +123,7 @@ def test_unknown_symbol_is_404_saying_how_to_list_symbols(client: TestClient) ->
     assert response.status_code == 404
     error = _error(response.json()).error
     assert error.code == "unknown_symbol"
-    assert "NOPE" in error.message and "/api/v1/recommendations" in error.message
+    assert "NOPE" in error.message and "/api/v1/symbols" in error.message
 
 
 @pytest.mark.parametrize("written", ["BTC$USDT", "A-B-C", "%20"])

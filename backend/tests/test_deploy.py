@@ -41,7 +41,9 @@ def _prefix(tmp_path: Path, *, with_env_file: bool = True) -> Path:
     if with_env_file:
         (prefix / "etc" / "dantaro").mkdir(parents=True)
         url = f"sqlite:///{prefix}/var/lib/dantaro/dantaro.sqlite3"
-        (prefix / "etc" / "dantaro" / "dantaro.env").write_text(f"DANTARO_ENV=development\nDANTARO_DATABASE_URL={url}\n")
+        (prefix / "etc" / "dantaro" / "dantaro.env").write_text(
+            f"DANTARO_ENV=development\nDANTARO_DATABASE_URL={url}\n"
+        )
     return prefix
 
 

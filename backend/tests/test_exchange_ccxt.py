@@ -20,7 +20,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from app.domain import Candle, Market
-from app.exchange import CcxtSource, ExchangeUnavailable, RateLimited
+from app.exchange import CcxtSource, ExchangeUnavailable, RateLimited, RetryPolicy
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exchange"
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
@@ -140,7 +140,14 @@ def make_source(
         made.append(fake(config, routes))
         return made[0]
 
-    source = CcxtSource(exchange_id, quote=quote, options=options, timeframes=["1h", "1d"], exchange_factory=factory)
+    source = CcxtSource(
+        exchange_id,
+        quote=quote,
+        options=options,
+        timeframes=["1h", "1d"],
+        exchange_factory=factory,
+        retry_policy=RetryPolicy(max_attempts=1),  # errors surface on the first failure here; see test_exchange_retry
+    )
     return source, made[0]
 
 

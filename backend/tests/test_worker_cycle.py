@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -133,7 +134,7 @@ async def test_as_of_advances_one_candle_per_cycle(backend: StorageBackend, repl
             as_of_ms.append(int(served[0].data_as_of.timestamp() * 1000))
     finally:
         await source.close()
-    assert [b - a for a, b in zip(as_of_ms, as_of_ms[1:], strict=False)] == [HOUR_MS, HOUR_MS]
+    assert [b - a for a, b in pairwise(as_of_ms)] == [HOUR_MS, HOUR_MS]
 
 
 async def test_unreachable_exchange_keeps_last_good_snapshot(

@@ -4,5 +4,7 @@ Imports only numpy, pandas and ``app.domain``. ``analyse`` is the entry point th
 """
 
 from app.analysis.engine import AnalysisError, analyse
+from app.analysis.factors import FactorWeights
+from app.analysis.recommend import LiquidityGate
 
-__all__ = ["AnalysisError", "analyse"]
+__all__ = ["AnalysisError", "FactorWeights", "LiquidityGate", "analyse"]

@@ -9,6 +9,7 @@ Invariants:
   timeframe (``calculation_method`` ends in ``_fallback``); kinds are relative to the analysis-timeframe last close.
 - The market trend follows the ``benchmark_base`` symbol (the most traded one if several quotes exist); without it
   the most traded symbol stands in (``market.details["benchmark"]`` names the one used).
+- ``weights`` (factor weights) and ``liquidity`` (the BUY gate) default to ``FactorWeights()`` / ``LiquidityGate()``.
 - ``data_as_of_ms`` is the latest close time (open time + timeframe) of the analysis candles used.
 - Raises ``AnalysisError`` (a ``ValueError``) when no symbol can be analysed, and ``ValueError`` for an unknown
   timeframe string.
@@ -18,17 +19,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from app.analysis.levels import MIN_LEVEL_CANDLES, support_levels
+from app.analysis import indicators as ind
+from app.analysis.factors import FactorWeights
+from app.analysis.levels import LEVEL_ATR_PERIOD, MIN_LEVEL_CANDLES, PivotInput, support_levels
 from app.analysis.market import BenchmarkTrend, benchmark_trend, market_status
 from app.analysis.metrics import (
+    DAY_MS,
     MIN_CANDLES,
     CandleArrays,
     SymbolMetrics,
     candle_arrays,
     check_series,
     compute_metrics,
+    stack_right_aligned,
 )
-from app.analysis.recommend import rank
+from app.analysis.recommend import LiquidityGate, rank
 from app.domain import AnalysisResult, Candle, SupportLevels, Ticker, timeframe_ms
 
 
@@ -48,6 +53,8 @@ def analyse(
     analysis_timeframe: str,
     levels_timeframe: str,
     benchmark_base: str = "BTC",
+    weights: FactorWeights | None = None,
+    liquidity: LiquidityGate | None = None,
 ) -> AnalysisResult:
     """Recommendations, support levels and market status from closed candles (symbol -> timeframe -> candles)."""
     timeframe_ms(analysis_timeframe)
@@ -63,44 +70,75 @@ def analyse(
         series[symbol] = arrays
     if not series:
         raise AnalysisError(errors)
-    metrics = compute_metrics(series, timeframe=analysis_timeframe, tickers=tickers)
-    levels = {
-        m.symbol: _levels(
-            m,
-            candles[m.symbol],
-            analysis=series[m.symbol],
-            analysis_timeframe=analysis_timeframe,
-            levels_timeframe=levels_timeframe,
-        )
-        for m in metrics
-    }
+    panel = compute_metrics(series, timeframe=analysis_timeframe, tickers=tickers)
+    metrics = panel.metrics
+    levels = _all_levels(
+        metrics, candles, series, analysis_timeframe=analysis_timeframe, levels_timeframe=levels_timeframe
+    )
     return AnalysisResult(
-        recommendations=rank(metrics, timeframe=analysis_timeframe),
+        recommendations=rank(metrics, timeframe=analysis_timeframe, weights=weights, liquidity=liquidity),
         levels=levels,
-        market=market_status(metrics, benchmark=_benchmark(metrics, series, base=benchmark_base)),
+        market=market_status(
+            metrics,
+            benchmark=_benchmark(metrics, series, base=benchmark_base),
+            median_atr_pct_history=panel.median_atr_pct_history,
+        ),
         data_as_of_ms=max(m.close_time_ms for m in metrics),
         errors=errors,
     )
 
 
-def _levels(
-    m: SymbolMetrics,
+def _levels_series(
     by_timeframe: Mapping[str, Sequence[Candle]],
-    *,
     analysis: CandleArrays,
+    *,
     analysis_timeframe: str,
     levels_timeframe: str,
-) -> SupportLevels:
-    arrays, timeframe, suffix = analysis, analysis_timeframe, ""
-    if levels_timeframe != analysis_timeframe:
-        own = candle_arrays(by_timeframe.get(levels_timeframe, ()))
-        if check_series(own, min_candles=MIN_LEVEL_CANDLES) is None:
-            arrays, timeframe = own, levels_timeframe
-        else:
-            suffix = "_fallback"
-    return support_levels(
-        m.symbol, arrays, reference_price=m.close, calculation_method=f"swing_clusters_{timeframe}{suffix}"
-    )
+) -> tuple[CandleArrays, str, str]:
+    """(arrays, timeframe, method suffix) the levels of one symbol are computed from."""
+    if levels_timeframe == analysis_timeframe:
+        return analysis, analysis_timeframe, ""
+    own = candle_arrays(by_timeframe.get(levels_timeframe, ()))
+    if check_series(own, min_candles=MIN_LEVEL_CANDLES) is None:
+        return own, levels_timeframe, ""
+    return analysis, analysis_timeframe, "_fallback"
+
+
+def _all_levels(
+    metrics: Sequence[SymbolMetrics],
+    candles: Mapping[str, Mapping[str, Sequence[Candle]]],
+    series: Mapping[str, CandleArrays],
+    *,
+    analysis_timeframe: str,
+    levels_timeframe: str,
+) -> dict[str, SupportLevels]:
+    chosen = {
+        m.symbol: _levels_series(
+            candles[m.symbol],
+            series[m.symbol],
+            analysis_timeframe=analysis_timeframe,
+            levels_timeframe=levels_timeframe,
+        )
+        for m in metrics
+    }
+    arrays = [chosen[m.symbol][0] for m in metrics]
+    high, low, close = (stack_right_aligned([getattr(a, name) for a in arrays]) for name in ("high", "low", "close"))
+    atr_last = ind.atr(high, low, close, period=LEVEL_ATR_PERIOD)[-1]  # one vectorised pass for every symbol
+    out = {}
+    for index, m in enumerate(metrics):
+        own, timeframe, suffix = chosen[m.symbol]
+        # Pivots need candles no longer than a day; the analysis series stands in for longer levels candles.
+        pivot_source = (own, timeframe) if timeframe_ms(timeframe) <= DAY_MS else (series[m.symbol], analysis_timeframe)
+        pivots = PivotInput(pivot_source[0], candle_ms=timeframe_ms(pivot_source[1]), as_of_ms=m.close_time_ms)
+        out[m.symbol] = support_levels(
+            m.symbol,
+            own,
+            reference_price=m.close,
+            calculation_method=f"levels_{timeframe}{suffix}",
+            pivots=pivots,
+            atr=float(atr_last[index]),
+        )
+    return out
 
 
 def _benchmark(metrics: Sequence[SymbolMetrics], series: Mapping[str, CandleArrays], *, base: str) -> BenchmarkTrend:

@@ -173,6 +173,39 @@ def price_change_pct(close: FloatArray, *, periods: int) -> FloatArray:
     return (close / shift(close, periods=periods) - 1.0) * 100.0
 
 
+def ema_distance_pct(close: FloatArray, *, span: int) -> FloatArray:
+    """Percent distance of the close from its EMA ``span``: (close / EMA - 1) * 100."""
+    return (close / ema(close, span=span) - 1.0) * 100.0
+
+
+def volume_zscore(volume: FloatArray, *, period: int = 20) -> FloatArray:
+    """(volume - mean) / population std of the ``period`` candles before it; 0 when those had no spread."""
+    previous_mean = shift(rolling_mean(volume, window=period))
+    previous_std = shift(rolling_std(volume, window=period, ddof=0))
+    out: FloatArray = np.divide(
+        volume - previous_mean, previous_std, out=np.zeros(volume.shape), where=previous_std > 0
+    )
+    out[~np.isfinite(previous_std)] = np.nan
+    return out
+
+
+def obv(close: FloatArray, volume: FloatArray) -> FloatArray:
+    """On-balance volume: cumulative sum of +volume on up closes, -volume on down closes, from 0 at the first close."""
+    direction = np.sign(close - shift(close))
+    signed = np.where(np.isfinite(direction), direction * volume, np.where(np.isfinite(close), 0.0, np.nan))
+    return np.asarray(pd.DataFrame(signed.reshape(close.shape[0], -1)).cumsum().to_numpy().reshape(close.shape))
+
+
+def momentum(close: FloatArray, *, periods: int) -> FloatArray:
+    """Log return over ``periods`` candles: ln(close[t] / close[t - periods])."""
+    return np.asarray(np.log(close / shift(close, periods=periods)), dtype=np.float64)
+
+
+def drawdown(high: FloatArray, close: FloatArray, *, window: int) -> FloatArray:
+    """Fraction below the highest high of the last ``window`` candles: 1 - close / max(high), in [0, 1)."""
+    return 1.0 - close / rolling_max(high, window=window)
+
+
 def swing_points(high: FloatArray, low: FloatArray, *, k: int = 3) -> SwingPoints:
     """Swing lows/highs of a 1-D series: the extreme of bars ``i-k .. i+k`` (ties go to the first bar)."""
     n = high.shape[0]

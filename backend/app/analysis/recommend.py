@@ -1,22 +1,18 @@
-"""Scores, labels, reasons and ranking of symbols from their ``SymbolMetrics``.
+"""Recommendations: the cross-sectional factor composite, labels, confidence, reasons and ranking.
 
-Every score is in [0, 1] and rounded to 4 decimals; the label is derived from the rounded total.
-
-- technical_score = 0.40 * rsi_score + 0.35 * momentum_score + 0.25 * band_score, where
-  rsi_score = clip((70 - RSI) / 40, 0, 1) (RSI 30 or below -> 1, 70 or above -> 0: oversold scores higher),
-  momentum_score = (1 + tanh(2 * MACD histogram / ATR14)) / 2 (MACD rising above its signal -> above 0.5; the
-  histogram is normalised by ATR so it is comparable across prices; 0.5 when ATR is 0),
-  band_score = clip(1 - %B, 0, 1) (close at the lower Bollinger band -> 1, at the upper band -> 0).
-- volume_score = r / (r + 1) for the volume ratio r (1x average -> 0.5, 3x -> 0.75); 0.5 when r is unknown.
-- volatility_score: moderate volatility is best. With sigma the per-candle log-return std and
-  target = 4 % * sqrt(timeframe / 1 day) (4 % a day, scaled to the candle length),
-  volatility_score = exp(-ln(sigma / target)^2 / (2 * ln(2)^2)): 1 at the target, ~0.61 at half or double it,
-  0 for a flat series.
-- risk_score (higher = riskier) = 0.5 * d / (d + 0.05) + 0.5 * sigma / (sigma + target), d the drawdown from the
-  30-candle high (5 % drawdown or volatility at the target each give 0.5 of their half).
-- total_score = 0.50 * technical + 0.20 * volume + 0.10 * volatility + 0.20 * (1 - risk) (weights sum to 1); on
-  the bundled 2022 hourly history its median is about 0.54, so HOLD is the most common label.
-- Labels: total >= 0.70 STRONG_BUY, >= 0.58 BUY, > 0.42 HOLD, > 0.30 SELL, else STRONG_SELL.
+Definitions (docs/analysis.md has the full table; every score is in [0, 1], rounded to 4 decimals):
+- total_score = the weighted composite of the rank-normalised factors (``app.analysis.factors``).
+- technical_score = the same weighted mean restricted to the technical factors (RSI, Bollinger, MACD, momentum,
+  trend); volume_score = restricted to the volume factors (volume z-score, OBV trend).
+- volatility_score (absolute, not ranked): moderate volatility is best. With sigma the per-candle log-return std and
+  target = 4 % * sqrt(timeframe / 1 day), volatility_score = exp(-ln(sigma / target)^2 / (2 ln(2)^2)).
+- risk_score (absolute, higher = riskier) = 0.5 * d / (d + 0.05) + 0.5 * sigma / (sigma + target), d the drawdown
+  from the 30-candle high.
+- Labels by total_score: >= 0.70 STRONG_BUY, >= 0.60 BUY, > 0.40 HOLD, > 0.30 SELL, else STRONG_SELL. The
+  liquidity gate caps a symbol below the minimum quote volume at HOLD (a reason says so).
+- confidence = agreement * quality: agreement = 1 - 2 * weighted std of the available factor scores (0 when they
+  disagree as much as possible, 1 when all equal); quality = share of the factor weight available * history
+  coverage (candles / 200, at most 1) * universe coverage (universe size / 10, at most 1).
 - Ranking: total_score descending, ties by symbol; ranks are 1..n.
 """
 
@@ -27,29 +23,52 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from app.analysis.factors import (
+    TECHNICAL_FACTORS,
+    VOLUME_FACTORS,
+    FactorWeights,
+    default_weights,
+    factor_scores,
+    weighted_mean,
+)
 from app.analysis.metrics import DAY_MS, SymbolMetrics
+from app.analysis.reasons import reasons
 from app.domain import Label, Recommendation, timeframe_ms
 
-RSI_OVERSOLD, RSI_OVERBOUGHT = 30.0, 70.0
-TECHNICAL_WEIGHTS = {"rsi": 0.40, "momentum": 0.35, "band": 0.25}
-MOMENTUM_SCALE = 2.0
 TARGET_DAILY_VOLATILITY = 0.04
 VOLATILITY_WIDTH = math.log(2.0)
 DRAWDOWN_REFERENCE = 0.05
-TOTAL_WEIGHTS = {"technical": 0.50, "volume": 0.20, "volatility": 0.10, "safety": 0.20}
-STRONG_BUY_MIN, BUY_MIN, HOLD_ABOVE, SELL_ABOVE = 0.70, 0.58, 0.42, 0.30
+STRONG_BUY_MIN, BUY_MIN, HOLD_ABOVE, SELL_ABOVE = 0.70, 0.60, 0.40, 0.30
 SCORE_DECIMALS = 4
+FULL_HISTORY_CANDLES = 200
+FULL_UNIVERSE = 10
+
+
+@dataclass(frozen=True, slots=True)
+class LiquidityGate:
+    """Minimum 24h quote volume for a BUY/STRONG_BUY: the larger of an absolute floor and a share of the median."""
+
+    min_quote_volume_24h: float = 0.0
+    min_share_of_median: float = 0.05
+
+    def threshold(self, volumes: Sequence[float]) -> float:
+        """The minimum quote volume for this universe."""
+        median = float(np.median(volumes)) if volumes else 0.0
+        return max(self.min_quote_volume_24h, self.min_share_of_median * median)
 
 
 @dataclass(frozen=True, slots=True)
 class ScoreCard:
-    """The component scores and the total of one symbol, each in [0, 1]."""
+    """The component scores, the total and the confidence of one symbol, each in [0, 1]."""
 
     technical: float
     volume: float
     volatility: float
     risk: float
     total: float
+    confidence: float
 
 
 def _clip01(value: float) -> float:
@@ -61,45 +80,18 @@ def target_volatility(timeframe: str) -> float:
     return TARGET_DAILY_VOLATILITY * math.sqrt(timeframe_ms(timeframe) / DAY_MS)
 
 
-def technical_score(m: SymbolMetrics) -> float:
-    """Oversold RSI, MACD histogram above zero (ATR-normalised) and a close near the lower band score high."""
-    rsi_score = _clip01((RSI_OVERBOUGHT - m.rsi) / (RSI_OVERBOUGHT - RSI_OVERSOLD))
-    normalised_hist = m.macd_hist / m.atr if m.atr > 0 else 0.0
-    momentum_score = (1.0 + math.tanh(MOMENTUM_SCALE * normalised_hist)) / 2.0
-    band_score = _clip01(1.0 - m.percent_b)
-    w = TECHNICAL_WEIGHTS
-    return _clip01(w["rsi"] * rsi_score + w["momentum"] * momentum_score + w["band"] * band_score)
-
-
-def volume_score(ratio: float) -> float:
-    """Volume ratio r mapped to r / (r + 1); 0.5 when the ratio is unknown."""
-    return 0.5 if not math.isfinite(ratio) else _clip01(ratio / (ratio + 1.0))
-
-
 def volatility_score(sigma: float, *, target: float) -> float:
-    """Log-normal bell around ``target``: 1 at the target, 0 for no movement at all."""
-    if sigma <= 0:
+    """Log-normal bell around ``target``: 1 at the target, 0 for no movement at all (or unknown)."""
+    if not sigma > 0:
         return 0.0
     return math.exp(-(math.log(sigma / target) ** 2) / (2.0 * VOLATILITY_WIDTH**2))
 
 
 def risk_score(*, drawdown: float, sigma: float, target: float) -> float:
     """Half drawdown from the recent high, half volatility, each mapped x / (x + reference)."""
-    drawdown = max(0.0, drawdown)
+    drawdown = max(0.0, drawdown) if math.isfinite(drawdown) else 0.0
+    sigma = sigma if math.isfinite(sigma) else target
     return _clip01(0.5 * drawdown / (drawdown + DRAWDOWN_REFERENCE) + 0.5 * sigma / (sigma + target))
-
-
-def score(m: SymbolMetrics, *, timeframe: str) -> ScoreCard:
-    """All component scores and the weighted total for one symbol."""
-    target = target_volatility(timeframe)
-    technical = technical_score(m)
-    volume = volume_score(m.volume_ratio)
-    volatility = volatility_score(m.volatility, target=target)
-    risk = risk_score(drawdown=m.drawdown, sigma=m.volatility, target=target)
-    w = TOTAL_WEIGHTS
-    total = w["technical"] * technical + w["volume"] * volume + w["volatility"] * volatility + w["safety"] * (1 - risk)
-    rounded = [round(_clip01(v), SCORE_DECIMALS) for v in (technical, volume, volatility, risk, total)]
-    return ScoreCard(*rounded)
 
 
 def label_for(total_score: float) -> Label:
@@ -115,63 +107,135 @@ def label_for(total_score: float) -> Label:
     return Label.STRONG_SELL
 
 
-def reasons(m: SymbolMetrics) -> list[str]:
-    """Human-readable reasons behind the technical and volume scores."""
-    zone = "oversold" if m.rsi <= RSI_OVERSOLD else "overbought" if m.rsi >= RSI_OVERBOUGHT else "neutral"
-    out = [f"RSI {m.rsi:.1f} ({zone})", f"MACD {'above' if m.macd_hist > 0 else 'below'} signal"]
-    if m.percent_b <= 0.0:
-        out.append(f"close below the lower Bollinger band (%B {m.percent_b:.2f})")
-    elif m.percent_b >= 1.0:
-        out.append(f"close above the upper Bollinger band (%B {m.percent_b:.2f})")
-    else:
-        out.append(f"%B {m.percent_b:.2f} within the Bollinger bands")
-    if math.isfinite(m.volume_ratio):
-        out.append(f"volume {m.volume_ratio:.1f}× its 20-candle average")
-    out.append(f"{m.drawdown * 100:.1f}% below the 30-candle high")
-    return out
+def confidence(scores: dict[str, float], weights: dict[str, float], *, candles: int, universe: int) -> float:
+    """Factor agreement times data quality, in [0, 1]."""
+    available = [n for n in weights if math.isfinite(scores[n]) and weights[n] > 0]
+    total = sum(weights.values())
+    if not available:
+        return 0.0
+    w = np.array([weights[n] for n in available])
+    s = np.array([scores[n] for n in available])
+    mean = float(np.sum(w * s) / np.sum(w))
+    agreement = _clip01(1.0 - 2.0 * math.sqrt(float(np.sum(w * (s - mean) ** 2) / np.sum(w))))
+    coverage = float(np.sum(w)) / total
+    quality = coverage * min(1.0, candles / FULL_HISTORY_CANDLES) * min(1.0, universe / FULL_UNIVERSE)
+    return agreement * quality
 
 
-def details(m: SymbolMetrics) -> dict[str, Any]:
-    """Indicator values (rounded) and reasons, as published with a recommendation."""
-    ratio = round(m.volume_ratio, 3) if math.isfinite(m.volume_ratio) else None
+def score_card(
+    m: SymbolMetrics, scores: dict[str, float], weights: dict[str, float], *, timeframe: str, universe: int
+) -> ScoreCard:
+    """All component scores, the composite and the confidence of one symbol."""
+    target = target_volatility(timeframe)
+    values = (
+        weighted_mean(scores, weights, names=TECHNICAL_FACTORS),
+        weighted_mean(scores, weights, names=VOLUME_FACTORS),
+        volatility_score(m.volatility, target=target),
+        risk_score(drawdown=m.drawdown, sigma=m.volatility, target=target),
+        weighted_mean(scores, weights, names=list(weights)),
+        confidence(scores, weights, candles=m.candles, universe=universe),
+    )
+    return ScoreCard(*(round(_clip01(v), SCORE_DECIMALS) for v in values))
+
+
+def contributions(scores: dict[str, float], weights: dict[str, float]) -> dict[str, float | None]:
+    """Each factor's share of the composite (weight / available weight * score); they sum to total_score."""
+    available = sum(weights[n] for n in weights if math.isfinite(scores[n]))
     return {
-        "rsi": round(m.rsi, 2),
-        "macd": _sig(m.macd),
-        "macd_signal": _sig(m.macd_signal),
-        "macd_hist": _sig(m.macd_hist),
-        "percent_b": round(m.percent_b, 4),
-        "volume_ratio": ratio,
-        "volatility": round(m.volatility * 100, 4),  # percent per candle
-        "atr": _sig(m.atr),
-        "price_change_24_candles": round(m.change_24_candles_pct, 3),
-        "drawdown_30_candles": round(m.drawdown * 100, 3),
-        "reasons": reasons(m),
+        n: round(weights[n] * scores[n] / available, SCORE_DECIMALS) if math.isfinite(scores[n]) and available else None
+        for n in weights
     }
 
 
-def _sig(value: float, digits: int = 6) -> float:
-    """``value`` rounded to ``digits`` significant digits (prices span many orders of magnitude)."""
-    return float(f"{value:.{digits}g}")
+def _finite_or_none(value: float, digits: int) -> float | None:
+    return round(value, digits) if math.isfinite(value) else None
 
 
-def rank(metrics: Sequence[SymbolMetrics], *, timeframe: str) -> tuple[Recommendation, ...]:
-    """Recommendations for ``metrics``, best total score first, ranks 1..n."""
-    cards = [(m, score(m, timeframe=timeframe)) for m in metrics]
-    cards.sort(key=lambda pair: (-pair[1].total, pair[0].symbol))
+def rank(
+    metrics: Sequence[SymbolMetrics],
+    *,
+    timeframe: str,
+    weights: FactorWeights | None = None,
+    liquidity: LiquidityGate | None = None,
+) -> tuple[Recommendation, ...]:
+    """Recommendations for ``metrics`` (one exchange's universe), best total score first, ranks 1..n."""
+    w = (weights or default_weights(timeframe_ms(timeframe))).as_dict()
+    gate = (liquidity or LiquidityGate()).threshold([m.volume_24h for m in metrics])
+    matrix = factor_scores(metrics)
+    rows = [{name: float(matrix[name][i]) for name in matrix} for i in range(len(metrics))]
+    cards = [
+        score_card(m, s, w, timeframe=timeframe, universe=len(metrics)) for m, s in zip(metrics, rows, strict=True)
+    ]
+    order = sorted(range(len(metrics)), key=lambda i: (-cards[i].total, metrics[i].symbol))
     return tuple(
-        Recommendation(
-            symbol=m.symbol,
-            rank=position,
-            total_score=card.total,
-            technical_score=card.technical,
-            volume_score=card.volume,
-            volatility_score=card.volatility,
-            risk_score=card.risk,
-            label=label_for(card.total),
-            current_price=m.close,
-            price_change_24h=round(m.price_change_24h_pct, 4),
-            volume_24h=m.volume_24h,
-            details=details(m),
-        )
-        for position, (m, card) in enumerate(cards, start=1)
+        _recommendation(metrics[i], cards[i], rows[i], w, position=position, timeframe=timeframe, gate=gate)
+        for position, i in enumerate(order, start=1)
     )
+
+
+def _recommendation(
+    m: SymbolMetrics,
+    card: ScoreCard,
+    scores: dict[str, float],
+    weights: dict[str, float],
+    *,
+    position: int,
+    timeframe: str,
+    gate: float,
+) -> Recommendation:
+    label = label_for(card.total)
+    gated = m.volume_24h < gate
+    if gated and label in (Label.STRONG_BUY, Label.BUY):
+        label = Label.HOLD
+    details: dict[str, Any] = {
+        "confidence": card.confidence,
+        "liquidity_ok": not gated,
+        "min_quote_volume_24h": round(gate, 2),
+        "factor_scores": {n: _finite_or_none(v, SCORE_DECIMALS) for n, v in scores.items()},
+        "contributions": contributions(scores, weights),
+        "weights": weights,
+        "reasons": reasons(m, scores, timeframe=timeframe, gated=gated, gate=gate),
+        **indicator_values(m),
+    }
+    return Recommendation(
+        symbol=m.symbol,
+        rank=position,
+        total_score=card.total,
+        technical_score=card.technical,
+        volume_score=card.volume,
+        volatility_score=card.volatility,
+        risk_score=card.risk,
+        label=label,
+        current_price=m.close,
+        price_change_24h=round(m.price_change_24h_pct, 4),
+        volume_24h=m.volume_24h,
+        details=details,
+    )
+
+
+def _sig(value: float, digits: int = 6) -> float | None:
+    """``value`` rounded to ``digits`` significant digits (prices span many orders of magnitude); None if NaN."""
+    return float(f"{value:.{digits}g}") if math.isfinite(value) else None
+
+
+def indicator_values(m: SymbolMetrics) -> dict[str, Any]:
+    """Indicator values at the last candle (rounded; None where the history was too short)."""
+    return {
+        "rsi": _finite_or_none(m.rsi, 2),
+        "macd": _sig(m.macd),
+        "macd_signal": _sig(m.macd_signal),
+        "macd_hist": _sig(m.macd_hist),
+        "percent_b": _finite_or_none(m.percent_b, 4),
+        "volume_ratio": _finite_or_none(m.volume_ratio, 3),
+        "volume_zscore": _finite_or_none(m.volume_z, 3),
+        "obv_trend": _finite_or_none(m.obv_trend, 4),
+        "volatility": _finite_or_none(m.volatility * 100, 4),  # percent per candle
+        "atr": _sig(m.atr),
+        "atr_pct": _finite_or_none(m.atr_pct, 4),
+        "ema20_distance_pct": _finite_or_none(m.ema20_distance_pct, 3),
+        "ema50_distance_pct": _finite_or_none(m.ema50_distance_pct, 3),
+        "momentum_pct": [_finite_or_none(math.expm1(r) * 100, 3) for r in m.momentum],
+        "price_change_24_candles": _finite_or_none(m.change_24_candles_pct, 3),
+        "drawdown_30_candles": _finite_or_none(m.drawdown * 100, 3),
+        "candles": m.candles,
+    }

@@ -1,35 +1,57 @@
 """The FastAPI app factory. ``create_app()`` builds nothing: the lifespan builds the engine, the optional Redis
-client and the ``SnapshotReader`` at startup and disposes what it built at shutdown.
+client, the ``SnapshotReader``, the rate limiter and the background tasks at startup and stops or disposes what
+it built at shutdown.
 
-Resources passed in via ``ApiState`` (``dantaro run`` shares its in-process cache and session factory with the
-worker) are used as-is and left for their owner to dispose. Settings are read in the lifespan, not at import.
+Invariants:
+- ``DANTARO_ENV=production`` with the development key enabled refuses to start (``ConfigurationError``, raised
+  by ``create_app`` when settings are given, else by the lifespan); OpenAPI docs are off in production unless
+  ``DANTARO_DOCS_ENABLED=true``; CORS allows only ``DANTARO_CORS_ORIGINS``; bodies >= 1 KB are gzipped on request.
+- Background work of the lifespan: a Redis pub/sub listener that drops superseded in-process copies (new runs
+  reach this process within a second), and the batched ``last_used_at`` flush (every
+  ``api_keys_flush_interval_s`` and once more at shutdown).
+- Resources passed in via ``ApiState`` (``dantaro run`` shares its in-process cache and session factory with the
+  worker) are used as-is and left for their owner to dispose. Settings are read in the lifespan, not at import.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, ExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Any
 
 import structlog
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.api.auth import KeyVerifier, database_key_lookup
-from app.api.deps import ApiRuntime, require_api_key
+from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
+from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
 from app.api.errors import install_error_handlers
+from app.api.middleware import GzipWhenAccepted, SettingsCorsMiddleware, add_cors, drop_docs_routes
+from app.api.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from app.api.responses import OrjsonResponse
-from app.api.routes import health, levels, market, recommendations
+from app.api.routes import bundle, catalog, health, levels, market, recommendations
 from app.config import Settings, get_settings
-from app.storage.cache import RedisCache, SnapshotCache, make_redis
+from app.storage.cache import MemoryCache, RedisCache, RunNotificationListener, SnapshotCache, make_redis
 from app.storage.db import make_engine, make_session_factory
 from app.storage.reader import SnapshotReader
 
 log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
+GZIP_MINIMUM_BYTES = 1024
+BEARER_SCHEME = "HTTPBearer"
+
+
+class ConfigurationError(RuntimeError):
+    """The settings are not safe to serve with."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,30 +70,107 @@ def api_version() -> str:
         return "0+unknown"
 
 
+def check_settings(settings: Settings) -> None:
+    """Raise ``ConfigurationError`` when ``settings`` must not serve (production with the development key)."""
+    if settings.env == "production" and settings.dev_key_enabled:
+        raise ConfigurationError(
+            "DANTARO_ENV=production refuses to start while the development key is enabled; "
+            "set DANTARO_DEV_KEY_ENABLED=false and create keys with `dantaro keys create --name NAME`"
+        )
+
+
 def create_app(settings: Settings | None = None, *, state: ApiState | None = None) -> FastAPI:
     """A FastAPI app serving the published snapshots; settings default to ``get_settings()`` at startup."""
+    if settings is not None:
+        check_settings(settings)
+    docs = settings is None or settings.docs_active()
     app = FastAPI(
         title="Dantaro Central",
         version=api_version(),
         description="Read-only market analysis: recommendations, support levels and market status.",
         default_response_class=OrjsonResponse,
         lifespan=_lifespan(settings, state or ApiState()),
+        openapi_url="/openapi.json" if docs else None,
     )
     install_error_handlers(app)
-    app.include_router(health.router)
-    api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
-    for module in (recommendations, levels, market):
-        api.include_router(module.router)
-    app.include_router(api)
+    add_routes_flat(app, health.router, prefix="")
+    for module in (recommendations, levels, market, catalog, bundle):
+        add_routes_flat(app, module.router, prefix=API_PREFIX, authenticated=True)
+    _declare_bearer_auth(app)
+    app.add_middleware(GzipWhenAccepted, minimum_size=GZIP_MINIMUM_BYTES)
+    if settings is None:
+        app.add_middleware(SettingsCorsMiddleware)  # origins are known once the lifespan read the settings
+    else:
+        add_cors(app, settings.cors_origins)
     return app
+
+
+AUTHENTICATING_DEPENDENCIES = (require_api_key, snapshot_loader)
+
+
+def _depends_on(dependant: Dependant, calls: tuple[Callable[..., Any], ...]) -> bool:
+    return any(dep.call in calls or _depends_on(dep, calls) for dep in dependant.dependencies)
+
+
+def add_routes_flat(app: FastAPI, router: APIRouter, *, prefix: str, authenticated: bool = False) -> None:
+    """Register ``router``'s routes directly on ``app`` (FastAPI keeps included routers nested, and walking the
+    nesting on every request costs more than the handlers themselves). With ``authenticated`` every route must
+    depend on ``require_api_key`` or ``snapshot_loader`` (which authenticates first), else this raises."""
+    for route in router.routes:
+        assert isinstance(route, APIRoute)
+        if authenticated and not _depends_on(route.dependant, AUTHENTICATING_DEPENDENCIES):
+            raise TypeError(f"route {route.path} must depend on AuthDep or SnapshotsDep (API key check)")
+        app.add_api_route(
+            prefix + route.path,
+            route.endpoint,
+            methods=sorted(route.methods or ()),
+            response_model=route.response_model,
+            responses=route.responses,
+            tags=route.tags,
+            summary=route.summary,
+            description=route.description,
+            dependencies=route.dependencies,
+            name=route.name,
+            openapi_extra=_loader_docs(route),
+        )
+
+
+def _loader_docs(route: APIRoute) -> dict[str, Any] | None:
+    if not _depends_on(route.dependant, (snapshot_loader,)):
+        return route.openapi_extra
+    return {**(route.openapi_extra or {}), "parameters": [dict(p) for p in LOADER_QUERY_PARAMETERS]}
+
+
+def _declare_bearer_auth(app: FastAPI) -> None:
+    """Document the bearer scheme on every /api/v1 operation (auth itself is a flat router dependency)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        schemes[BEARER_SCHEME] = {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <api key>"}
+        for path, operations in schema.get("paths", {}).items():
+            if path.startswith(API_PREFIX):
+                for operation in operations.values():
+                    operation["security"] = [{BEARER_SCHEME: []}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _lifespan(settings: Settings | None, state: ApiState) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        with ExitStack() as owned:
-            app.state.runtime = _build_runtime(settings or get_settings(), state, owned)
-            log.info("api_started", exchanges=app.state.runtime.settings.exchanges, version=app.state.runtime.version)
+        resolved = settings or get_settings()
+        check_settings(resolved)
+        if not resolved.docs_active():
+            drop_docs_routes(app)
+        async with AsyncExitStack() as owned:
+            app.state.runtime = _build_runtime(resolved, state, owned)
+            await _start_background(app.state.runtime, owned)
+            log.info("api_started", exchanges=resolved.exchanges, version=app.state.runtime.version)
             try:
                 yield
             finally:
@@ -80,22 +179,81 @@ def _lifespan(settings: Settings | None, state: ApiState) -> Callable[[FastAPI],
     return lifespan
 
 
-def _build_runtime(settings: Settings, state: ApiState, owned: ExitStack) -> ApiRuntime:
+def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack) -> ApiRuntime:
     session_factory = state.session_factory
     if session_factory is None:
         engine = make_engine(settings.resolved_database_url)
         owned.callback(engine.dispose)
         session_factory = make_session_factory(engine)
-    cache = state.cache if state.cache is not None else _own_redis_cache(settings, owned)
-    reader = SnapshotReader(session_factory=session_factory, cache=cache)
+    cache = state.cache
+    if cache is None and settings.redis_url:
+        cache = _own_redis_cache(settings, owned)
+    reader = SnapshotReader(
+        session_factory=session_factory, cache=cache, cache_retry_after_s=settings.redis_retry_after_s
+    )
+    limiter: Limiter = RateLimiter()
+    if isinstance(cache, RedisCache):
+        shared = RedisRateLimiter(cache.client, prefix=settings.redis_prefix, fallback=limiter, breaker=reader)
+        shared.start()
+        owned.callback(shared.stop)
+        limiter = shared
+    _wire_notifications(cache, reader, owned)
     keys = KeyVerifier(lookup=database_key_lookup(session_factory), dev_key_active=settings.dev_key_active())
-    return ApiRuntime(settings=settings, reader=reader, keys=keys, version=api_version(), started_at_s=time.monotonic())
+    return ApiRuntime(
+        settings=settings,
+        reader=reader,
+        keys=keys,
+        version=api_version(),
+        started_at_s=time.monotonic(),
+        limiter=limiter,
+        usage=UsageRecorder(session_factory),
+    )
 
 
-def _own_redis_cache(settings: Settings, owned: ExitStack) -> SnapshotCache | None:
-    if not settings.redis_url:
-        return None
-    client = make_redis(settings.redis_url, timeout_s=settings.redis_timeout_s)
+def _own_redis_cache(settings: Settings, owned: AsyncExitStack) -> RedisCache:
+    assert settings.redis_url is not None
+    # No retry: a failing Redis costs one timeout, then the reader and the limiter skip it for a while.
+    client = make_redis(settings.redis_url, timeout_s=settings.redis_timeout_s, retries=0)
     owned.callback(client.close)
     # The API only reads: ttl_s applies to put(), which the worker does with its own TTL.
     return RedisCache(client, prefix=settings.redis_prefix, ttl_s=settings.stale_after_s)
+
+
+def _wire_notifications(cache: SnapshotCache | None, reader: SnapshotReader, owned: AsyncExitStack) -> None:
+    if isinstance(cache, MemoryCache):
+        cache.subscribe(reader.on_published)
+    elif isinstance(cache, RedisCache):
+        listener = RunNotificationListener(cache.client, channel=cache.channel, listener=reader.on_published)
+        listener.start()
+        owned.callback(listener.stop)
+
+
+async def _start_background(runtime: ApiRuntime, owned: AsyncExitStack) -> None:
+    usage = runtime.usage
+    if usage is None:
+        return
+    task = asyncio.create_task(_flush_usage_forever(usage, interval_s=runtime.settings.api_keys_flush_interval_s))
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await _flush_usage(usage)
+
+    owned.push_async_callback(stop)
+
+
+async def _flush_usage(usage: UsageRecorder) -> None:
+    try:
+        written = await run_in_threadpool(usage.flush)
+    except Exception as exc:  # a failing database must not stop the API; uses are retried on the next flush
+        log.warning("api_key_usage_flush_failed", error_type=type(exc).__name__, error=str(exc))
+        return
+    if written:
+        log.debug("api_key_usage_flushed", keys=written)
+
+
+async def _flush_usage_forever(usage: UsageRecorder, *, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        await _flush_usage(usage)

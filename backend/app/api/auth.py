@@ -4,7 +4,8 @@ A key is valid when it equals the development key (only while ``Settings.dev_key
 time) or when the api-keys table verifies it. Positive verifications are cached in-process for ``ttl_s``
 (default 1 s), keyed by the SHA-256 of the secret, so the database is asked at most once per key per TTL and a
 revoked key stops working within that TTL. Failures are never cached. The plaintext secret is never stored.
-``last_used_at`` is written at most once per ``LAST_USED_RESOLUTION`` per key, on a database verification.
+``last_used_at`` is never written per request: ``UsageRecorder`` remembers each key's latest use in memory and
+``flush()`` (run periodically and at shutdown by the app) writes them all in one batched statement.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import DEVELOPMENT_KEY
-from app.domain import utc_now
 from app.storage.api_keys import ApiKeyRepository
 
 MAX_SECRET_CHARS = 256
-LAST_USED_RESOLUTION = timedelta(minutes=1)  # ``last_used_at`` is written at most this often per key
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,13 +52,40 @@ def database_key_lookup(session_factory: sessionmaker[Session]) -> KeyLookup:
             row = repository.verify(secret)
             if row is None:
                 return None
-            now = utc_now()
-            if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-                repository.touch_last_used(used_at={row.key_id: now})
-                session.commit()  # this lookup owns its unit of work
             return ApiPrincipal(key_id=row.key_id, name=row.name, rate_limit_per_min=row.rate_limit_per_min)
 
     return lookup
+
+
+class UsageRecorder:
+    """Remembers when each key was last used and writes the batch to the api-keys table on ``flush()``."""
+
+    def __init__(self, session_factory: sessionmaker[Session], *, clock: Callable[[], float] = time.time) -> None:
+        self._session_factory = session_factory
+        self._clock = clock
+        self._pending: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def record(self, key_id: str) -> None:
+        """Note one use of ``key_id`` now (memory only)."""
+        self._pending[key_id] = self._clock()  # a single dict store: atomic, no lock on the hot path
+
+    def flush(self) -> int:
+        """Write every pending use in one statement and commit; returns how many keys were written."""
+        with self._lock:
+            taken, self._pending = self._pending, {}
+            pending = dict(taken)  # a C-level copy: a record() racing the swap cannot resize it under us
+        if not pending:
+            return 0
+        used_at = {key_id: datetime.fromtimestamp(at_s, UTC) for key_id, at_s in pending.items()}
+        try:
+            with self._session_factory.begin() as session:
+                ApiKeyRepository(session).touch_last_used(used_at=used_at)
+        except Exception:
+            with self._lock:  # keep the uses for the next flush (a newer use of the same key wins)
+                self._pending = {**pending, **self._pending}
+            raise
+        return len(used_at)
 
 
 def _digest(secret: str) -> bytes:

@@ -1,6 +1,7 @@
 """Request dependencies: the runtime built by the lifespan, settings, the snapshot reader, auth, and the snapshot.
 
-Invariants: authentication runs before anything reads data (it is a router-level dependency); an unknown
+Invariants: authentication runs before anything reads data (it is a router-level dependency); dependencies are
+kept flat (one node each) because FastAPI's resolution cost grows with the graph and runs on every request; an unknown
 ``exchange`` is a 404 naming the configured ones; an exchange with no published run is a 503 ``data_not_ready``
 with ``Retry-After``, reported only after every parameter validated (handlers call ``SnapshotLoader.load``).
 Blocking storage calls run in the threadpool; pure work (auth cache hits, views) stays on the event loop.
@@ -9,17 +10,20 @@ Blocking storage calls run in the threadpool; pure work (auth cache hits, views)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol, cast
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.responses import Response
 
-from app.api.auth import ApiPrincipal, KeyVerifier
+from app.api.auth import ApiPrincipal, KeyVerifier, UsageRecorder
 from app.api.errors import ApiError
-from app.api.ratelimit import RateLimiter
-from app.api.views import RunMemo, View, freshness_view, recommendations_view
+from app.api.http_cache import cache_headers, not_modified
+from app.api.ratelimit import Limiter, RateLimiter
+from app.api.responses import OrjsonResponse
+from app.api.views import FragmentMemo, RunMemo, View, freshness_view, recommendations_view
 from app.config import Settings
 from app.domain import Snapshot, utc_now
 
@@ -33,6 +37,14 @@ class SnapshotSource(Protocol):
         """The latest published snapshot and its data source, or None before the first publish."""
         ...
 
+    def peek(self, exchange: str) -> tuple[Snapshot, str] | None:
+        """The per-process copy when it is fresh enough to serve without I/O, else None."""
+        ...
+
+    def cache_status(self) -> str:
+        """``none``, ``ok`` or ``down``: the shared cache tier's state as last observed."""
+        ...
+
 
 @dataclass(slots=True)
 class ApiRuntime:
@@ -43,8 +55,10 @@ class ApiRuntime:
     keys: KeyVerifier
     version: str
     started_at_s: float  # time.monotonic() at startup
-    limiter: RateLimiter = field(default_factory=RateLimiter)
+    limiter: Limiter = field(default_factory=RateLimiter)
+    usage: UsageRecorder | None = None
     recommendations: RunMemo[list[View]] = field(default_factory=lambda: RunMemo(recommendations_view))
+    fragments: FragmentMemo = field(default_factory=FragmentMemo)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,71 +68,76 @@ class LoadedSnapshot:
     snapshot: Snapshot
     data_source: str
     freshness: View
+    headers: dict[str, str]  # ETag and Cache-Control
 
 
-async def get_runtime(request: Request) -> ApiRuntime:
+def runtime_of(request: Request) -> ApiRuntime:
     """The runtime the lifespan attached to the app."""
     return cast(ApiRuntime, request.app.state.runtime)
 
 
+async def get_runtime(request: Request) -> ApiRuntime:
+    """The runtime the lifespan attached to the app (as a dependency)."""
+    return runtime_of(request)
+
+
 RuntimeDep = Annotated[ApiRuntime, Depends(get_runtime)]
-
-
-async def get_settings(runtime: RuntimeDep) -> Settings:
-    """The settings the app runs with."""
-    return runtime.settings
-
-
-SettingsDep = Annotated[Settings, Depends(get_settings)]
-
-
-async def get_reader(runtime: RuntimeDep) -> SnapshotSource:
-    """The snapshot reader."""
-    return runtime.reader
-
-
-ReaderDep = Annotated[SnapshotSource, Depends(get_reader)]
-
-_bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <api key>")
-CredentialsDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 def _unauthorized(message: str) -> ApiError:
     return ApiError(status_code=401, code="unauthorized", message=message, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def require_api_key(runtime: RuntimeDep, credentials: CredentialsDep) -> ApiPrincipal:
-    """The caller's key; 401 when missing or invalid, 429 when its per-minute budget is used up."""
-    if credentials is None:
+def bearer_secret(authorization: str | None) -> str | None:
+    """The credentials of an ``Authorization: Bearer <secret>`` header value, or None."""
+    if not authorization:
+        return None
+    scheme, _, secret = authorization.partition(" ")
+    secret = secret.strip()
+    return secret if scheme.lower() == "bearer" and secret else None
+
+
+def _rate_limited(limit_per_min: int, retry_after_s: int) -> ApiError:
+    return ApiError(
+        status_code=429,
+        code="rate_limited",
+        message=f"rate limit of {limit_per_min} requests per minute reached; retry in {retry_after_s} s",
+        headers={"Retry-After": str(retry_after_s)},
+    )
+
+
+async def require_api_key(request: Request) -> ApiPrincipal:
+    """The caller's key; 401 when missing or invalid, 429 when its per-minute budget is used up.
+
+    Deliberately one flat dependency (no sub-dependencies): it runs on every request and FastAPI's dependency
+    resolution costs per node. The OpenAPI spec declares the bearer scheme separately (``app.py``).
+    """
+    return await authenticate(request, runtime_of(request))
+
+
+AuthDep = Annotated[ApiPrincipal, Depends(require_api_key)]
+
+
+async def authenticate(request: Request, runtime: ApiRuntime) -> ApiPrincipal:
+    """Check the bearer key and count the request against its budget (401 / 429 as ``ApiError``)."""
+    secret = bearer_secret(request.headers.get("authorization"))
+    if secret is None:
         raise _unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
-    secret = credentials.credentials
     principal = runtime.keys.cached(secret)
     if principal is None:
         principal = await run_in_threadpool(runtime.keys.verify, secret)
     if principal is None:
         raise _unauthorized("invalid or revoked API key")
+    if runtime.usage is not None and not principal.development:
+        runtime.usage.record(principal.key_id)
     if principal.rate_limit_per_min is not None:
         retry_after_s = runtime.limiter.hit(principal.key_id, limit_per_min=principal.rate_limit_per_min)
         if retry_after_s is not None:
-            raise ApiError(
-                status_code=429,
-                code="rate_limited",
-                message=f"rate limit of {principal.rate_limit_per_min} requests per minute reached; "
-                f"retry in {retry_after_s} s",
-                headers={"Retry-After": str(retry_after_s)},
-            )
+            raise _rate_limited(principal.rate_limit_per_min, retry_after_s)
     return principal
 
 
-ApiKeyDep = Annotated[ApiPrincipal, Depends(require_api_key)]
-
-
-async def resolve_exchange(
-    settings: SettingsDep,
-    exchange: Annotated[
-        str | None, Query(max_length=40, description="exchange id; default: the first configured")
-    ] = None,
-) -> str:
+def resolve_exchange(settings: Settings, exchange: str | None) -> str:
     """The requested exchange (lower-cased), or the default one; 404 when it is not configured."""
     if exchange is None or not exchange.strip():
         return settings.default_exchange
@@ -132,38 +151,96 @@ async def resolve_exchange(
     return name
 
 
-ExchangeDep = Annotated[str, Depends(resolve_exchange)]
-
-
 @dataclass(frozen=True, slots=True)
 class SnapshotLoader:
     """Loads the requested exchange's snapshot when the handler asks, after every parameter was validated."""
 
-    reader: SnapshotSource
-    settings: Settings
+    runtime: ApiRuntime
     exchange: str
     use_cache: bool
+    request: Request
+
+    @property
+    def settings(self) -> Settings:
+        """The settings the app runs with."""
+        return self.runtime.settings
 
     async def load(self) -> LoadedSnapshot:
         """The current snapshot; 503 ``data_not_ready`` before the worker's first publish."""
-        found = await run_in_threadpool(self.reader.get, self.exchange, use_cache=self.use_cache)
+        reader = self.runtime.reader
+        found = reader.peek(self.exchange) if self.use_cache else None
+        if found is None:
+            found = await run_in_threadpool(reader.get, self.exchange, use_cache=self.use_cache)
         if found is None:
             raise _not_ready(self.exchange, self.settings)
         snapshot, data_source = found
-        freshness = freshness_view(
-            snapshot, data_source=data_source, stale_after_s=self.settings.stale_after_s, now=utc_now()
-        )
-        return LoadedSnapshot(snapshot=snapshot, data_source=data_source, freshness=freshness)
+        now = utc_now()
+        stale_after_s = self.settings.stale_after_s
+        freshness = freshness_view(snapshot, data_source=data_source, stale_after_s=stale_after_s, now=now)
+        headers = cache_headers(snapshot, self.request, interval_s=self.settings.analysis_interval_s, now=now)
+        return LoadedSnapshot(snapshot=snapshot, data_source=data_source, freshness=freshness, headers=headers)
+
+    async def respond(self, build: Callable[[LoadedSnapshot], View]) -> Response:
+        """``build``'s body as JSON with caching headers, or an empty 304 when ``If-None-Match`` matches."""
+        loaded = await self.load()
+        unchanged = not_modified(self.request, loaded.headers)
+        if unchanged is not None:
+            return unchanged
+        return OrjsonResponse(build(loaded), headers=loaded.headers)
 
 
-async def snapshot_loader(
-    reader: ReaderDep,
-    settings: SettingsDep,
-    exchange: ExchangeDep,
-    use_cache: Annotated[bool, Query(description="false reads the database, skipping every cache")] = True,
-) -> SnapshotLoader:
-    """A loader for the requested exchange (reading happens in the handler, so a bad parameter is a 422 first)."""
-    return SnapshotLoader(reader=reader, settings=settings, exchange=exchange, use_cache=use_cache)
+EXCHANGE_MAX_CHARS = 40
+_TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
+_FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
+# ``snapshot_loader`` reads these itself (FastAPI's per-parameter resolution costs more than the handler);
+# ``app.add_routes_flat`` documents them in the OpenAPI spec of every route that takes ``SnapshotsDep``.
+LOADER_QUERY_PARAMETERS: list[dict[str, object]] = [
+    {
+        "name": "exchange",
+        "in": "query",
+        "required": False,
+        "description": "exchange id; default: the first configured",
+        "schema": {"type": "string", "maxLength": EXCHANGE_MAX_CHARS, "title": "Exchange"},
+    },
+    {
+        "name": "use_cache",
+        "in": "query",
+        "required": False,
+        "description": "false reads the database, skipping every cache",
+        "schema": {"type": "boolean", "default": True, "title": "Use Cache"},
+    },
+]
+
+
+def _invalid(name: str, message: str) -> ApiError:
+    return ApiError(status_code=422, code="invalid_request", message=f"query parameter {name}: {message}")
+
+
+def loader_parameters(request: Request) -> tuple[str | None, bool]:
+    """``exchange`` and ``use_cache`` from the query string; ApiError 422 when malformed."""
+    if not request.scope["query_string"]:
+        return None, True
+    params = request.query_params
+    exchange = params.get("exchange")
+    if exchange is not None and len(exchange) > EXCHANGE_MAX_CHARS:
+        raise _invalid("exchange", f"must be at most {EXCHANGE_MAX_CHARS} characters")
+    text = params.get("use_cache")
+    if text is None:
+        return exchange, True
+    flag = text.strip().lower()
+    if flag not in _TRUE | _FALSE:
+        raise _invalid("use_cache", "must be true or false")
+    return exchange, flag in _TRUE
+
+
+async def snapshot_loader(request: Request) -> SnapshotLoader:
+    """Authenticates the caller, then a loader for the requested exchange (reading happens in the handler, after
+    the handler's own parameters validated). Routes taking this need no separate auth dependency."""
+    runtime = runtime_of(request)
+    await authenticate(request, runtime)
+    exchange, use_cache = loader_parameters(request)
+    name = resolve_exchange(runtime.settings, exchange)
+    return SnapshotLoader(runtime=runtime, exchange=name, use_cache=use_cache, request=request)
 
 
 def _not_ready(exchange: str, settings: Settings) -> ApiError:

@@ -142,7 +142,8 @@ class MarketStatusBody(_Strict):
 class SystemHealth(_Strict):
     """What the API measured about the data it serves."""
 
-    status: Literal["healthy", "stale"]
+    status: Literal["healthy", "degraded", "stale"]
+    cache_status: Literal["none", "ok", "down"] = Field(description="shared cache tier (Redis) as last observed")
     data_age_seconds: float
     stale_after_seconds: float
     stale: bool
@@ -159,6 +160,68 @@ class MarketStatusResponse(Freshness):
     total_symbols: int
     system_health: SystemHealth
     market_status: MarketStatusBody
+
+
+class SymbolItem(_Strict):
+    """One analysed symbol of the current run."""
+
+    symbol: str
+    rank: int
+    current_price: float
+    price_change_24h: float | None
+    total_score: float
+    recommendation_strength: Literal["STRONG_BUY", "BUY", "HOLD", "SELL", "STRONG_SELL"]
+    has_levels: bool
+
+
+class SymbolsResponse(Freshness):
+    """The symbols of the current run."""
+
+    symbols: list[SymbolItem]
+    count: int
+    total_analyzed: int
+
+
+class ExchangeFreshness(_Strict):
+    """One configured exchange and the run it serves (null fields while ``not_ready``)."""
+
+    exchange: str
+    status: Literal["ready", "not_ready"]
+    run_id: str | None
+    as_of: datetime | None
+    generated_at: datetime | None
+    age_seconds: float | None
+    stale: bool | None
+    data_source: str | None
+
+
+class ExchangesResponse(_Strict):
+    """Every configured exchange with its freshness."""
+
+    success: Literal[True] = True
+    default_exchange: str
+    exchanges: list[ExchangeFreshness]
+
+
+class BundleRequest(_Strict):
+    """Which parts of the current run to return in one call."""
+
+    include_recommendations: bool = True
+    recommendations_count: int = Field(default=50, ge=1, le=100)
+    include_support_levels: bool = False
+    symbols: list[str] = Field(default_factory=list, max_length=100, description="symbols for support_levels")
+    include_market_status: bool = True
+
+
+class BundleResponse(Freshness):
+    """The requested parts of one run; parts not asked for are absent."""
+
+    recommendations: list[RecommendationItem] | None = None
+    total_analyzed: int
+    support_levels: dict[str, SupportLevelsBody] | None = None
+    unknown_symbols: list[str] | None = None
+    market_status: MarketStatusBody | None = None
+    system_health: SystemHealth | None = None
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

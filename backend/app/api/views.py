@@ -8,10 +8,13 @@ scores are in [0, 1], price changes in percent, volumes in the quote currency.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import orjson
+
+from app.api.responses import dump_json
 from app.domain import Level, MarketStatus, Recommendation, Snapshot, SupportLevels
 
 T = TypeVar("T")
@@ -111,10 +114,12 @@ def _mover(symbol: str, change_pct: float) -> View:
     return {"symbol": symbol, "price_change_24h": change_pct}
 
 
-def system_health_view(snapshot: Snapshot, freshness: View, *, stale_after_s: float) -> View:
-    """What the API measured about the data it serves."""
+def system_health_view(snapshot: Snapshot, freshness: View, *, stale_after_s: float, cache_status: str) -> View:
+    """What the API measured about the data it serves (``degraded`` while the shared cache is failing)."""
+    status = "stale" if freshness["stale"] else "degraded" if cache_status == "down" else "healthy"
     return {
-        "status": "stale" if freshness["stale"] else "healthy",
+        "status": status,
+        "cache_status": cache_status,
         "data_age_seconds": freshness["age_seconds"],
         "stale_after_seconds": stale_after_s,
         "stale": freshness["stale"],
@@ -123,6 +128,23 @@ def system_health_view(snapshot: Snapshot, freshness: View, *, stale_after_s: fl
         "symbols_analysed": len(snapshot.recommendations),
         "symbols_failed": len(snapshot.errors),
     }
+
+
+def symbols_view(snapshot: Snapshot) -> list[View]:
+    """Every symbol of the run with its last price, score and label, best rank first."""
+    ranked = sorted(snapshot.recommendations, key=lambda rec: rec.rank)
+    return [
+        {
+            "symbol": rec.symbol,
+            "rank": rec.rank,
+            "current_price": rec.current_price,
+            "price_change_24h": rec.price_change_24h,
+            "total_score": rec.total_score,
+            "recommendation_strength": rec.label.value,
+            "has_levels": rec.symbol in snapshot.levels,
+        }
+        for rec in ranked
+    ]
 
 
 class RunMemo(Generic[T]):
@@ -140,3 +162,29 @@ class RunMemo(Generic[T]):
         value = self._build(snapshot)
         self._entries[snapshot.exchange] = (snapshot.run_id, value)
         return value
+
+
+class FragmentMemo:
+    """Pre-serialised JSON parts of each exchange's current run (``orjson.Fragment``), keyed by what a request asked.
+
+    The run-derived part of a body is rendered once per run and key; only the per-request fields (freshness, health)
+    are serialised each time. Entries are dropped when the exchange's run changes (at most ``max_entries`` per run).
+    Used from the event loop only.
+    """
+
+    def __init__(self, *, max_entries: int = 512) -> None:
+        self._max_entries = max_entries
+        self._runs: dict[str, tuple[str, dict[Hashable, orjson.Fragment]]] = {}
+
+    def get(self, snapshot: Snapshot, key: Hashable, build: Callable[[], object]) -> orjson.Fragment:
+        """The serialised ``build()`` for ``key`` in ``snapshot``'s run, built on first use."""
+        entry = self._runs.get(snapshot.exchange)
+        if entry is None or entry[0] != snapshot.run_id:
+            entry = self._runs[snapshot.exchange] = (snapshot.run_id, {})
+        parts = entry[1]
+        fragment = parts.get(key)
+        if fragment is None:
+            if len(parts) >= self._max_entries:
+                parts.clear()
+            fragment = parts[key] = orjson.Fragment(dump_json(build()))
+        return fragment

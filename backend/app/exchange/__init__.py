@@ -5,7 +5,7 @@ The only package that imports ccxt; everything it returns is a domain object and
 """
 
 from app.exchange.base import MarketSource, closed_only
-from app.exchange.ccxt_source import CcxtSource, ExchangeFactory
+from app.exchange.ccxt_source import CcxtSource, ExchangeFactory, supported_exchange_ids
 from app.exchange.errors import (
     ExchangeError,
     ExchangeUnavailable,
@@ -15,6 +15,7 @@ from app.exchange.errors import (
 )
 from app.exchange.factory import build_source
 from app.exchange.replay import ReplaySource
+from app.exchange.retry import RetryPolicy, call_with_retries
 
 __all__ = [
     "CcxtSource",
@@ -24,8 +25,11 @@ __all__ = [
     "MarketSource",
     "RateLimited",
     "ReplaySource",
+    "RetryPolicy",
     "SymbolNotFound",
     "build_source",
+    "call_with_retries",
     "closed_only",
+    "supported_exchange_ids",
     "translate_ccxt_error",
 ]

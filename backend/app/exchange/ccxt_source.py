@@ -7,11 +7,17 @@ Invariants:
   whatever order or page size the exchange uses; pages never exceed the exchange's own per-call cap.
 - Every ccxt exception is translated by ``translate_ccxt_error`` (messages redacted); ccxt objects never escape.
 - Option values may hold credentials: only option keys are logged.
+- Every call goes through ``call_with_retries`` (``app.exchange.retry``): rate limits, 429 (Retry-After), 5xx and
+  timeouts are retried with jittered backoff a bounded number of times, on top of ccxt's own rate limiter.
+- Exchange quirks are data: ``_SINCE_AS_TO`` lists exchanges whose ccxt ``fetch_ohlcv`` ignores ``since`` (Bithumb
+  v2 returns the newest ``count``); for them the page end is sent as Upbit-style ``to`` (exclusive, UTC ISO 8601).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
+import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -23,6 +29,7 @@ import structlog
 from app.domain import Candle, Market, Ticker, timeframe_ms
 from app.exchange.base import closed_only, window
 from app.exchange.errors import ExchangeError, retry_after_from_headers, translate_ccxt_error
+from app.exchange.retry import Random, RetryPolicy, Sleep, call_with_retries
 
 log = structlog.get_logger(__name__)
 
@@ -44,7 +51,23 @@ _EXCHANGE_DEFAULTS: dict[str, dict[str, Any]] = {
         }
     },
     "okx": {"options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}},
+    # ccxt's bithumb lists minute/hour timeframes only, though its fetch_ohlcv serves days, weeks and months.
+    "bithumb": {"timeframes": {"1d": "1d", "1w": "1w", "1M": "1M"}},
 }
+_SINCE_AS_TO = frozenset({"bithumb"})
+# Per-call candle caps below what ccxt's ``features`` say: OKX's history-candles (used for anything older than
+# 1439 candles) serves at most 100, newest first, so a larger page would silently lose its older part.
+_PAGE_LIMITS = {"okx": 100}
+
+
+def wall_clock_ms() -> int:
+    """Milliseconds since the Unix epoch, now."""
+    return time.time_ns() // 1_000_000
+
+
+def supported_exchange_ids() -> frozenset[str]:
+    """Every exchange id ccxt supports."""
+    return frozenset(ccxt_async.exchanges)
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -120,8 +143,15 @@ class CcxtSource:
         options: Mapping[str, Any] | None = None,
         timeframes: Sequence[str] = (),
         exchange_factory: ExchangeFactory | None = None,
+        retry_policy: RetryPolicy | None = None,
+        sleep: Sleep = asyncio.sleep,
+        rand: Random = random.random,
+        clock_ms: Callable[[], int] | None = None,
     ) -> None:
         self.exchange_id = exchange_id
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._sleep, self._rand = sleep, rand
+        self._clock_ms = clock_ms or wall_clock_ms
         self.quote = quote.upper()
         config = exchange_config(exchange_id, options)
         self._secrets = tuple(str(config[key]) for key in _CREDENTIAL_KEYS if config.get(key))
@@ -135,8 +165,8 @@ class CcxtSource:
         log.info("ccxt_source_created", exchange=exchange_id, quote=self.quote, option_keys=sorted(options or {}))
 
     async def start_cycle(self) -> int:
-        """The real current time in milliseconds."""
-        return time.time_ns() // 1_000_000
+        """The current time in milliseconds (the wall clock unless a ``clock_ms`` seam was given)."""
+        return self._clock_ms()
 
     async def load_markets(self) -> list[Market]:
         """Active spot markets quoted in ``self.quote`` (reloaded from the exchange at most hourly)."""
@@ -187,6 +217,8 @@ class CcxtSource:
 
     def page_limit(self) -> int:
         """Most candles the exchange returns per call (ccxt's spot ``features``), else a conservative default."""
+        if self.exchange_id in _PAGE_LIMITS:
+            return _PAGE_LIMITS[self.exchange_id]
         features = getattr(self._exchange, "features", None) or {}
         limit = ((features.get("spot") or {}).get("fetchOHLCV") or {}).get("limit")
         return limit if isinstance(limit, int) and limit > 0 else _FALLBACK_PAGE_LIMIT
@@ -199,7 +231,7 @@ class CcxtSource:
         while cursor_ms + step_ms <= now_ms and closed < wanted and pages < max_pages:
             remaining = (now_ms - cursor_ms) // step_ms + 1  # intervals up to and including the forming one
             page = int(min(cap, remaining, wanted - closed + 1))
-            rows = await self._call("fetch_ohlcv", symbol, timeframe, since=cursor_ms, limit=page)
+            rows = await self._call("fetch_ohlcv", symbol, timeframe, **self._page_args(cursor_ms, page, step_ms))
             fresh = [c for c in map(to_candle, rows) if c is not None and c.open_time_ms >= cursor_ms]
             pages += 1
             if not fresh:  # no trades in this window (or nothing yet): skip it
@@ -212,7 +244,23 @@ class CcxtSource:
             log.warning("candle_pagination_capped", exchange=self.exchange_id, symbol=symbol, pages=pages)
         return collected
 
+    def _page_args(self, cursor_ms: int, page: int, step_ms: int) -> dict[str, Any]:
+        args: dict[str, Any] = {"since": cursor_ms, "limit": page}
+        if self.exchange_id in _SINCE_AS_TO:
+            args["params"] = {"to": self._exchange.iso8601(cursor_ms + page * step_ms)}
+        return args
+
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """One ccxt call, retried per ``retry_policy`` on transient errors."""
+
+        async def once() -> Any:
+            return await self._call_once(method, *args, **kwargs)
+
+        return await call_with_retries(
+            once, policy=self.retry_policy, sleep=self._sleep, rand=self._rand, what=f"{self.exchange_id}.{method}"
+        )
+
+    async def _call_once(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             return await getattr(self._exchange, method)(*args, **kwargs)
         except (ccxt.BaseError, OSError, TimeoutError) as exc:

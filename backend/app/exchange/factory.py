@@ -10,6 +10,7 @@ from app.domain import timeframe_ms
 from app.exchange.base import MarketSource
 from app.exchange.ccxt_source import CcxtSource
 from app.exchange.replay import ReplaySource
+from app.exchange.retry import RetryPolicy
 
 
 def build_source(settings: Settings, exchange_id: str, *, resume_from_ms: int | None) -> MarketSource:
@@ -30,4 +31,14 @@ def build_source(settings: Settings, exchange_id: str, *, resume_from_ms: int | 
         quote=quote,
         options=settings.exchange_options.get(exchange_id),
         timeframes=settings.timeframes,
+        retry_policy=retry_policy(settings),
+    )
+
+
+def retry_policy(settings: Settings) -> RetryPolicy:
+    """The retry policy the settings describe."""
+    return RetryPolicy(
+        max_attempts=settings.retry_max_attempts,
+        base_delay_s=settings.retry_base_delay_s,
+        max_delay_s=settings.retry_max_delay_s,
     )

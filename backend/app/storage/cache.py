@@ -8,6 +8,8 @@ Invariants:
   pointer ``{prefix}:current:{exchange}`` (TTL), notifications on channel ``{prefix}:runs``.
 - Every cache failure (connection, timeout, malformed payload) raises ``CacheError``; callers fall back to the
   database. Redis clients are built by ``make_redis`` on demand, never at import time.
+- ``RunNotificationListener`` turns channel messages into ``listener(exchange, run_id)`` calls on its own thread;
+  notifications are best effort (pub/sub does not queue), so readers also poll the pointer.
 """
 
 from __future__ import annotations
@@ -19,11 +21,14 @@ from typing import Any, Protocol
 
 import orjson
 import redis
+import structlog
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from app.domain import Snapshot
 from app.storage.codec import decode_snapshot, encode_snapshot
+
+log = structlog.get_logger(__name__)
 
 PAYLOAD_GRACE_S = 60.0
 
@@ -107,13 +112,13 @@ class MemoryCache:
             del self._snapshots[key]
 
 
-def make_redis(url: str, *, timeout_s: float) -> redis.Redis:
-    """A Redis client with short socket timeouts and one immediate retry (connects lazily)."""
+def make_redis(url: str, *, timeout_s: float, retries: int = 1) -> redis.Redis:
+    """A Redis client with short socket timeouts and ``retries`` immediate retries (connects lazily)."""
     return redis.Redis.from_url(
         url,
         socket_timeout=timeout_s,
         socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), 1),
+        retry=Retry(NoBackoff(), retries),
         health_check_interval=30,
     )
 
@@ -130,6 +135,11 @@ class RedisCache:
         self._prefix = prefix
         self._pointer_ttl_ms = int(ttl_s * 1000)
         self._payload_ttl_ms = int((ttl_s + PAYLOAD_GRACE_S) * 1000)
+
+    @property
+    def client(self) -> redis.Redis:
+        """The Redis client (the API shares it with its notification listener and rate limiter)."""
+        return self._client
 
     @property
     def channel(self) -> str:
@@ -181,3 +191,76 @@ class RedisCache:
 
 def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def parse_run_message(data: Any) -> tuple[str, str] | None:
+    """``(exchange, run_id)`` from a notification on ``RedisCache.channel``, or None when malformed."""
+    try:
+        message = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(message, dict):
+        return None
+    exchange, run_id = message.get("exchange"), message.get("run_id")
+    if not isinstance(exchange, str) or not isinstance(run_id, str):
+        return None
+    return exchange, run_id
+
+
+class RunNotificationListener:
+    """Calls ``listener(exchange, run_id)`` for every run announced on a Redis channel, from a daemon thread.
+
+    A lost connection is retried every ``reconnect_s``; notifications sent meanwhile are lost, which is why readers
+    also re-check the pointer periodically. ``stop()`` ends the thread within about ``poll_s``.
+    """
+
+    def __init__(
+        self, client: redis.Redis, *, channel: str, listener: RunListener, poll_s: float = 0.2, reconnect_s: float = 1.0
+    ) -> None:
+        self._client = client
+        self._channel = channel
+        self._listener = listener
+        self._poll_s = poll_s
+        self._reconnect_s = reconnect_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="dantaro-run-listener", daemon=True)
+        self.subscribed = threading.Event()  # set while a subscription is live (tests wait on it)
+
+    def start(self) -> None:
+        """Start listening in the background."""
+        self._thread.start()
+
+    def stop(self, *, timeout_s: float = 2.0) -> None:
+        """Stop listening and wait for the thread."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen_once()
+            except (redis.RedisError, OSError) as exc:
+                self.subscribed.clear()
+                log.warning("run_listener_disconnected", channel=self._channel, error=str(exc))
+                self._stop.wait(self._reconnect_s)
+
+    def _listen_once(self) -> None:
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        try:
+            pubsub.subscribe(self._channel)
+            self.subscribed.set()
+            while not self._stop.is_set():
+                message = pubsub.get_message(timeout=self._poll_s)
+                if message is not None and message.get("type") == "message":
+                    self._deliver(message.get("data"))
+        finally:
+            self.subscribed.clear()
+            pubsub.close()
+
+    def _deliver(self, data: Any) -> None:
+        parsed = parse_run_message(data)
+        if parsed is None:
+            log.warning("run_notification_malformed", channel=self._channel)
+            return
+        self._listener(*parsed)

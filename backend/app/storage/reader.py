@@ -7,7 +7,10 @@ Invariants:
   database's when there is no usable cache) at most every ``memory_check_interval_s``; so a newer run is served
   at most that long after it was published.
 - Cache failures are logged and fall through to the database; after one, the cache is skipped for
-  ``cache_retry_after_s`` so an outage costs one timeout per interval, not one per request.
+  ``cache_retry_after_s`` so an outage costs one timeout per interval, not one per request. Other users of
+  the same Redis (the API's rate limiter) share this breaker through ``cache_usable`` / ``trip_cache``.
+- ``on_published`` (wired to the cache's notifications) drops a superseded copy at once, so a new run reaches
+  this process as soon as the notification does; the periodic check covers lost notifications.
 - Thread-safe: the state is two small dicts guarded by a lock that is never held during I/O.
 """
 
@@ -71,6 +74,37 @@ class SnapshotReader:
             return entry.snapshot, MEMORY
         found = self._from_cache(exchange, entry, now_s) if self._cache_usable(now_s) else None
         return found or self._from_database(exchange, entry, now_s)
+
+    def peek(self, exchange: str) -> tuple[Snapshot, str] | None:
+        """The per-process copy when it was checked within ``memory_check_interval_s``; never does I/O."""
+        now_s = self._clock_s()
+        entry = self._entries.get(exchange)  # a dict read is atomic; the lock guards read-modify-write only
+        if entry is not None and now_s - entry.checked_at_s < self._interval_s:
+            return entry.snapshot, MEMORY
+        return None
+
+    def on_published(self, exchange: str, run_id: str) -> None:
+        """A run was announced: drop the per-process copy unless it already is that run."""
+        with self._lock:
+            entry = self._entries.get(exchange)
+            if entry is not None and entry.snapshot.run_id != run_id:
+                del self._entries[exchange]
+
+    def cache_usable(self) -> bool:
+        """False while a recent failure keeps the shared cache skipped (or when there is none)."""
+        return self._cache_usable(self._clock_s())
+
+    def trip_cache(self, reason: str) -> None:
+        """Skip the shared cache for ``cache_retry_after_s`` (another user of the same Redis saw it fail)."""
+        with self._lock:
+            self._cache_down_until_s = self._clock_s() + self._retry_after_s
+        log.warning("snapshot_cache_skipped", reason=reason, retry_after_s=self._retry_after_s)
+
+    def cache_status(self) -> str:
+        """``none`` (no shared cache), ``ok``, or ``down`` while a failure keeps the cache skipped."""
+        if self._cache is None:
+            return "none"
+        return "ok" if self._cache_usable(self._clock_s()) else "down"
 
     def forget(self, exchange: str | None = None) -> None:
         """Drop the per-process copy of one exchange (or all), e.g. on a pub/sub notification."""

@@ -5,6 +5,11 @@ Invariants:
   or before it, so the analysis is causal even when the replay clock is behind stored data.
 - Every run gets a row in ``analysis_runs`` before any work; it ends ``succeeded``, ``partial`` (published, some
   symbols failed) or ``failed`` (nothing published, the previous snapshot stays current).
+- The cycle collects the last selected universe (``Universe``; selected on the first cycle, then refreshed by its
+  own job) with one tickers call for it, and per symbol and timeframe only what closed since the last stored
+  candle (the first collection fetches ``lookback_candles``); at most ``collect_concurrency`` symbols at once.
+- Gaps (missing open times between stored and fetched candles) are logged and never filled; ``app.storage.gaps``
+  reports them per symbol from the stored candles.
 - Publishing is one database transaction followed by the cache write: readers never see half a run. A cycle
   cancelled before publish leaves nothing visible but its ``failed`` run row.
 """
@@ -28,11 +33,9 @@ from app.exchange import ExchangeError, MarketSource
 from app.storage.cache import SnapshotCache
 from app.storage.publish import publish
 from app.storage.repositories import CandleRepository, RunRepository
-from app.worker.universe import select_universe
+from app.worker.universe import Universe, rules_from_settings
 
 log = structlog.get_logger(__name__)
-
-COLLECT_CONCURRENCY = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,26 @@ def new_run_id(now_ms: int) -> str:
     return f"{now_ms:012x}{uuid.uuid4().hex[:20]}"
 
 
+def log_gaps(exchange: str, symbol: str, timeframe: str, *, last_open_ms: int | None, candles: Sequence[Candle]) -> int:
+    """Log every run of missing open times before and between ``candles`` (ascending); returns how many."""
+    step_ms = timeframe_ms(timeframe)
+    previous_ms, missing = last_open_ms, 0
+    for candle in candles:
+        if previous_ms is not None and candle.open_time_ms - previous_ms > step_ms:
+            count = (candle.open_time_ms - previous_ms) // step_ms - 1
+            missing += count
+            log.warning(
+                "candle_gap",
+                exchange=exchange,
+                symbol=symbol,
+                timeframe=timeframe,
+                first_missing_ms=previous_ms + step_ms,
+                missing=count,
+            )
+        previous_ms = candle.open_time_ms
+    return missing
+
+
 class ExchangeCycle:
     """Runs cycles for one exchange with its own source, settings and storage handles."""
 
@@ -69,6 +92,11 @@ class ExchangeCycle:
         self.settings = settings
         self.session_factory = session_factory
         self.cache = cache
+        self.universe = Universe(
+            source=source, rules=rules_from_settings(settings, source.exchange_id), timeframes=settings.timeframes
+        )
+        self.last_now_ms: int | None = None
+        self._db_lock = asyncio.Lock()  # fetches run concurrently; candle reads and writes one at a time (SQLite)
 
     @property
     def exchange(self) -> str:
@@ -79,6 +107,7 @@ class ExchangeCycle:
         """Collect, analyse and publish once; never raises for exchange or analysis failures."""
         started = time.monotonic()
         now_ms = await self.source.start_cycle()
+        self.last_now_ms = now_ms
         run_id = new_run_id(int(time.time() * 1000))
         await asyncio.to_thread(self._record_start, run_id)
         structlog.contextvars.bind_contextvars(run_id=run_id, exchange=self.exchange)
@@ -109,10 +138,8 @@ class ExchangeCycle:
         return outcome
 
     async def _collect_analyse_publish(self, *, run_id: str, now_ms: int, started: float) -> CycleOutcome:
-        markets = await self.source.load_markets()
-        all_tickers = await self.source.fetch_tickers([m.symbol for m in markets])
-        quote = self.settings.quote_currency(self.exchange)
-        universe = select_universe(markets, all_tickers, quote=quote, size=self.settings.universe_size)
+        universe = await self.universe.ensure(now_ms=now_ms)
+        all_tickers = await self.source.fetch_tickers(universe)
         errors = await self._collect(universe, now_ms=now_ms)
         collected = [s for s in universe if s not in errors]
         if not collected:
@@ -134,7 +161,7 @@ class ExchangeCycle:
 
     async def _collect(self, symbols: Sequence[str], *, now_ms: int) -> dict[str, str]:
         """Fetch and store new closed candles for every symbol and timeframe; returns symbol → error."""
-        semaphore = asyncio.Semaphore(COLLECT_CONCURRENCY)
+        semaphore = asyncio.Semaphore(self.settings.collect_concurrency)
         errors: dict[str, str] = {}
 
         async def collect_symbol(symbol: str) -> None:
@@ -150,7 +177,8 @@ class ExchangeCycle:
         return errors
 
     async def _collect_series(self, symbol: str, timeframe: str, *, now_ms: int) -> None:
-        last_open_ms = await asyncio.to_thread(self._last_open_time_ms, symbol, timeframe)
+        async with self._db_lock:
+            last_open_ms = await asyncio.to_thread(self._last_open_time_ms, symbol, timeframe)
         since_ms = None if last_open_ms is None else last_open_ms + timeframe_ms(timeframe)
         if since_ms is not None and since_ms + timeframe_ms(timeframe) > now_ms:
             return  # nothing new has closed since the last stored candle
@@ -158,7 +186,16 @@ class ExchangeCycle:
             symbol, timeframe, since_ms=since_ms, limit=self.settings.lookback_candles, now_ms=now_ms
         )
         if candles:
-            await asyncio.to_thread(self._store, symbol, timeframe, candles)
+            log_gaps(self.exchange, symbol, timeframe, last_open_ms=last_open_ms, candles=candles)
+            async with self._db_lock:
+                await asyncio.to_thread(self._store, symbol, timeframe, candles)
+
+    async def refresh_universe(self) -> list[str] | None:
+        """Select the universe again (the universe job); before the first cycle there is nothing to refresh."""
+        if self.last_now_ms is None:
+            return None
+        now_ms = max(self.last_now_ms, int(time.time() * 1000)) if self.settings.market_source == "ccxt" else None
+        return await self.universe.refresh(now_ms=now_ms or self.last_now_ms)
 
     def _last_open_time_ms(self, symbol: str, timeframe: str) -> int | None:
         with self.session_factory() as session:

@@ -1,7 +1,11 @@
 """The analysis worker: one ``ExchangeCycle`` per exchange, a heartbeat, and a clean stop.
 
 Invariants:
-- Every job and trigger is listed in ``install_jobs``; nothing else schedules work.
+- Every job and trigger is listed in ``install_jobs``; nothing else schedules work:
+  ``cycle:<exchange>`` — at start, then (ccxt) ``collect_delay_s`` after every close of the smallest timeframe,
+  so served data is at most one candle plus that delay old, or (replay, simulated clock) every
+  ``analysis_interval_s``; ``universe:<exchange>`` — every ``universe_refresh_interval_s`` (the first selection
+  happens in the first cycle); ``heartbeat`` — at start, then every ``heartbeat_interval_s``.
 - One cycle per exchange runs at a time (``max_instances=1``; missed runs coalesce into one).
 - On stop, in-flight cycles get ``shutdown_grace_s`` to finish; a cycle still running after that is cancelled,
   which rolls it back (its run is recorded ``failed``, nothing is published).
@@ -17,15 +21,26 @@ from datetime import datetime
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.domain import utc_now
+from app.domain import ms_to_datetime, timeframe_ms, utc_now
 from app.storage.repositories import HeartbeatRepository
 from app.worker.cycle import CycleOutcome, ExchangeCycle
 
 log = structlog.get_logger(__name__)
+
+
+def cycle_trigger(settings: Settings) -> BaseTrigger:
+    """When cycles run: ``collect_delay_s`` after each candle close (ccxt), or a fixed interval (replay)."""
+    if settings.market_source != "ccxt":
+        return IntervalTrigger(seconds=settings.analysis_interval_s)
+    step_ms = min(timeframe_ms(tf) for tf in settings.timeframes)
+    # Fires at epoch + delay + k × step: every close of the smallest (epoch-aligned) timeframe, plus the delay.
+    start = ms_to_datetime(int(settings.collect_delay_s * 1000) % step_ms)
+    return IntervalTrigger(seconds=step_ms / 1000, start_date=start, timezone="UTC")
 
 
 class Worker:
@@ -80,12 +95,20 @@ class Worker:
             session.commit()
 
     def install_jobs(self, scheduler: AsyncIOScheduler) -> None:
-        """Every job this worker runs, with its trigger: one cycle per exchange and the heartbeat."""
+        """Every job this worker runs, with its trigger: per exchange a cycle and a universe refresh; the heartbeat."""
         now = utc_now()
-        for exchange in self.cycles:
+        for exchange, cycle in self.cycles.items():
+            scheduler.add_job(
+                cycle.refresh_universe,
+                IntervalTrigger(seconds=self.settings.universe_refresh_interval_s),
+                id=f"universe:{exchange}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
             scheduler.add_job(
                 self.run_cycle,
-                IntervalTrigger(seconds=self.settings.analysis_interval_s),
+                cycle_trigger(self.settings),
                 args=[exchange],
                 id=f"cycle:{exchange}",
                 next_run_time=now,

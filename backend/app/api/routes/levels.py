@@ -12,11 +12,10 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from starlette.responses import Response
 
-from app.api.deps import SettingsDep, SnapshotsDep
+from app.api.deps import LoadedSnapshot, SnapshotsDep
 from app.api.errors import ApiError
-from app.api.responses import OrjsonResponse
 from app.api.schemas import ERROR_RESPONSES, SupportLevelsResponse
-from app.api.views import support_levels_view
+from app.api.views import View, support_levels_view
 from app.domain import Snapshot, symbol_candidates
 
 router = APIRouter(tags=["levels"])
@@ -39,8 +38,7 @@ def pick_symbol(text: str, candidates: list[str], *, snapshot: Snapshot) -> str:
         status_code=404,
         code="unknown_symbol",
         message=f"symbol {text!r} (read as {' or '.join(candidates)}) has no levels on {snapshot.exchange} in run "
-        f"{snapshot.run_id}; list the analysed symbols with GET /api/v1/recommendations?exchange="
-        f"{snapshot.exchange}&top_n=100",
+        f"{snapshot.run_id}; list the analysed symbols with GET /api/v1/symbols?exchange={snapshot.exchange}",
     )
 
 
@@ -48,17 +46,23 @@ def pick_symbol(text: str, candidates: list[str], *, snapshot: Snapshot) -> str:
 async def get_support_levels(
     symbol: Annotated[str, Path(max_length=64, description="BTC, BTC-USDT, BTC_USDT, USDT-BTC or BTC/USDT")],
     snapshots: SnapshotsDep,
-    settings: SettingsDep,
 ) -> Response:
     """Three support and resistance tiers and every level found for ``symbol``."""
-    candidates = parse_symbol(symbol, default_quote=settings.quote_currency(snapshots.exchange))
-    loaded = await snapshots.load()
-    snapshot = loaded.snapshot
-    resolved = pick_symbol(symbol, candidates, snapshot=snapshot)
-    body = {
-        "success": True,
-        "symbol": resolved,
-        "support_levels": support_levels_view(snapshot.levels[resolved], updated_at=snapshot.generated_at),
-        **loaded.freshness,
-    }
-    return OrjsonResponse(body)
+    candidates = parse_symbol(symbol, default_quote=snapshots.settings.quote_currency(snapshots.exchange))
+
+    def build(loaded: LoadedSnapshot) -> View:
+        snapshot = loaded.snapshot
+        resolved = pick_symbol(symbol, candidates, snapshot=snapshot)
+        levels = snapshots.runtime.fragments.get(
+            snapshot,
+            ("levels", resolved),
+            lambda: support_levels_view(snapshot.levels[resolved], updated_at=snapshot.generated_at),
+        )
+        return {
+            "success": True,
+            "symbol": resolved,
+            "support_levels": levels,
+            **loaded.freshness,
+        }
+
+    return await snapshots.respond(build)

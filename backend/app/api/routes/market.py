@@ -5,25 +5,35 @@ from __future__ import annotations
 from fastapi import APIRouter
 from starlette.responses import Response
 
-from app.api.deps import SettingsDep, SnapshotsDep
-from app.api.responses import OrjsonResponse
+from app.api.deps import ApiRuntime, LoadedSnapshot, SnapshotsDep
 from app.api.schemas import ERROR_RESPONSES, MarketStatusResponse
-from app.api.views import market_view, system_health_view
+from app.api.views import View, market_view, system_health_view
 
 router = APIRouter(tags=["market"])
 
 
-@router.get("/market-status", response_model=MarketStatusResponse, responses=ERROR_RESPONSES)
-async def get_market_status(snapshots: SnapshotsDep, settings: SettingsDep) -> Response:
-    """Trend, sentiment, movers and volume of the current run, and how fresh that run is."""
-    loaded = await snapshots.load()
+def market_status_body(loaded: LoadedSnapshot, runtime: ApiRuntime) -> View:
+    """The market-status payload of the original API plus the provenance fields."""
     snapshot = loaded.snapshot
-    body = {
+    health = system_health_view(
+        snapshot,
+        loaded.freshness,
+        stale_after_s=runtime.settings.stale_after_s,
+        cache_status=runtime.reader.cache_status(),
+    )
+    return {
         "success": True,
         "status": "ok",
         "total_symbols": snapshot.universe_size,
-        "system_health": system_health_view(snapshot, loaded.freshness, stale_after_s=settings.stale_after_s),
-        "market_status": market_view(snapshot.market, updated_at=snapshot.generated_at),
+        "system_health": health,
+        "market_status": runtime.fragments.get(
+            snapshot, ("market",), lambda: market_view(snapshot.market, updated_at=snapshot.generated_at)
+        ),
         **loaded.freshness,
     }
-    return OrjsonResponse(body)
+
+
+@router.get("/market-status", response_model=MarketStatusResponse, responses=ERROR_RESPONSES)
+async def get_market_status(snapshots: SnapshotsDep) -> Response:
+    """Trend, sentiment, movers and volume of the current run, and how fresh that run is."""
+    return await snapshots.respond(lambda loaded: market_status_body(loaded, snapshots.runtime))

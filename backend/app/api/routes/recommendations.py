@@ -1,4 +1,8 @@
-"""``GET /api/v1/recommendations``: the current run's top-ranked symbols, best first."""
+"""``GET /api/v1/recommendations``: the current run's top-ranked symbols, best first, optionally filtered.
+
+Filters apply before ``top_n``: ``min_score`` keeps ``total_score >= min_score``, ``label`` keeps one
+``recommendation_strength``. ``total_analyzed`` is always the run's universe size, whatever the filters.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from app.api.deps import RuntimeDep, SnapshotsDep
-from app.api.responses import OrjsonResponse
+from app.api.deps import LoadedSnapshot, SnapshotsDep
 from app.api.schemas import ERROR_RESPONSES, RecommendationsResponse
+from app.api.views import View
+from app.domain import Label
 
 router = APIRouter(tags=["recommendations"])
 
@@ -17,19 +22,43 @@ TOP_N_DEFAULT = 50
 TOP_N_MAX = 100
 
 
+def select_recommendations(
+    ranked: list[View], *, top_n: int, min_score: float | None = None, label: Label | None = None
+) -> list[View]:
+    """The first ``top_n`` of ``ranked`` that pass the filters."""
+    if min_score is None and label is None:
+        return ranked[:top_n]
+    kept = [
+        item
+        for item in ranked
+        if (min_score is None or item["total_score"] >= min_score)
+        and (label is None or item["recommendation_strength"] == label.value)
+    ]
+    return kept[:top_n]
+
+
 @router.get("/recommendations", response_model=RecommendationsResponse, responses=ERROR_RESPONSES)
 async def get_recommendations(
     snapshots: SnapshotsDep,
-    runtime: RuntimeDep,
     top_n: Annotated[int, Query(ge=1, le=TOP_N_MAX, description="how many symbols to return")] = TOP_N_DEFAULT,
+    min_score: Annotated[float | None, Query(ge=0, le=1, description="keep total_score >= this")] = None,
+    label: Annotated[Label | None, Query(description="keep only this recommendation_strength")] = None,
 ) -> Response:
-    """The ``top_n`` best-ranked recommendations and the run they come from."""
-    loaded = await snapshots.load()
-    snapshot = loaded.snapshot
-    body = {
-        "success": True,
-        "recommendations": runtime.recommendations.get(snapshot)[:top_n],
-        "total_analyzed": snapshot.universe_size,
-        **loaded.freshness,
-    }
-    return OrjsonResponse(body)
+    """The ``top_n`` best-ranked recommendations (after the filters) and the run they come from."""
+
+    def build(loaded: LoadedSnapshot) -> View:
+        runtime = snapshots.runtime
+        ranked = runtime.recommendations.get(loaded.snapshot)
+        items = runtime.fragments.get(
+            loaded.snapshot,
+            ("recommendations", top_n, min_score, label),
+            lambda: select_recommendations(ranked, top_n=top_n, min_score=min_score, label=label),
+        )
+        return {
+            "success": True,
+            "recommendations": items,
+            "total_analyzed": loaded.snapshot.universe_size,
+            **loaded.freshness,
+        }
+
+    return await snapshots.respond(build)

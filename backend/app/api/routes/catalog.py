@@ -1,0 +1,73 @@
+"""``GET /api/v1/symbols`` (the current run's symbols) and ``GET /api/v1/exchanges`` (each one's freshness).
+
+``/exchanges`` never answers 503: an exchange without a published run is listed with ``status: not_ready`` and
+null freshness fields, so a client can watch a deployment come up.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from app.api.deps import AuthDep, LoadedSnapshot, RuntimeDep, SnapshotsDep, SnapshotSource
+from app.api.responses import OrjsonResponse
+from app.api.schemas import ERROR_RESPONSES, ExchangesResponse, SymbolsResponse
+from app.api.views import View, freshness_view, symbols_view
+from app.config import Settings
+from app.domain import utc_now
+
+router = APIRouter(tags=["catalog"])
+
+_NOT_READY = dict.fromkeys(("run_id", "as_of", "generated_at", "age_seconds", "stale", "data_source"))
+
+
+@router.get("/symbols", response_model=SymbolsResponse, responses=ERROR_RESPONSES)
+async def get_symbols(snapshots: SnapshotsDep) -> Response:
+    """Every symbol of the current run with its last price, score and label, best rank first."""
+
+    def build(loaded: LoadedSnapshot) -> View:
+        snapshot = loaded.snapshot
+        return {
+            "success": True,
+            "symbols": snapshots.runtime.fragments.get(snapshot, ("symbols",), lambda: symbols_view(snapshot)),
+            "count": len(snapshot.recommendations),
+            "total_analyzed": loaded.snapshot.universe_size,
+            **loaded.freshness,
+        }
+
+    return await snapshots.respond(build)
+
+
+def exchanges_view(reader: SnapshotSource, settings: Settings, *, peek_only: bool = False) -> list[View] | None:
+    """Freshness of every configured exchange's current run (may block reading the tiers); with ``peek_only``
+    None unless every exchange has a fresh in-process copy (then no I/O at all)."""
+    views: list[View] = []
+    for exchange in settings.exchanges:
+        found = reader.peek(exchange)
+        if found is None and peek_only:
+            return None
+        found = found or reader.get(exchange)
+        if found is None:
+            views.append({"exchange": exchange, "status": "not_ready", **_NOT_READY})
+            continue
+        snapshot, data_source = found
+        fresh = freshness_view(snapshot, data_source=data_source, stale_after_s=settings.stale_after_s, now=utc_now())
+        views.append(
+            {
+                "exchange": exchange,
+                "status": "ready",
+                **{name: fresh[name] for name in _NOT_READY},
+            }
+        )
+    return views
+
+
+@router.get("/exchanges", response_model=ExchangesResponse, responses=ERROR_RESPONSES)
+async def get_exchanges(runtime: RuntimeDep, _: AuthDep) -> Response:
+    """Each configured exchange with the run it serves: run_id, as_of, generated_at, age and staleness."""
+    views = exchanges_view(runtime.reader, runtime.settings, peek_only=True)
+    if views is None:
+        views = await run_in_threadpool(exchanges_view, runtime.reader, runtime.settings)
+    body = {"success": True, "default_exchange": runtime.settings.default_exchange, "exchanges": views}
+    return OrjsonResponse(body, headers={"Cache-Control": "no-cache"})

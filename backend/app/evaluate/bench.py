@@ -1,0 +1,75 @@
+"""``dantaro benchmark analysis``: all three products for many symbols built from the real bundled 1h series.
+
+Invariants: the input is real candles (the bundled 1h series cycled; copy ``i`` of a series uses a window shifted by
+``7 * i`` candles and prices scaled by ``1 + i / 100``), built before the clock starts; the timed call is exactly
+``analyse``. Peak memory: process peak RSS (``resource``) and Python allocation peak of a second, traced run.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import tracemalloc
+from dataclasses import dataclass
+from pathlib import Path
+
+from app.analysis import analyse
+from app.domain import Candle
+from app.evaluate.data import DataError, load_folder
+
+SHIFT_CANDLES = 7
+
+
+@dataclass(frozen=True, slots=True)
+class BenchmarkResult:
+    """Wall time of the fastest run, Python allocation peak and process peak RSS."""
+
+    symbols: int
+    candles: int
+    wall_s: float
+    traced_peak_mb: float
+    peak_rss_mb: float
+
+
+def build_universe(real: dict[str, list[Candle]], *, symbols: int, candles: int) -> dict[str, dict[str, list[Candle]]]:
+    """``symbols`` series of ``candles`` real 1h candles each (cycled, shifted and scaled copies)."""
+    sources = sorted((s, c) for s, c in real.items() if len(c) >= candles + SHIFT_CANDLES * (symbols // len(real) + 1))
+    if not sources:
+        raise DataError(f"no series has the {candles} candles needed (plus shifts)")
+    out: dict[str, dict[str, list[Candle]]] = {}
+    for i in range(symbols):
+        symbol, series = sources[i % len(sources)]
+        copy = i // len(sources)
+        start = len(series) - candles - SHIFT_CANDLES * copy
+        k = 1.0 + copy / 100.0
+        window = [
+            Candle(c.open_time_ms, c.open * k, c.high * k, c.low * k, c.close * k, c.volume)
+            for c in series[start : start + candles]
+        ]
+        out[f"{symbol.split('/')[0]}{copy}/{symbol.split('/')[1]}"] = {"1h": window}
+    return out
+
+
+def run_benchmark(data_dir: Path, *, symbols: int, candles: int, repeats: int = 3) -> BenchmarkResult:
+    """Time ``analyse`` on the built universe (best of ``repeats``) and measure its memory."""
+    universe = build_universe(load_folder(data_dir / "1h", timeframe="1h"), symbols=symbols, candles=candles)
+    timings: list[float] = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        analyse(universe, tickers={}, analysis_timeframe="1h", levels_timeframe="1h")
+        timings.append(time.perf_counter() - started)
+    tracemalloc.start()
+    analyse(universe, tickers={}, analysis_timeframe="1h", levels_timeframe="1h")
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return BenchmarkResult(symbols, candles, min(timings), peak / 2**20, rss_kb / 1024)
+
+
+def format_result(result: BenchmarkResult) -> str:
+    """One line for the terminal."""
+    return (
+        f"analysis benchmark: {result.symbols} symbols x {result.candles} candles (1h, real series): "
+        f"wall {result.wall_s:.3f} s (best of runs), Python peak {result.traced_peak_mb:.1f} MiB (tracemalloc), "
+        f"process peak RSS {result.peak_rss_mb:.1f} MiB"
+    )

@@ -1,0 +1,424 @@
+"""Performance test of the API on PostgreSQL + Redis: latency, throughput, ratio to a bare route, memory, startup.
+
+Run: ``.venv/bin/python performance_test.py [--duration-s 4] [--connections 32]``. It creates its own PostgreSQL
+database (``DANTARO_TEST_POSTGRES_URL``, admin URL) and Redis key prefix (``DANTARO_TEST_REDIS_URL``), migrates,
+publishes one real analysis run with ``dantaro worker --once`` (replay of the bundled Binance history), creates an
+API key, starts ``dantaro api`` (production settings) in a subprocess and loads each endpoint with auth, then a
+bare FastAPI route serving the very same bytes, served the same way (uvicorn, one process). Load comes from
+``wrk`` when installed, else from a Python asyncio generator. Everything it created is removed at the end.
+
+Reported per endpoint: p50/p99 latency (ms), requests/s, and the ratio of our requests/s to the bare route's;
+for the API process: resident memory after the load (MB) and spawn-to-ready time (until ``/health`` is 200).
+Goals: ratio >= 0.8, p99 <= 10 ms at 32 connections, RSS <= 74 MB, ready <= 1.5 s. Exit status 0 either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.client
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+import redis
+from sqlalchemy.engine import make_url
+
+from app.storage import migrate
+from app.storage.api_keys import ApiKeyRepository
+from app.storage.db import make_engine, make_session_factory
+
+ROOT = Path(__file__).resolve().parent
+BIN = Path(sys.executable).parent
+DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
+GOALS = {"ratio": 0.8, "p99_ms": 10.0, "rss_mb": 74.0, "ready_s": 1.5}
+WRK_THREADS = 2
+READY_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One request to load: a name, the method, the path (with query) and the body."""
+
+    name: str
+    method: str
+    path: str
+    body: bytes = b""
+
+
+@dataclass
+class LoadResult:
+    """What loading one endpoint measured."""
+
+    endpoint: Endpoint
+    p50_ms: float
+    p99_ms: float
+    requests_per_s: float
+    errors: int
+    body_bytes: int = 0
+
+
+@dataclass
+class Served:
+    """A spawned server process and its spawn-to-ready time."""
+
+    process: subprocess.Popen[bytes]
+    ready_s: float = field(default=0.0)
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def http_get(endpoint: Endpoint, *, port: int, headers: dict[str, str]) -> bytes:
+    """The body ``endpoint`` answers with (status 200 required)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        extra = {"Content-Type": "application/json"} if endpoint.body else {}
+        connection.request(endpoint.method, endpoint.path, body=endpoint.body or None, headers={**headers, **extra})
+        response = connection.getresponse()
+        body = response.read()
+    finally:
+        connection.close()
+    if response.status != 200:
+        raise RuntimeError(f"{endpoint.method} {endpoint.path} answered {response.status}: {body[:200]!r}")
+    return body
+
+
+def _healthy(port: int) -> bool:
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
+        connection.request("GET", "/health")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+
+
+@contextmanager
+def spawn(command: list[str], *, env: dict[str, str], port: int) -> Iterator[Served]:
+    """Start ``command``, wait until ``/health`` on ``port`` is 200 (timing it), terminate it afterwards."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, env=env, cwd=ROOT)
+    try:
+        while not _healthy(port):
+            if process.poll() is not None or time.monotonic() - started > READY_TIMEOUT_S:
+                raise RuntimeError(f"{command[0]} did not become ready (exit status {process.poll()})")
+            time.sleep(0.005)
+        yield Served(process, ready_s=time.monotonic() - started)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+BARE_APP = """
+import json, sys
+import uvicorn
+from fastapi import FastAPI, Request
+from starlette.responses import Response
+
+routes = json.load(open(sys.argv[1]))
+app = FastAPI()
+
+@app.get("/health")
+async def health() -> Response:
+    return Response(b'{"status":"ok"}', media_type="application/json")
+
+def route(by_query):
+    async def serve(request: Request) -> Response:
+        return Response(by_query[request.scope["query_string"].decode()], media_type="application/json")
+    return serve
+
+grouped = {}
+for method, path, query, body in routes:
+    grouped.setdefault((method, path), {})[query] = body.encode("latin-1")
+for (method, path), by_query in grouped.items():
+    app.add_api_route(path, route(by_query), methods=[method])
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+"""
+
+
+def bare_app_command(bodies: dict[str, bytes], *, port: int, workdir: Path) -> list[str]:
+    """A bare FastAPI app answering each endpoint with the bytes our API served, run by uvicorn the same way."""
+    routes = []
+    for endpoint in ENDPOINTS:
+        path, _, query = endpoint.path.partition("?")
+        routes.append([endpoint.method, path, query, bodies[endpoint.name].decode("latin-1")])
+    (workdir / "bare_routes.json").write_text(json.dumps(routes))
+    (workdir / "bare_app.py").write_text(BARE_APP)
+    return [sys.executable, str(workdir / "bare_app.py"), str(workdir / "bare_routes.json"), str(port)]
+
+
+ENDPOINTS = (
+    Endpoint("recommendations", "GET", "/api/v1/recommendations"),
+    Endpoint("recommendations?top_n=10", "GET", "/api/v1/recommendations?top_n=10"),
+    Endpoint("support-levels/BTC", "GET", "/api/v1/support-levels/BTC"),
+    Endpoint("market-status", "GET", "/api/v1/market-status"),
+    Endpoint("symbols", "GET", "/api/v1/symbols"),
+    Endpoint("exchanges", "GET", "/api/v1/exchanges"),
+    Endpoint(
+        "bundle",
+        "POST",
+        "/api/v1/bundle",
+        b'{"include_recommendations": true, "recommendations_count": 20, "include_support_levels": true, '
+        b'"symbols": ["BTC", "ETH"], "include_market_status": true}',
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Environment:
+    """What the run created: database URL, Redis URL and prefix, and the API key."""
+
+    database_url: str
+    redis_url: str
+    redis_prefix: str
+    data_dir: Path
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database (URL), dropped afterwards."""
+    import psycopg2
+
+    admin = make_url(os.environ.get("DANTARO_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
+    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
+    name = f"dantaro_perf_{secrets.token_hex(4)}"
+
+    def execute(sql: str) -> None:
+        connection = psycopg2.connect(dsn, connect_timeout=3)
+        connection.autocommit = True
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+        finally:
+            connection.close()
+
+    execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def redis_prefix(url: str) -> Iterator[str]:
+    """A throwaway Redis key prefix; its keys are deleted afterwards."""
+    prefix = f"dantaro_perf_{secrets.token_hex(4)}"
+    client = redis.Redis.from_url(url)
+    try:
+        client.ping()
+        yield prefix
+    finally:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def service_env(env: Environment) -> dict[str, str]:
+    """Environment of the worker and API subprocesses."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("DANTARO_")},
+        "DANTARO_ENV": "production",
+        "DANTARO_DEV_KEY_ENABLED": "false",
+        "DANTARO_DATABASE_URL": env.database_url,
+        "DANTARO_REDIS_URL": env.redis_url,
+        "DANTARO_REDIS_PREFIX": env.redis_prefix,
+        "DANTARO_DATA_DIR": str(env.data_dir),
+        "DANTARO_ANALYSIS_INTERVAL_S": "600",  # the run stays fresh (and its Redis pointer alive) for the test
+        "DANTARO_LOG_LEVEL": "WARNING",
+        "DANTARO_LOG_FORMAT": "json",
+    }
+
+
+def prepare(env: Environment) -> str:
+    """Migrate, publish one real run with the worker, create a key; returns the key's secret."""
+    migrate.upgrade(env.database_url)
+    started = time.monotonic()
+    subprocess.run([str(BIN / "dantaro"), "worker", "--once"], env=service_env(env), check=True, timeout=120)
+    print(f"published one run with `dantaro worker --once` in {time.monotonic() - started:.1f} s", flush=True)
+    engine = make_engine(env.database_url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            _, secret = ApiKeyRepository(session).create(name="performance-test", rate_limit_per_min=1_000_000_000)
+    finally:
+        engine.dispose()
+    return secret
+
+
+WRK_LUA = """
+wrk.method = {method}
+wrk.body = {body}
+wrk.headers["Authorization"] = {authorization}
+wrk.headers["Content-Type"] = "application/json"
+"""
+_WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _lua_string(text: str) -> str:
+    return json.dumps(text)  # a JSON string literal is a valid Lua string literal for this ASCII content
+
+
+def wrk_load(
+    endpoint: Endpoint, *, port: int, headers: dict[str, str], connections: int, duration_s: float
+) -> LoadResult:
+    """Load with wrk (a Lua script sets the method, body and Authorization header)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(
+            WRK_LUA.format(
+                method=_lua_string(endpoint.method),
+                body=_lua_string(endpoint.body.decode()) if endpoint.body else "nil",
+                authorization=_lua_string(headers["Authorization"]),
+            )
+        )
+    try:
+        command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration_s:g}s", "--latency", "-s", script.name]
+        url = f"http://127.0.0.1:{port}{endpoint.path}"
+        output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    finally:
+        os.unlink(script.name)
+    latency = {int(p): float(v) * _UNIT_MS[unit] for p, v, unit in _WRK_LATENCY.findall(output)}
+    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    errors = int(bad.group(1)) if bad else 0
+    errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
+    if rate is None or 50 not in latency or 99 not in latency:
+        raise RuntimeError(f"unexpected wrk output:\n{output}")
+    return LoadResult(endpoint, latency[50], latency[99], float(rate.group(1)), errors)
+
+
+async def _one_connection(request: bytes, *, port: int, until_s: float, latencies: list[float]) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    errors = 0
+    try:
+        while time.perf_counter() < until_s:
+            started = time.perf_counter()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            errors += not head.startswith(b"HTTP/1.1 2")
+    finally:
+        writer.close()
+    return errors
+
+
+def python_load(
+    endpoint: Endpoint, *, port: int, headers: dict[str, str], connections: int, duration_s: float
+) -> LoadResult:
+    """Load with asyncio keep-alive connections (when wrk is not installed); the generator shares the CPU."""
+    lines = [f"{endpoint.method} {endpoint.path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    lines += ["Content-Type: application/json", f"Content-Length: {len(endpoint.body)}"]
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + endpoint.body
+    latencies: list[float] = []
+
+    async def load() -> int:
+        until_s = time.perf_counter() + duration_s
+        tasks = [_one_connection(request, port=port, until_s=until_s, latencies=latencies) for _ in range(connections)]
+        return sum(await asyncio.gather(*tasks))
+
+    errors = asyncio.run(load())
+    ordered = sorted(latencies)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
+    return LoadResult(endpoint, pick(0.50), pick(0.99), len(ordered) / duration_s, errors)
+
+
+def run_load(
+    endpoint: Endpoint, *, port: int, headers: dict[str, str], connections: int, duration_s: float
+) -> LoadResult:
+    """Warm up briefly, then load ``endpoint`` with wrk when installed, else with the Python generator."""
+    load = wrk_load if shutil.which("wrk") else python_load
+    load(endpoint, port=port, headers=headers, connections=connections, duration_s=min(1.0, duration_s))
+    result = load(endpoint, port=port, headers=headers, connections=connections, duration_s=duration_s)
+    result.body_bytes = len(http_get(endpoint, port=port, headers=headers))
+    return result
+
+
+def measure(ports: tuple[int, int], *, secret: str, args: argparse.Namespace) -> tuple[list[LoadResult], ...]:
+    """Load every endpoint on our API and then on the bare app, back to back, so both see the same machine."""
+    headers = {"Authorization": f"Bearer {secret}"}
+    ours: list[LoadResult] = []
+    bare: list[LoadResult] = []
+    for endpoint in ENDPOINTS:
+        for port, results in zip(ports, (ours, bare), strict=True):
+            load = run_load(
+                endpoint, port=port, headers=headers, connections=args.connections, duration_s=args.duration_s
+            )
+            results.append(load)
+    return ours, bare
+
+
+def report(ours: list[LoadResult], bare: list[LoadResult], *, rss_mb: float, ready_s: float, tool: str) -> None:
+    """Print the results as a Markdown table plus the process figures, each against its goal."""
+    print(f"\nload: {tool}, one uvicorn process per server, goals: {json.dumps(GOALS)}\n")
+    print("| endpoint | bytes | p50 ms | p99 ms | req/s | bare req/s | bare p99 ms | ratio |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for mine, base in zip(ours, bare, strict=True):
+        ratio = mine.requests_per_s / base.requests_per_s if base.requests_per_s else 0.0
+        print(
+            f"| {mine.endpoint.name} | {mine.body_bytes} | {mine.p50_ms:.2f} | {mine.p99_ms:.2f} | "
+            f"{mine.requests_per_s:.0f} | {base.requests_per_s:.0f} | {base.p99_ms:.2f} | {ratio:.2f} |"
+        )
+    print(f"\nresident memory of the API process after the load: {rss_mb:.1f} MB (goal <= {GOALS['rss_mb']:g})")
+    print(f"spawn to /health 200: {ready_s:.2f} s (goal <= {GOALS['ready_s']:g})")
+    errors = sum(result.errors for result in ours)
+    print(f"non-2xx or failed requests during the load: {errors}")
+
+
+def run(args: argparse.Namespace) -> None:
+    """The whole benchmark inside one cleanup scope."""
+    redis_url = os.environ.get("DANTARO_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    with ExitStack() as stack:
+        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dantaro-perf-")))
+        database_url = stack.enter_context(postgres_database())
+        env = Environment(database_url, redis_url, stack.enter_context(redis_prefix(redis_url)), data_dir)
+        secret = prepare(env)
+        port = free_port()
+        api_command = [str(BIN / "dantaro"), "api", "--port", str(port)]
+        api = stack.enter_context(spawn(api_command, env=service_env(env), port=port))
+        print(f"API ready in {api.ready_s:.2f} s (pid {api.process.pid})", flush=True)
+        bodies = {ep.name: http_get(ep, port=port, headers={"Authorization": f"Bearer {secret}"}) for ep in ENDPOINTS}
+        tool = "wrk" if shutil.which("wrk") else "python asyncio"
+        bare_port = free_port()
+        command = bare_app_command(bodies, port=bare_port, workdir=data_dir)
+        stack.enter_context(spawn(command, env=service_env(env), port=bare_port))
+        ours, bare = measure((port, bare_port), secret=secret, args=args)
+        rss_mb = psutil.Process(api.process.pid).memory_info().rss / 1e6
+        report(ours, bare, rss_mb=rss_mb, ready_s=api.ready_s, tool=tool)
+
+
+def main() -> int:
+    """Parse the options and run the benchmark."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--duration-s", type=float, default=4.0, help="seconds of load per endpoint and server")
+    parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
+    run(parser.parse_args())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
