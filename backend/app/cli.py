@@ -23,6 +23,7 @@ from app.logging import configure_logging
 log = structlog.get_logger(__name__)
 
 Handler = Callable[[argparse.Namespace, Settings], int]
+SERVING_COMMANDS = frozenset({"api", "worker", "run"})  # refuse development defaults in production
 
 
 def _cmd_api(args: argparse.Namespace, settings: Settings) -> int:
@@ -106,6 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         first = exc.errors()[0]
         name = "DANTARO_" + "_".join(str(p) for p in first["loc"]).upper()
         print(f"dantaro: invalid setting {name}: {first['msg']}", file=sys.stderr)
+        return 2
+    problems = settings.production_problems()
+    if problems and args.command in SERVING_COMMANDS:
+        refusal = "; ".join(problems)
+        print(f"dantaro {args.command}: DANTARO_ENV=production refuses to start: {refusal}", file=sys.stderr)
         return 2
     configure_logging(level=settings.log_level, log_format=settings.log_format)
     handler: Handler = args.handler

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DATA_DIR = PACKAGE_DIR / "data" / "binance-spot"
 DEVELOPMENT_KEY = "development-user-server-key"
+PLACEHOLDER_SECRET = "CHANGE_ME"  # deployment/.env.production ships it; production refuses to run with it
 KOREAN_EXCHANGES = frozenset({"upbit", "bithumb", "coinone", "korbit", "gopax"})
 
 
@@ -128,9 +129,23 @@ class Settings(BaseSettings):
         return self.exchanges[0]
 
     @property
+    def schedule_interval_s(self) -> float:
+        """Seconds between analysis runs: the fixed interval for replay, the smallest candle for live exchanges."""
+        if self.market_source == "replay":
+            return self.analysis_interval_s
+        from app.domain import timeframe_ms
+
+        return min(timeframe_ms(tf) for tf in self.timeframes) / 1000
+
+    @property
     def stale_after_s(self) -> float:
-        """A snapshot older than this is reported ``stale``."""
-        return 2 * max(self.analysis_interval_s, 60.0)
+        """A snapshot older than twice the schedule interval is reported ``stale``."""
+        return 2 * self.schedule_interval_s
+
+    @property
+    def snapshot_ttl_s(self) -> int:
+        """How long Redis keeps a published snapshot: long enough to outlive several missed runs."""
+        return int(max(3600.0, 10 * self.schedule_interval_s))
 
     def quote_currency(self, exchange: str) -> str:
         """The quote currency of an exchange's universe (KRW for Korean exchanges, else USDT)."""
@@ -141,6 +156,21 @@ class Settings(BaseSettings):
     def dev_key_active(self) -> bool:
         """Whether the development key is accepted."""
         return self.dev_key_enabled and self.env == "development"
+
+    def production_problems(self) -> list[str]:
+        """Development defaults that production must not run with (empty outside production or when fine)."""
+        if self.env != "production":
+            return []
+        problems = []
+        if self.dev_key_enabled:
+            problems.append(
+                "the development key is enabled: set DANTARO_DEV_KEY_ENABLED=false and create keys with "
+                "`dantaro keys create --name NAME`"
+            )
+        for name, url in (("DANTARO_DATABASE_URL", self.database_url), ("DANTARO_REDIS_URL", self.redis_url)):
+            if url and PLACEHOLDER_SECRET in url:
+                problems.append(f"{name} still contains the placeholder {PLACEHOLDER_SECRET}: put the real password in")
+        return problems
 
     def docs_active(self) -> bool:
         """Whether /docs, /redoc and /openapi.json are served (always in development, opt-in in production)."""

@@ -81,3 +81,47 @@ def test_env_example_documents_every_setting() -> None:
     expected = {name.upper() for name in Settings.model_fields}
     assert expected - documented == set(), "add these to .env.example"
     assert documented - expected == set(), "these are not settings"
+
+
+@pytest.mark.parametrize(
+    ("env", "problem"),
+    [
+        ({"ENV": "production"}, "DANTARO_DEV_KEY_ENABLED=false"),
+        (
+            {"ENV": "production", "DEV_KEY_ENABLED": "false", "DATABASE_URL": "postgresql+psycopg2://d:CHANGE_ME@h/d"},
+            "DANTARO_DATABASE_URL still contains the placeholder CHANGE_ME",
+        ),
+        (
+            {"ENV": "production", "DEV_KEY_ENABLED": "false", "REDIS_URL": "redis://:CHANGE_ME@h:6379/0"},
+            "DANTARO_REDIS_URL still contains the placeholder CHANGE_ME",
+        ),
+    ],
+)
+def test_production_lists_development_defaults(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], problem: str
+) -> None:
+    problems = _settings(monkeypatch, **env).production_problems()
+    assert len(problems) == 1 and problem in problems[0]
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ENV": "development"},
+        {"ENV": "production", "DEV_KEY_ENABLED": "false", "DATABASE_URL": "postgresql+psycopg2://d:s3cret@h/d"},
+    ],
+)
+def test_no_production_problems_when_configured(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    assert _settings(monkeypatch, **env).production_problems() == []
+
+
+@pytest.mark.parametrize(
+    ("env", "interval_s"),
+    [({"ANALYSIS_INTERVAL_S": "30"}, 30.0), ({"MARKET_SOURCE": "ccxt", "TIMEFRAMES": "1h,1d"}, 3600.0)],
+)
+def test_stale_after_is_twice_the_schedule_interval(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], interval_s: float
+) -> None:
+    settings = _settings(monkeypatch, **env)
+    assert settings.schedule_interval_s == interval_s
+    assert settings.stale_after_s == 2 * interval_s

@@ -91,3 +91,12 @@ def test_worker_stops_cleanly_on_signal(tmp_path: Path, signum: signal.Signals) 
     assert '"event": "worker_stopped"' in stderr
     statuses = {status for status, _ in _runs(tmp_path)}
     assert "running" not in statuses  # the in-flight run finished or was recorded as rolled back
+
+
+def test_worker_refuses_development_defaults_in_production(tmp_path: Path) -> None:
+    env = _env(tmp_path, DANTARO_ENV="production", DANTARO_DEV_KEY_ENABLED="false")
+    env["DANTARO_DATABASE_URL"] = "postgresql+psycopg2://dantaro:CHANGE_ME@127.0.0.1:5432/dantaro"
+    result = _run([*DANTARO, "worker", "--once"], env)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("put the real password in")
+    assert len(result.stderr.strip().splitlines()) == 1

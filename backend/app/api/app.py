@@ -3,8 +3,9 @@ client, the ``SnapshotReader``, the rate limiter and the background tasks at sta
 it built at shutdown.
 
 Invariants:
-- ``DANTARO_ENV=production`` with the development key enabled refuses to start (``ConfigurationError``, raised
-  by ``create_app`` when settings are given, else by the lifespan); OpenAPI docs are off in production unless
+- ``DANTARO_ENV=production`` with development defaults (the development key, a CHANGE_ME password) refuses to
+  start (``ConfigurationError``, raised by ``create_app`` when settings are given, else by the lifespan); OpenAPI
+  docs are off in production unless
   ``DANTARO_DOCS_ENABLED=true``; CORS allows only ``DANTARO_CORS_ORIGINS``; bodies >= 1 KB are gzipped on request.
 - Background work of the lifespan: a Redis pub/sub listener that drops superseded in-process copies (new runs
   reach this process within a second), and the batched ``last_used_at`` flush (every
@@ -71,12 +72,10 @@ def api_version() -> str:
 
 
 def check_settings(settings: Settings) -> None:
-    """Raise ``ConfigurationError`` when ``settings`` must not serve (production with the development key)."""
-    if settings.env == "production" and settings.dev_key_enabled:
-        raise ConfigurationError(
-            "DANTARO_ENV=production refuses to start while the development key is enabled; "
-            "set DANTARO_DEV_KEY_ENABLED=false and create keys with `dantaro keys create --name NAME`"
-        )
+    """Raise ``ConfigurationError`` when ``settings`` must not serve (production with development defaults)."""
+    problems = settings.production_problems()
+    if problems:
+        raise ConfigurationError("DANTARO_ENV=production refuses to start: " + "; ".join(problems))
 
 
 def create_app(settings: Settings | None = None, *, state: ApiState | None = None) -> FastAPI:
@@ -215,8 +214,7 @@ def _own_redis_cache(settings: Settings, owned: AsyncExitStack) -> RedisCache:
     # No retry: a failing Redis costs one timeout, then the reader and the limiter skip it for a while.
     client = make_redis(settings.redis_url, timeout_s=settings.redis_timeout_s, retries=0)
     owned.callback(client.close)
-    # The API only reads: ttl_s applies to put(), which the worker does with its own TTL.
-    return RedisCache(client, prefix=settings.redis_prefix, ttl_s=settings.stale_after_s)
+    return RedisCache(client, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s)
 
 
 def _wire_notifications(cache: SnapshotCache | None, reader: SnapshotReader, owned: AsyncExitStack) -> None:

@@ -177,7 +177,7 @@ class SnapshotLoader:
         now = utc_now()
         stale_after_s = self.settings.stale_after_s
         freshness = freshness_view(snapshot, data_source=data_source, stale_after_s=stale_after_s, now=now)
-        headers = cache_headers(snapshot, self.request, interval_s=self.settings.analysis_interval_s, now=now)
+        headers = cache_headers(snapshot, self.request, interval_s=self.settings.schedule_interval_s, now=now)
         return LoadedSnapshot(snapshot=snapshot, data_source=data_source, freshness=freshness, headers=headers)
 
     async def respond(self, build: Callable[[LoadedSnapshot], View]) -> Response:
@@ -244,12 +244,12 @@ async def snapshot_loader(request: Request) -> SnapshotLoader:
 
 
 def _not_ready(exchange: str, settings: Settings) -> ApiError:
-    retry_after_s = math.ceil(min(settings.analysis_interval_s, MAX_RETRY_AFTER_S))
+    retry_after_s = math.ceil(min(settings.schedule_interval_s, MAX_RETRY_AFTER_S))
     return ApiError(
         status_code=503,
         code="data_not_ready",
         message=f"no analysis has been published yet for exchange {exchange}; the worker publishes its first run "
-        f"within about {settings.analysis_interval_s:g} s of starting — retry shortly",
+        f"within about {settings.schedule_interval_s:g} s of starting — retry shortly",
         headers={"Retry-After": str(retry_after_s)},
     )
 

@@ -3,7 +3,7 @@
 
 Invariants: the ETag changes whenever the run or the request's parameters change (fields like ``age_seconds``
 and ``data_source`` may differ between two bodies with the same ETag, hence weak); ``max-age`` =
-``generated_at + analysis_interval_s - now`` in whole seconds, floored at 0; a 304 carries no body.
+``generated_at + schedule_interval_s - now`` in whole seconds, floored at 0; a 304 carries no body.
 """
 
 from __future__ import annotations

@@ -45,12 +45,8 @@ def build_cache(settings: Settings, *, shared: MemoryCache | None = None) -> Sna
     """Redis when configured, else the ``shared`` in-process cache (``dantaro run``), else none."""
     if settings.redis_url:
         client = make_redis(settings.redis_url, timeout_s=settings.redis_timeout_s)
-        return RedisCache(client, prefix=settings.redis_prefix, ttl_s=_snapshot_ttl_s(settings))
+        return RedisCache(client, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s)
     return shared
-
-
-def _snapshot_ttl_s(settings: Settings) -> int:
-    return int(max(3600.0, 10 * settings.analysis_interval_s))
 
 
 @contextlib.asynccontextmanager
