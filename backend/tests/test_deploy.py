@@ -64,7 +64,10 @@ def test_install_then_rerun_is_idempotent(source: Path, tmp_path: Path) -> None:
     assert first.returncode == 0, first.stdout + first.stderr
     live = _live(prefix)
     release = prefix / "opt" / "dantaro-central" / live
-    assert (release / "bin" / "dantaro").exists()
+    for unit in (release / "deployment" / "systemd").glob("*.service"):  # what the units start exists and runs
+        exec_start = next(line for line in unit.read_text().splitlines() if line.startswith("ExecStart="))
+        command = exec_start.removeprefix("ExecStart=").split()[0].replace("/opt/dantaro-central/current", str(release))
+        assert subprocess.run([command, "--help"], capture_output=True, check=False).returncode == 0
     assert (prefix / "var" / "lib" / "dantaro" / "dantaro.sqlite3").exists()  # migrated
     second = _deploy(source, prefix)
     assert second.returncode == 0

@@ -82,7 +82,7 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
     env_file.write_text("DANTARO_ENV=production\n")
     for name in UNIT_NAMES:
         text = (UNITS / name).read_text()
-        text = text.replace("/opt/dantaro-central/current/.venv/bin/dantaro", str(executable))
+        text = text.replace("/opt/dantaro-central/current/bin/dantaro", str(executable))
         (tmp_path / name).write_text(text.replace("/etc/dantaro/dantaro.env", str(env_file)))
     result = subprocess.run(
         ["systemd-analyze", "verify", "--man=no", *(str(tmp_path / n) for n in UNIT_NAMES)],
