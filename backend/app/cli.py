@@ -19,6 +19,7 @@ from app.config import DEVELOPMENT_KEY, Settings, get_settings
 from app.evaluate.cli import register as register_evaluate
 from app.keys_cli import register as register_keys
 from app.logging import configure_logging
+from app.worker.healthcheck import register as register_healthcheck
 
 log = structlog.get_logger(__name__)
 
@@ -95,6 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_keys(sub)
     register_backfill(sub)
     register_evaluate(sub)
+    register_healthcheck(sub)
     return parser
 
 

@@ -61,8 +61,17 @@ class Settings(BaseSettings):
     levels_timeframe: str = "1d"
     lookback_candles: int = Field(default=500, ge=50, le=5000)
     universe_size: int = Field(default=100, ge=1, le=1000)
+    factor_weights: JsonObject = Field(default_factory=dict)
+    liquidity_min_quote_volume: float = Field(default=0.0, ge=0)
+    liquidity_min_share_of_median: float = Field(default=0.05, ge=0, le=1)
     analysis_interval_s: float = Field(default=60.0, gt=0)
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
+    # Worker operations (app/worker): Prometheus endpoint (port 0 = off) and the retention job.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=9108, ge=0, le=65535)
+    retention_interval_s: float = Field(default=86400.0, gt=0)
+    retention_days: float = Field(default=30.0, gt=0)
+    candle_retention_days: float = Field(default=400.0, gt=0)
     # Ingest (app/exchange, app/worker): collection timing, limits, retries and the universe filters.
     collect_delay_s: float = Field(default=10.0, ge=0)
     collect_concurrency: int = Field(default=8, ge=1, le=256)
@@ -92,7 +101,7 @@ class Settings(BaseSettings):
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("exchange_options", "quote_currencies", mode="before")
+    @field_validator("exchange_options", "quote_currencies", "factor_weights", mode="before")
     @classmethod
     def _json_object(cls, value: Any) -> Any:
         if isinstance(value, str):

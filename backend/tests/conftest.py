@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import cache as memoize
 from pathlib import Path
-from typing import NoReturn
 
 import psycopg2
 import pytest
@@ -43,17 +42,12 @@ from app.storage import migrate
 from app.storage.cache import MemoryCache, RedisCache, SnapshotCache, make_redis
 from app.storage.db import make_engine, make_session_factory
 from app.storage.models import Base
+from tests.services import unavailable
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 SNAPSHOT_BASES = ("BTC", "ETH", "SOL", "XRP", "DOGE", "ADA")
 SNAPSHOT_AS_OF_MS = 1_664_582_400_000  # 2022-10-01 00:00 UTC, inside the bundled 1h and 1d history
-
-
-def _unavailable(reason: str) -> NoReturn:
-    if os.environ.get("DANTARO_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"required service unavailable: {reason}")
-    pytest.skip(reason)
 
 
 # --- PostgreSQL -------------------------------------------------------------------------------------------
@@ -94,7 +88,7 @@ def postgres_database_factory() -> Iterator[Callable[[], str]]:
     def create() -> str:
         problem = _postgres_problem()
         if problem:
-            _unavailable(problem)
+            unavailable(problem)
         name = f"dantaro_test_{secrets.token_hex(6)}"
         _admin_execute(f'CREATE DATABASE "{name}"')
         created.append(name)
@@ -185,7 +179,7 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
         client.ping()
     except redis.RedisError as exc:
         client.close()
-        _unavailable(f"Redis at {redis_url} unreachable: {exc}")
+        unavailable(f"Redis at {redis_url} unreachable: {exc}")
     yield client
     client.close()
 

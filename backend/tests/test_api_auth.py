@@ -9,9 +9,10 @@ import pytest
 from api_fixtures import build_snapshot
 from api_support import DEV_AUTH, Database, make_settings, migrated_database, running_client
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 from app.api.app import ConfigurationError, create_app
-from app.api.auth import DEVELOPMENT_PRINCIPAL, ApiPrincipal, KeyVerifier, database_key_lookup
+from app.api.auth import DEVELOPMENT_PRINCIPAL, ApiPrincipal, KeyStoreUnavailableError, KeyVerifier, database_key_lookup
 from app.api.ratelimit import RateLimiter
 from app.config import DEVELOPMENT_KEY, get_settings
 from app.storage.api_keys import ApiKeyRepository
@@ -171,3 +172,39 @@ def test_rate_limiter_windows() -> None:
     assert limiter.hit("other", limit_per_min=2) is None
     clock.now_s = 180.0
     assert limiter.hit("k", limit_per_min=2) is None
+
+
+class _OutageLookup:
+    """A key lookup that answers from a table until ``down`` is set, then fails like an unreachable database."""
+
+    def __init__(self, principal: ApiPrincipal) -> None:
+        self.principal = principal
+        self.down = False
+
+    def __call__(self, secret: str) -> ApiPrincipal | None:
+        if self.down:
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        return self.principal if secret == "dk_known_secret" else None
+
+
+@pytest.mark.parametrize(
+    ("seconds_after_verification", "still_accepted"),
+    [(2.0, True), (299.0, True), (301.0, False)],
+)
+def test_recently_verified_keys_survive_a_database_outage(
+    seconds_after_verification: float, still_accepted: bool
+) -> None:
+    principal = ApiPrincipal(key_id="known", name="known", rate_limit_per_min=None)
+    lookup = _OutageLookup(principal)
+    now = [1000.0]
+    verifier = KeyVerifier(lookup=lookup, dev_key_active=False, ttl_s=1.0, grace_s=300.0, clock=lambda: now[0])
+    assert verifier.verify("dk_known_secret") == principal
+    lookup.down = True
+    now[0] += seconds_after_verification
+    if still_accepted:
+        assert verifier.verify("dk_known_secret") == principal
+    else:
+        with pytest.raises(KeyStoreUnavailableError):
+            verifier.verify("dk_known_secret")
+    with pytest.raises(KeyStoreUnavailableError):
+        verifier.verify("dk_never_seen")

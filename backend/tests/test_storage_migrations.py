@@ -29,7 +29,7 @@ def test_upgrade_check_downgrade_cycle(empty_database_url: str) -> None:
     url = empty_database_url
     assert migrate.current(url) is None
     migrate.upgrade(url)
-    assert migrate.current(url) == migrate.head() == "0001"
+    assert migrate.current(url) == migrate.head() == "0002"
     assert _tables(url) == set(Base.metadata.tables)
     migrate.check(url)
     migrate.downgrade(url, "base")
@@ -74,8 +74,8 @@ def test_cli_upgrade_current_check_downgrade(tmp_path: Path) -> None:
     assert _cli("current", url=url).stdout.strip() == "none (not migrated)"
     upgraded = _cli("upgrade", url=url)
     assert upgraded.returncode == 0, upgraded.stderr
-    assert "upgraded to 0001" in upgraded.stdout
-    assert _cli("current", url=url).stdout.strip() == "0001"
+    assert "upgraded to 0002" in upgraded.stdout
+    assert _cli("current", url=url).stdout.strip() == "0002"
     assert _cli("check", url=url).returncode == 0
     downgraded = _cli("downgrade", "base", url=url)
     assert downgraded.returncode == 0 and "downgraded to base" in downgraded.stdout

@@ -59,8 +59,8 @@ class FailingSource:
         self.exchange_id = inner.exchange_id
         self.quote = inner.quote
 
-    async def start_cycle(self) -> int:
-        return await self.inner.start_cycle()
+    async def start_cycle(self, *, stored_until_ms: int | None = None) -> int:
+        return await self.inner.start_cycle(stored_until_ms=stored_until_ms)
 
     async def load_markets(self) -> list[Market]:
         return await self.inner.load_markets()

@@ -62,7 +62,7 @@ class FakeSource:
         self.down = False
         self.probes: list[str] = []
 
-    async def start_cycle(self) -> int:
+    async def start_cycle(self, *, stored_until_ms: int | None = None) -> int:
         return NOW_MS
 
     async def load_markets(self) -> list[Market]:

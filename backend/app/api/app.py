@@ -35,7 +35,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
 from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
 from app.api.errors import install_error_handlers
+from app.api.metrics import ApiMetrics
 from app.api.middleware import GzipWhenAccepted, SettingsCorsMiddleware, add_cors, drop_docs_routes
+from app.api.observability import RequestObservability
 from app.api.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from app.api.responses import OrjsonResponse
 from app.api.routes import bundle, catalog, health, levels, market, recommendations
@@ -83,12 +85,13 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     if settings is not None:
         check_settings(settings)
     docs = settings is None or settings.docs_active()
+    metrics = ApiMetrics()
     app = FastAPI(
         title="Dantaro Central",
         version=api_version(),
         description="Read-only market analysis: recommendations, support levels and market status.",
         default_response_class=OrjsonResponse,
-        lifespan=_lifespan(settings, state or ApiState()),
+        lifespan=_lifespan(settings, state or ApiState(), metrics),
         openapi_url="/openapi.json" if docs else None,
     )
     install_error_handlers(app)
@@ -101,6 +104,7 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
         app.add_middleware(SettingsCorsMiddleware)  # origins are known once the lifespan read the settings
     else:
         add_cors(app, settings.cors_origins)
+    app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees every request and its final status
     return app
 
 
@@ -130,6 +134,7 @@ def add_routes_flat(app: FastAPI, router: APIRouter, *, prefix: str, authenticat
             description=route.description,
             dependencies=route.dependencies,
             name=route.name,
+            include_in_schema=route.include_in_schema,
             openapi_extra=_loader_docs(route),
         )
 
@@ -159,7 +164,9 @@ def _declare_bearer_auth(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _lifespan(settings: Settings | None, state: ApiState) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    settings: Settings | None, state: ApiState, metrics: ApiMetrics
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         resolved = settings or get_settings()
@@ -167,7 +174,7 @@ def _lifespan(settings: Settings | None, state: ApiState) -> Callable[[FastAPI],
         if not resolved.docs_active():
             drop_docs_routes(app)
         async with AsyncExitStack() as owned:
-            app.state.runtime = _build_runtime(resolved, state, owned)
+            app.state.runtime = _build_runtime(resolved, state, owned, metrics)
             await _start_background(app.state.runtime, owned)
             log.info("api_started", exchanges=resolved.exchanges, version=app.state.runtime.version)
             try:
@@ -178,7 +185,7 @@ def _lifespan(settings: Settings | None, state: ApiState) -> Callable[[FastAPI],
     return lifespan
 
 
-def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack) -> ApiRuntime:
+def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, metrics: ApiMetrics) -> ApiRuntime:
     session_factory = state.session_factory
     if session_factory is None:
         engine = make_engine(settings.resolved_database_url)
@@ -192,6 +199,7 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack) -
     )
     limiter: Limiter = RateLimiter()
     if isinstance(cache, RedisCache):
+        metrics.enable_redis_gauge()
         shared = RedisRateLimiter(cache.client, prefix=settings.redis_prefix, fallback=limiter, breaker=reader)
         shared.start()
         owned.callback(shared.stop)
@@ -206,6 +214,9 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack) -
         started_at_s=time.monotonic(),
         limiter=limiter,
         usage=UsageRecorder(session_factory),
+        metrics=metrics,
+        session_factory=session_factory,
+        redis_client=cache.client if isinstance(cache, RedisCache) else None,
     )
 
 

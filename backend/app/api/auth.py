@@ -4,6 +4,8 @@ A key is valid when it equals the development key (only while ``Settings.dev_key
 time) or when the api-keys table verifies it. Positive verifications are cached in-process for ``ttl_s``
 (default 1 s), keyed by the SHA-256 of the secret, so the database is asked at most once per key per TTL and a
 revoked key stops working within that TTL. Failures are never cached. The plaintext secret is never stored.
+When the database cannot be asked (an outage), a key verified within the last ``grace_s`` (default 300 s) keeps
+working, so cached data stays served; any other key gets ``KeyStoreUnavailableError`` (the API answers 503).
 ``last_used_at`` is never written per request: ``UsageRecorder`` remembers each key's latest use in memory and
 ``flush()`` (run periodically and at shutdown by the app) writes them all in one batched statement.
 """
@@ -18,12 +20,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import DEVELOPMENT_KEY
 from app.storage.api_keys import ApiKeyRepository
 
 MAX_SECRET_CHARS = 256
+log = structlog.get_logger(__name__)
+
+
+class KeyStoreUnavailableError(Exception):
+    """The api-keys table cannot be read and the key was not verified recently."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +110,14 @@ class KeyVerifier:
         lookup: KeyLookup,
         dev_key_active: bool,
         ttl_s: float = 1.0,
+        grace_s: float = 300.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lookup = lookup
         self._dev_key_active = dev_key_active
         self._ttl_s = ttl_s
+        self._grace_s = grace_s
         self._max_entries = max_entries
         self._clock = clock
         self._cache: dict[bytes, tuple[float, ApiPrincipal]] = {}
@@ -129,14 +140,26 @@ class KeyVerifier:
         if principal is not None or not secret or len(secret) > MAX_SECRET_CHARS:
             return principal
         now_s = self._clock()
-        principal = self._lookup(secret)
         digest = _digest(secret)
+        try:
+            principal = self._lookup(secret)
+        except SQLAlchemyError as exc:
+            return self._during_outage(digest, now_s=now_s, error=exc)
         with self._lock:
             if principal is None:
                 self._cache.pop(digest, None)
             else:
                 self._remember(digest, principal, now_s=now_s)
         return principal
+
+    def _during_outage(self, digest: bytes, *, now_s: float, error: Exception) -> ApiPrincipal:
+        """A key verified within ``grace_s`` while the database is down; else ``KeyStoreUnavailableError``."""
+        entry = self._cache.get(digest)
+        if entry is not None and now_s - (entry[0] - self._ttl_s) <= self._grace_s:
+            log.warning("key_store_unavailable_grace", key_id=entry[1].key_id, error_type=type(error).__name__)
+            return entry[1]
+        log.warning("key_store_unavailable", error_type=type(error).__name__)
+        raise KeyStoreUnavailableError("the key store cannot be read right now") from error
 
     def _remember(self, digest: bytes, principal: ApiPrincipal, *, now_s: float) -> None:
         if len(self._cache) >= self._max_entries:

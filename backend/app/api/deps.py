@@ -14,13 +14,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Protocol, cast
 
+import redis
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
-from app.api.auth import ApiPrincipal, KeyVerifier, UsageRecorder
+from app.api.auth import ApiPrincipal, KeyStoreUnavailableError, KeyVerifier, UsageRecorder
 from app.api.errors import ApiError
 from app.api.http_cache import cache_headers, not_modified
+from app.api.metrics import ApiMetrics
+from app.api.observability import KEY_ID_SCOPE
 from app.api.ratelimit import Limiter, RateLimiter
 from app.api.responses import OrjsonResponse
 from app.api.views import FragmentMemo, RunMemo, View, freshness_view, recommendations_view
@@ -28,6 +32,7 @@ from app.config import Settings
 from app.domain import Snapshot, utc_now
 
 MAX_RETRY_AFTER_S = 10.0
+DATABASE_SOURCE = "database"  # the reader's data_source when neither memory nor the shared cache served
 
 
 class SnapshotSource(Protocol):
@@ -59,6 +64,9 @@ class ApiRuntime:
     usage: UsageRecorder | None = None
     recommendations: RunMemo[list[View]] = field(default_factory=lambda: RunMemo(recommendations_view))
     fragments: FragmentMemo = field(default_factory=FragmentMemo)
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    session_factory: sessionmaker[Session] | None = None  # for the readiness check
+    redis_client: redis.Redis | None = None  # set only when Redis is configured
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,14 +133,24 @@ async def authenticate(request: Request, runtime: ApiRuntime) -> ApiPrincipal:
         raise _unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
     principal = runtime.keys.cached(secret)
     if principal is None:
-        principal = await run_in_threadpool(runtime.keys.verify, secret)
+        try:
+            principal = await run_in_threadpool(runtime.keys.verify, secret)
+        except KeyStoreUnavailableError:
+            raise ApiError(
+                status_code=503,
+                code="key_store_unavailable",
+                message="API keys cannot be checked right now (database unavailable); retry shortly",
+                headers={"Retry-After": "5"},
+            ) from None
     if principal is None:
         raise _unauthorized("invalid or revoked API key")
+    request.scope[KEY_ID_SCOPE] = principal.key_id
     if runtime.usage is not None and not principal.development:
         runtime.usage.record(principal.key_id)
     if principal.rate_limit_per_min is not None:
         retry_after_s = runtime.limiter.hit(principal.key_id, limit_per_min=principal.rate_limit_per_min)
         if retry_after_s is not None:
+            runtime.metrics.rate_limited.inc()
             raise _rate_limited(principal.rate_limit_per_min, retry_after_s)
     return principal
 
@@ -174,11 +192,21 @@ class SnapshotLoader:
         if found is None:
             raise _not_ready(self.exchange, self.settings)
         snapshot, data_source = found
+        self._observe(snapshot, data_source)
         now = utc_now()
         stale_after_s = self.settings.stale_after_s
         freshness = freshness_view(snapshot, data_source=data_source, stale_after_s=stale_after_s, now=now)
         headers = cache_headers(snapshot, self.request, interval_s=self.settings.schedule_interval_s, now=now)
         return LoadedSnapshot(snapshot=snapshot, data_source=data_source, freshness=freshness, headers=headers)
+
+    def _observe(self, snapshot: Snapshot, data_source: str) -> None:
+        fallback = None
+        if data_source == DATABASE_SOURCE and self.use_cache:
+            cache_status = self.runtime.reader.cache_status()
+            fallback = None if cache_status == "none" else "redis_error" if cache_status == "down" else "cache_miss"
+        self.runtime.metrics.observe_read(
+            exchange=self.exchange, tier=data_source, generated_at=snapshot.generated_at, fallback=fallback
+        )
 
     async def respond(self, build: Callable[[LoadedSnapshot], View]) -> Response:
         """``build``'s body as JSON with caching headers, or an empty 304 when ``If-None-Match`` matches."""

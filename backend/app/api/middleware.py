@@ -1,9 +1,9 @@
 """Settings-driven HTTP plumbing: the CORS allowlist, switching the OpenAPI docs off, and gzip on request.
 
 Invariants: with no configured origins no CORS headers are ever sent (browsers then refuse cross-origin reads);
-allowed requests may send ``Authorization``, ``Content-Type`` and ``If-None-Match`` and read ``ETag`` and
-``Retry-After``. ``SettingsCorsMiddleware`` serves the app built without settings (``app.main``): it reads the
-origins from the runtime the lifespan attached, on the first request.
+allowed requests may send ``Authorization``, ``Content-Type``, ``If-None-Match`` and ``X-Request-ID`` and read
+``ETag``, ``Retry-After`` and ``X-Request-ID``. ``SettingsCorsMiddleware`` serves the app built without settings
+(``app.main``): it reads the origins from the runtime the lifespan attached, on the first request.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 DOCS_PATHS = frozenset({"/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
 _CORS_OPTIONS: dict[str, Any] = {
     "allow_methods": ["GET", "POST", "OPTIONS"],
-    "allow_headers": ["Authorization", "Content-Type", "If-None-Match"],
-    "expose_headers": ["ETag", "Retry-After"],
+    "allow_headers": ["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
+    "expose_headers": ["ETag", "Retry-After", "X-Request-ID"],
     "max_age": 600,
 }
 

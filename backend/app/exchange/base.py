@@ -22,8 +22,12 @@ class MarketSource(Protocol):
     exchange_id: str
     quote: str
 
-    async def start_cycle(self) -> int:
-        """The ``now_ms`` this cycle observes; the replay source advances its clock here."""
+    async def start_cycle(self, *, stored_until_ms: int | None = None) -> int:
+        """The ``now_ms`` this cycle observes; the replay source advances its clock here.
+
+        ``stored_until_ms`` is the close time of the newest stored candle of the smallest timeframe (None when
+        nothing is stored): the replay derives its clock from it; live sources ignore it.
+        """
         ...
 
     async def load_markets(self) -> list[Market]:

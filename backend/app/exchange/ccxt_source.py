@@ -164,8 +164,11 @@ class CcxtSource:
             raise ExchangeError(f"{exchange_id} has no candles for timeframes {unsupported}")
         log.info("ccxt_source_created", exchange=exchange_id, quote=self.quote, option_keys=sorted(options or {}))
 
-    async def start_cycle(self) -> int:
-        """The current time in milliseconds (the wall clock unless a ``clock_ms`` seam was given)."""
+    async def start_cycle(self, *, stored_until_ms: int | None = None) -> int:
+        """The current time in milliseconds (the wall clock unless a ``clock_ms`` seam was given).
+
+        ``stored_until_ms`` is ignored: a live exchange's clock is the wall clock.
+        """
         return self._clock_ms()
 
     async def load_markets(self) -> list[Market]:

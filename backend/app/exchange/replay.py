@@ -6,7 +6,10 @@ Invariants:
   (sorted ascending, duplicate open times collapsed, last one wins).
 - The clock starts ``warmup_candles`` steps after the latest first open time among the step-timeframe files
   (or one step after ``resume_from_ms``, whichever is later), advances one step per ``start_cycle()`` and never
-  passes the last candle close in the data.
+  passes the last candle close in the data. Given ``stored_until_ms`` (close time of the newest stored candle
+  of the step timeframe), ``start_cycle`` derives the clock from it instead: ``min(data end, max(warm-up start,
+  stored_until_ms + one step))``, so several workers, each with its own source, share one clock that never
+  goes backwards.
 - Causality: nothing returned closes after the simulated now (nor after the ``now_ms`` a caller passes).
 - Tickers are computed from step-timeframe candles: 24h change is close vs the close 24h earlier; quote volume
   is approximated by ``sum(close * base_volume)`` (the files carry no quote volume).
@@ -153,10 +156,15 @@ class ReplaySource:
         """The simulated now of the current cycle, ``None`` before the first ``start_cycle()``."""
         return self._now_ms
 
-    async def start_cycle(self) -> int:
-        """Advance the simulated clock one step (the first call places it after the warm-up) and return it."""
+    async def start_cycle(self, *, stored_until_ms: int | None = None) -> int:
+        """Advance the simulated clock one step past ``stored_until_ms`` (else past its own last value) and return it.
+
+        The first call without a stored position places the clock after the warm-up (or the resume point).
+        """
         initial_ms, end_ms = await self._bounds()
-        if self._now_ms is None:
+        if stored_until_ms is not None:
+            target_ms = max(initial_ms, stored_until_ms + self._step_ms)
+        elif self._now_ms is None:
             target_ms = initial_ms
             if self._resume_from_ms is not None:
                 target_ms = max(initial_ms, self._resume_from_ms + self._step_ms)

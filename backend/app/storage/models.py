@@ -6,7 +6,8 @@ Invariants:
 - Prices and volumes are ``Float(53)`` (double precision); enums are stored as their string values.
 - Every constraint and index has a deterministic name (``NAMING_CONVENTION``) so Alembic sees no drift.
 - Rows of a run (recommendations, support_levels, market_status) are deleted with their run (ON DELETE CASCADE).
-The initial migration in ``migrations/versions`` mirrors this file exactly; change both together.
+The migrations in ``migrations/versions`` mirror this file exactly (0001: everything up to API keys; 0002:
+``job_claims``); change both together.
 """
 
 from __future__ import annotations
@@ -205,3 +206,15 @@ class ApiKeyModel(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class JobClaimModel(Base):
+    """One claimed slot of a scheduled job: the first worker to insert (job, slot) runs it (revision 0002)."""
+
+    __tablename__ = "job_claims"
+    __table_args__ = (Index("ix_job_claims_claimed_at", "claimed_at"),)
+
+    job: Mapped[str] = mapped_column(String(128), primary_key=True)
+    slot: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    holder: Mapped[str] = mapped_column(String(64), nullable=False)
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)

@@ -4,7 +4,12 @@ Invariants:
 - The cycle observes one ``now_ms`` (from the source's clock); it stores and analyses only candles that closed at
   or before it, so the analysis is causal even when the replay clock is behind stored data.
 - Every run gets a row in ``analysis_runs`` before any work; it ends ``succeeded``, ``partial`` (published, some
-  symbols failed) or ``failed`` (nothing published, the previous snapshot stays current).
+  symbols failed) or ``failed`` (nothing published, the previous snapshot stays current). The same transaction
+  marks runs of the exchange left ``running`` by a dead worker as failed (``abandoned: ...``): the caller runs
+  one cycle per exchange at a time (the scheduler in one process, the job's advisory lock across processes).
+- The source's clock is given the stored position (close time of the newest stored candle of the smallest
+  timeframe): the replay derives ``now`` from it, so workers taking turns never move it backwards.
+- The summary event ``run_finished`` carries run id, exchange, status, counts, errors and duration.
 - The cycle collects the last selected universe (``Universe``; selected on the first cycle, then refreshed by its
   own job) with one tickers call for it, and per symbol and timeframe only what closed since the last stored
   candle (the first collection fetches ``lookback_candles``); at most ``collect_concurrency`` symbols at once.
@@ -20,8 +25,9 @@ import asyncio
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
+from typing import Any
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,8 +37,10 @@ from app.config import Settings
 from app.domain import Candle, RunStatus, Snapshot, Ticker, ms_to_datetime, timeframe_ms, utc_now
 from app.exchange import ExchangeError, MarketSource
 from app.storage.cache import SnapshotCache
+from app.storage.leases import ABANDONED_ERROR, abandon_running
 from app.storage.publish import publish
 from app.storage.repositories import CandleRepository, RunRepository
+from app.worker.analysis_options import factor_weights, liquidity_gate
 from app.worker.universe import Universe, rules_from_settings
 
 log = structlog.get_logger(__name__)
@@ -50,6 +58,7 @@ class CycleOutcome:
     duration_s: float
     errors: Mapping[str, str] = field(default_factory=dict)
     error: str | None = None
+    exchange_errors: int = 0
 
 
 def new_run_id(now_ms: int) -> str:
@@ -95,6 +104,8 @@ class ExchangeCycle:
         self.universe = Universe(
             source=source, rules=rules_from_settings(settings, source.exchange_id), timeframes=settings.timeframes
         )
+        self.weights = factor_weights(settings)  # validated here: a bad setting stops the worker at start
+        self.liquidity = liquidity_gate(settings)
         self.last_now_ms: int | None = None
         self._db_lock = asyncio.Lock()  # fetches run concurrently; candle reads and writes one at a time (SQLite)
 
@@ -106,7 +117,8 @@ class ExchangeCycle:
     async def run_once(self) -> CycleOutcome:
         """Collect, analyse and publish once; never raises for exchange or analysis failures."""
         started = time.monotonic()
-        now_ms = await self.source.start_cycle()
+        stored_until_ms = await asyncio.to_thread(self._stored_until_ms)
+        now_ms = await self.source.start_cycle(stored_until_ms=stored_until_ms)
         self.last_now_ms = now_ms
         run_id = new_run_id(int(time.time() * 1000))
         await asyncio.to_thread(self._record_start, run_id)
@@ -114,7 +126,7 @@ class ExchangeCycle:
         try:
             outcome = await self._collect_analyse_publish(run_id=run_id, now_ms=now_ms, started=started)
         except ExchangeError as exc:
-            outcome = self._failed(run_id, started, f"{type(exc).__name__}: {exc}")
+            outcome = replace(self._failed(run_id, started, f"{type(exc).__name__}: {exc}"), exchange_errors=1)
         except Exception as exc:  # a bug or a database fault: record the run as failed, keep the worker alive
             log.exception("run_crashed", run_id=run_id, exchange=self.exchange)
             outcome = self._failed(run_id, started, f"{type(exc).__name__}: {exc}")
@@ -125,16 +137,7 @@ class ExchangeCycle:
             structlog.contextvars.unbind_contextvars("run_id", "exchange")
         if outcome.status is RunStatus.FAILED:
             await asyncio.to_thread(self._record_failure, run_id, outcome.error or "failed", outcome.errors)
-        log.info(
-            "run_finished",
-            run_id=run_id,
-            exchange=self.exchange,
-            status=str(outcome.status),
-            symbols=outcome.symbols_total,
-            symbols_ok=outcome.symbols_ok,
-            duration_s=round(outcome.duration_s, 3),
-            error=outcome.error,
-        )
+        log_run_finished(outcome, now_ms=now_ms)
         return outcome
 
     async def _collect_analyse_publish(self, *, run_id: str, now_ms: int, started: float) -> CycleOutcome:
@@ -157,6 +160,7 @@ class ExchangeCycle:
             symbols_ok=len(snapshot.recommendations),
             duration_s=time.monotonic() - started,
             errors=dict(snapshot.errors),
+            exchange_errors=len(errors),
         )
 
     async def _collect(self, symbols: Sequence[str], *, now_ms: int) -> dict[str, str]:
@@ -239,6 +243,8 @@ class ExchangeCycle:
             tickers=tickers,
             analysis_timeframe=self.settings.analysis_timeframe,
             levels_timeframe=self.settings.levels_timeframe,
+            weights=self.weights,
+            liquidity=self.liquidity,
         )
         return Snapshot(
             run_id=run_id,
@@ -253,10 +259,19 @@ class ExchangeCycle:
             errors={**collect_errors, **result.errors},
         )
 
+    def _stored_until_ms(self) -> int | None:
+        step = min(self.settings.timeframes, key=timeframe_ms)
+        with self.session_factory() as session:
+            latest = CandleRepository(session).latest_open_time_ms(exchange=self.exchange, timeframe=step)
+        return None if latest is None else latest + timeframe_ms(step)
+
     def _record_start(self, run_id: str) -> None:
         with self.session_factory() as session:
+            abandoned = abandon_running(session, exchange=self.exchange)
             RunRepository(session).start(run_id=run_id, exchange=self.exchange, started_at=utc_now())
             session.commit()
+        if abandoned:
+            log.warning("runs_abandoned", exchange=self.exchange, run_ids=abandoned, error=ABANDONED_ERROR)
 
     def _record_failure(self, run_id: str, error: str, errors: Mapping[str, str]) -> None:
         with self.session_factory() as session:
@@ -282,4 +297,23 @@ class ExchangeCycle:
             duration_s=time.monotonic() - started,
             errors=dict(errors or {}),
             error=error,
+            exchange_errors=len(errors or {}),
         )
+
+
+def log_run_finished(outcome: CycleOutcome, *, now_ms: int, logger: Any = log) -> None:
+    """The run's summary event: run id, exchange, status, counts, errors and duration."""
+    logger.info(
+        "run_finished",
+        run_id=outcome.run_id,
+        exchange=outcome.exchange,
+        status=str(outcome.status),
+        now_ms=now_ms,
+        symbols=outcome.symbols_total,
+        symbols_ok=outcome.symbols_ok,
+        symbols_failed=len(outcome.errors),
+        exchange_errors=outcome.exchange_errors,
+        errors=dict(outcome.errors),
+        duration_s=round(outcome.duration_s, 3),
+        error=outcome.error,
+    )

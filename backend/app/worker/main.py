@@ -1,7 +1,8 @@
 """Worker process wiring: build engines, caches and market sources from ``Settings``, run, and close them.
 
 ``python backend/analysis_worker.py`` and ``dantaro worker`` both end here. Exit status of ``--once``: 0 when
-every exchange's cycle published (succeeded or partial), 1 otherwise.
+every exchange's cycle published (succeeded or partial), 1 otherwise (also when another worker was running the
+exchange's cycle). The scheduled worker serves Prometheus metrics on ``DANTARO_WORKER_METRICS_PORT`` (0 = off).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from app.storage.db import make_engine, make_session_factory
 from app.storage.migrate import require_head
 from app.storage.repositories import CandleRepository
 from app.worker.cycle import ExchangeCycle
+from app.worker.metrics import start_metrics_server
 from app.worker.service import Worker
 
 log = structlog.get_logger(__name__)
@@ -65,7 +67,7 @@ async def open_worker(settings: Settings, *, shared_cache: MemoryCache | None = 
             ExchangeCycle(source=source, settings=settings, session_factory=session_factory, cache=cache)
             for source in sources
         ]
-        yield Worker(settings=settings, session_factory=session_factory, cycles=cycles)
+        yield Worker(settings=settings, engine=engine, session_factory=session_factory, cycles=cycles)
     finally:
         for source in sources:
             await source.close()
@@ -80,7 +82,8 @@ async def run_worker(settings: Settings, *, once: bool) -> int:
             outcomes = await worker.run_all_once()
             await worker.beat(state="stopped")
             published = (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
-            return 0 if outcomes and all(o.status in published for o in outcomes) else 1
+            return 0 if outcomes and all(o is not None and o.status in published for o in outcomes) else 1
+        start_metrics_server(settings)
         stop = asyncio.Event()
         _install_signal_handlers(stop)
         await worker.serve(stop)

@@ -1,12 +1,16 @@
-"""The analysis worker: one ``ExchangeCycle`` per exchange, a heartbeat, and a clean stop.
+"""The analysis worker: one ``ExchangeCycle`` per exchange, retention, a heartbeat, and a clean stop.
 
 Invariants:
 - Every job and trigger is listed in ``install_jobs``; nothing else schedules work:
   ``cycle:<exchange>`` — at start, then (ccxt) ``collect_delay_s`` after every close of the smallest timeframe,
   so served data is at most one candle plus that delay old, or (replay, simulated clock) every
-  ``analysis_interval_s``; ``universe:<exchange>`` — every ``universe_refresh_interval_s`` (the first selection
-  happens in the first cycle); ``heartbeat`` — at start, then every ``heartbeat_interval_s``.
-- One cycle per exchange runs at a time (``max_instances=1``; missed runs coalesce into one).
+  ``analysis_interval_s`` (epoch-aligned); ``retention`` — every ``retention_interval_s`` (epoch-aligned);
+  ``universe:<exchange>`` — every ``universe_refresh_interval_s`` (the first selection happens in the first
+  cycle; each process keeps its own); ``heartbeat`` — at start, then every ``heartbeat_interval_s``.
+- Any number of worker processes may run: cycles and retention pass ``JobGate`` (``app/worker/jobs.py``), so
+  each (job, slot) runs once across all of them and two runs of one job never overlap (PostgreSQL advisory
+  lock); when the holder dies another worker runs the next slot. On SQLite run one worker process.
+- One cycle per exchange runs at a time in a process (``max_instances=1``; missed runs coalesce into one).
 - On stop, in-flight cycles get ``shutdown_grace_s`` to finish; a cycle still running after that is cancelled,
   which rolls it back (its run is recorded ``failed``, nothing is published).
 """
@@ -16,27 +20,35 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-from collections.abc import Sequence
-from datetime import datetime
+import time
+from collections.abc import Awaitable, Sequence
+from datetime import datetime, timedelta
+from typing import TypeVar
 
 import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.domain import ms_to_datetime, timeframe_ms, utc_now
 from app.storage.repositories import HeartbeatRepository
+from app.storage.retention import RetentionPolicy, RetentionResult, apply_retention, candle_keep_ms
 from app.worker.cycle import CycleOutcome, ExchangeCycle
+from app.worker.jobs import JobGate, aligned_interval, cycle_slot, interval_slot
+from app.worker.metrics import record_outcome
 
 log = structlog.get_logger(__name__)
+
+T = TypeVar("T")
 
 
 def cycle_trigger(settings: Settings) -> BaseTrigger:
     """When cycles run: ``collect_delay_s`` after each candle close (ccxt), or a fixed interval (replay)."""
     if settings.market_source != "ccxt":
-        return IntervalTrigger(seconds=settings.analysis_interval_s)
+        return aligned_interval(settings.analysis_interval_s)
     step_ms = min(timeframe_ms(tf) for tf in settings.timeframes)
     # Fires at epoch + delay + k × step: every close of the smallest (epoch-aligned) timeframe, plus the delay.
     start = ms_to_datetime(int(settings.collect_delay_s * 1000) % step_ms)
@@ -50,6 +62,7 @@ class Worker:
         self,
         *,
         settings: Settings,
+        engine: Engine,
         session_factory: sessionmaker[Session],
         cycles: Sequence[ExchangeCycle],
         shutdown_grace_s: float = 30.0,
@@ -59,24 +72,56 @@ class Worker:
         self.cycles = {cycle.exchange: cycle for cycle in cycles}
         self.shutdown_grace_s = shutdown_grace_s
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}"
+        self.gate = JobGate(engine=engine, session_factory=session_factory, holder=self.worker_id)
         self.started_at: datetime = utc_now()
         self.current_run_id: str | None = None
-        self._inflight: set[asyncio.Task[CycleOutcome]] = set()
+        self._inflight: set[asyncio.Task[object]] = set()
 
-    async def run_cycle(self, exchange: str) -> CycleOutcome:
-        """Run one cycle for ``exchange``, tracked so that a stop can wait for it."""
+    async def run_cycle(self, exchange: str, *, claim: bool = True) -> CycleOutcome | None:
+        """One cycle for ``exchange`` if this worker wins its slot (``claim=False``: lock only); None when skipped."""
+        slot = cycle_slot(self.settings, time.time()) if claim else None
+        return await self._tracked(self.gate.run(f"cycle:{exchange}", slot=slot, work=lambda: self._cycle(exchange)))
+
+    async def _cycle(self, exchange: str) -> CycleOutcome:
+        outcome = await self.cycles[exchange].run_once()
+        record_outcome(outcome)
+        return outcome
+
+    async def run_all_once(self) -> list[CycleOutcome | None]:
+        """One cycle for every exchange, one after another, without slot claims (``--once``); None = skipped."""
+        return [await self.run_cycle(exchange, claim=False) for exchange in self.cycles]
+
+    async def run_retention(self, *, claim: bool = True) -> RetentionResult | None:
+        """Prune old runs, candles and claims if this worker wins the retention slot; None when skipped."""
+        slot = interval_slot(time.time(), interval_s=self.settings.retention_interval_s) if claim else None
+        return await self._tracked(self.gate.run("retention", slot=slot, work=self._retention_pass))
+
+    async def _retention_pass(self) -> RetentionResult:
+        return await asyncio.to_thread(apply_retention, self.session_factory, self.retention_policy())
+
+    def retention_policy(self) -> RetentionPolicy:
+        """What the settings keep, measured from now."""
+        now = utc_now()
+        return RetentionPolicy(
+            runs_before=now - timedelta(days=self.settings.retention_days),
+            claims_before=now - timedelta(days=self.settings.retention_days),
+            candle_keep_ms=candle_keep_ms(
+                timeframes=self.settings.timeframes,
+                lookback_candles=self.settings.lookback_candles,
+                retention_days=self.settings.candle_retention_days,
+            ),
+        )
+
+    async def _tracked(self, work: Awaitable[T]) -> T:
+        """Await ``work`` with this task registered, so that a stop can wait for it."""
         task = asyncio.current_task()
         if task is not None:
             self._inflight.add(task)
         try:
-            return await self.cycles[exchange].run_once()
+            return await work
         finally:
             if task is not None:
                 self._inflight.discard(task)
-
-    async def run_all_once(self) -> list[CycleOutcome]:
-        """One cycle for every exchange, one after another."""
-        return [await self.run_cycle(exchange) for exchange in self.cycles]
 
     async def beat(self, *, state: str = "running") -> None:
         """Write this worker's heartbeat row."""
@@ -95,7 +140,7 @@ class Worker:
             session.commit()
 
     def install_jobs(self, scheduler: AsyncIOScheduler) -> None:
-        """Every job this worker runs, with its trigger: per exchange a cycle and a universe refresh; the heartbeat."""
+        """Every job with its trigger: per exchange a cycle and a universe refresh; retention; the heartbeat."""
         now = utc_now()
         for exchange, cycle in self.cycles.items():
             scheduler.add_job(
@@ -116,6 +161,14 @@ class Worker:
                 coalesce=True,
                 misfire_grace_time=None,
             )
+        scheduler.add_job(
+            self.run_retention,
+            aligned_interval(self.settings.retention_interval_s),
+            id="retention",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
         scheduler.add_job(
             self.beat,
             IntervalTrigger(seconds=self.settings.heartbeat_interval_s),

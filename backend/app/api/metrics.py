@@ -1,0 +1,114 @@
+"""The API's Prometheus metrics, on a registry of their own (one per app, so tests and ``dantaro run`` never mix
+the API's series with the worker's).
+
+Invariants: ``route`` labels are route templates (``/api/v1/support-levels/{symbol}``) or ``unmatched``, never raw
+paths, so label sets stay bounded; durations are seconds; ``tier`` is the served snapshot's data source
+(``memory``, ``redis``, ``database``; ``cache`` for the in-process cache of ``dantaro run``); the freshness gauges
+are computed from the newest ``generated_at`` seen per exchange, so they keep ageing while storage is unreachable;
+``dantaro_api_redis_up`` exists only when Redis is configured.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from app.domain import utc_now
+from app.metrics import LATENCY_BUCKETS_S, BoundChildren
+
+UNMATCHED_ROUTE = "unmatched"
+TIERS = ("memory", "redis", "database")
+FALLBACK_REASONS = ("redis_error", "cache_miss")
+
+
+class ApiMetrics:
+    """Request, snapshot-read and freshness metrics of one API app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._requests = Counter(
+            "dantaro_api_requests",
+            "API requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self._duration = Histogram(
+            "dantaro_api_request_duration_seconds",
+            "API request latency by route template.",
+            ["route"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=self.registry,
+        )
+        self._reads = Counter(
+            "dantaro_api_snapshot_reads",
+            "Served snapshots by the tier they came from.",
+            ["tier"],
+            registry=self.registry,
+        )
+        self._fallbacks = Counter(
+            "dantaro_api_cache_fallbacks",
+            "Reads that fell back from the shared cache to the database.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "dantaro_api_rate_limited", "Requests refused with 429 (per-key budget used up).", registry=self.registry
+        )
+        self._age = Gauge(
+            "dantaro_api_data_age_seconds",
+            "Seconds since the newest served run was generated.",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self._stale = Gauge(
+            "dantaro_api_data_stale",
+            "1 when the newest served run is older than the stale threshold.",
+            ["exchange"],
+            registry=self.registry,
+        )
+        self._redis_up: Gauge | None = None
+        self._request_children = BoundChildren[tuple[str, str, int], Counter](lambda key: self._requests.labels(*key))
+        self._duration_children = BoundChildren[str, Histogram](self._duration.labels)
+        self._read_children = BoundChildren[str, Counter](self._reads.labels)
+        self._fallback_children = BoundChildren[str, Counter](self._fallbacks.labels)
+        self._generated_at: dict[str, datetime] = {}
+        self._read_children.bind_all(TIERS)  # zero-valued series exist before the first read
+        self._fallback_children.bind_all(FALLBACK_REASONS)
+
+    def observe_request(self, *, route: str, method: str, status: int, duration_s: float) -> None:
+        """Count one finished request and its latency."""
+        self._request_children[(route, method, status)].inc()
+        self._duration_children[route].observe(duration_s)
+
+    def observe_read(self, *, exchange: str, tier: str, generated_at: datetime, fallback: str | None) -> None:
+        """Count one served snapshot, its tier and (when the shared cache was bypassed) the fallback reason."""
+        self._read_children[tier].inc()
+        if fallback is not None:
+            self._fallback_children[fallback].inc()
+        self.saw_run(exchange, generated_at=generated_at)
+
+    def saw_run(self, exchange: str, *, generated_at: datetime) -> None:
+        """Remember the newest ``generated_at`` seen for ``exchange`` (the freshness gauges derive from it)."""
+        known = self._generated_at.get(exchange)
+        if known is None or generated_at > known:
+            self._generated_at[exchange] = generated_at
+
+    def enable_redis_gauge(self) -> None:
+        """Export ``dantaro_api_redis_up`` (only apps configured with Redis call this)."""
+        if self._redis_up is None:
+            self._redis_up = Gauge(
+                "dantaro_api_redis_up",
+                "1 while the API uses Redis, 0 while its circuit breaker skips it.",
+                registry=self.registry,
+            )
+
+    def refresh(self, *, stale_after_s: float, redis_usable: bool | None, now: datetime | None = None) -> None:
+        """Set the scrape-time gauges: data age and staleness per exchange, and Redis up when configured."""
+        at = now or utc_now()
+        for exchange, generated_at in list(self._generated_at.items()):
+            age_s = max(0.0, (at - generated_at).total_seconds())
+            self._age.labels(exchange).set(age_s)
+            self._stale.labels(exchange).set(1 if age_s > stale_after_s else 0)
+        if self._redis_up is not None and redis_usable is not None:
+            self._redis_up.set(1 if redis_usable else 0)

@@ -1,0 +1,66 @@
+"""The worker's Prometheus metrics, registered in prometheus_client's default registry.
+
+Invariants:
+- Names and labels are the ones ``monitoring/alerts.yml`` and ``monitoring/grafana/dantaro-central.json`` query:
+  ``dantaro_worker_runs_total{exchange,status}``, ``dantaro_worker_run_duration_seconds{exchange}`` (histogram),
+  ``dantaro_worker_symbols_analysed{exchange}``, ``dantaro_worker_exchange_errors_total{exchange}``,
+  ``dantaro_worker_last_success_timestamp_seconds{exchange}`` (Unix seconds of the last published run).
+- The metric objects are module-level (prometheus_client's convention; registering them opens nothing); the
+  HTTP endpoint is started only by ``start_metrics_server`` in ``dantaro worker``. ``dantaro run`` starts none:
+  the API's ``/metrics`` serves the same default registry.
+- A port already in use (a second worker on the host) is logged and the worker runs on without an endpoint.
+"""
+
+from __future__ import annotations
+
+import time
+
+import structlog
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+from app.config import Settings
+from app.domain import RunStatus
+from app.worker.cycle import CycleOutcome
+
+log = structlog.get_logger(__name__)
+
+RUN_DURATION_BUCKETS_S = (0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
+PUBLISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.PARTIAL})
+
+RUNS = Counter("dantaro_worker_runs", "Analysis runs by outcome", ["exchange", "status"])
+RUN_DURATION = Histogram(
+    "dantaro_worker_run_duration_seconds",
+    "Wall time of one collect-analyse-publish run",
+    ["exchange"],
+    buckets=RUN_DURATION_BUCKETS_S,
+)
+SYMBOLS_ANALYSED = Gauge("dantaro_worker_symbols_analysed", "Symbols ranked by the last run", ["exchange"])
+EXCHANGE_ERRORS = Counter("dantaro_worker_exchange_errors", "Exchange errors met by runs", ["exchange"])
+LAST_SUCCESS = Gauge(
+    "dantaro_worker_last_success_timestamp_seconds", "Unix time of the last published run", ["exchange"]
+)
+
+
+def record_outcome(outcome: CycleOutcome, *, now_s: float | None = None) -> None:
+    """Count one finished run in every worker metric."""
+    exchange = outcome.exchange
+    RUNS.labels(exchange=exchange, status=str(outcome.status)).inc()
+    RUN_DURATION.labels(exchange=exchange).observe(outcome.duration_s)
+    EXCHANGE_ERRORS.labels(exchange=exchange).inc(outcome.exchange_errors)
+    if outcome.status in PUBLISHED:
+        SYMBOLS_ANALYSED.labels(exchange=exchange).set(outcome.symbols_ok)
+        LAST_SUCCESS.labels(exchange=exchange).set(time.time() if now_s is None else now_s)
+
+
+def start_metrics_server(settings: Settings) -> bool:
+    """Serve ``/metrics`` on ``worker_metrics_host:worker_metrics_port`` (0 = off); False when not serving."""
+    port = settings.worker_metrics_port
+    if port == 0:
+        return False
+    try:
+        start_http_server(port, addr=settings.worker_metrics_host)
+    except OSError as exc:
+        log.warning("worker_metrics_unavailable", host=settings.worker_metrics_host, port=port, error=str(exc))
+        return False
+    log.info("worker_metrics_serving", host=settings.worker_metrics_host, port=port)
+    return True
