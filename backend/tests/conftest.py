@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import redis
+from services import unavailable
 from sqlalchemy import Engine, delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -42,7 +43,6 @@ from app.storage import migrate
 from app.storage.cache import MemoryCache, RedisCache, SnapshotCache, make_redis
 from app.storage.db import make_engine, make_session_factory
 from app.storage.models import Base
-from tests.services import unavailable
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -14,6 +14,7 @@ times epoch milliseconds.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -25,7 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import httpx
 import pytest
@@ -175,6 +176,19 @@ def require_postgres_binaries() -> None:
 # --- Dantaro processes ----------------------------------------------------------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def log_events(text: str) -> list[dict[str, Any]]:
+    """The JSON log events in a process's stderr (lines that are not JSON objects are skipped)."""
+    events = []
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
 
 
 def dantaro_env(data_dir: Path, **settings: str) -> dict[str, str]:

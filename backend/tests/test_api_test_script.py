@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
-from tests.services import ApiServer, create_api_key, dantaro_env, free_port, run_dantaro
+from services import ApiServer, create_api_key, dantaro_env, free_port, run_dantaro
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,12 @@ publishes again and the stored hourly candles have neither gaps nor duplicates.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,6 +28,7 @@ from services import (
     dantaro_env,
     fetch,
     hourly_open_times,
+    log_events,
     open_time_steps,
     require_postgres_binaries,
     require_redis_server,
@@ -52,10 +55,10 @@ def _published_runs(url: str) -> list[str]:
         engine.dispose()
 
 
-def _is_db_failure(log_line: str) -> bool:
-    """A warning or error log line about the unreachable database."""
-    level = '"level": "error"' in log_line or '"level": "warning"' in log_line
-    return level and ("OperationalError" in log_line or "Connection refused" in log_line)
+def _is_db_failure(event: dict[str, Any]) -> bool:
+    """A warning or error log event about the unreachable database."""
+    text = json.dumps(event)
+    return event.get("level") in {"error", "warning"} and ("OperationalError" in text or "Connection refused" in text)
 
 
 def _wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
@@ -118,8 +121,8 @@ def _check_outage(client: httpx.Client, database: PrivatePostgres, worker: Danta
     assert outage[-1].run_id == outage[0].run_id and outage[-1].age_s is not None and outage[-1].age_s > 2.0
     time.sleep(1.0)
     assert worker.alive, f"the worker exited while the database was down:\n{worker.log_text()[-3000:]}"
-    failed = [line for line in worker.log_text()[stopped_log_chars:].splitlines() if _is_db_failure(line)]
-    assert len(failed) >= 2 and any("cycle" in line for line in failed), "no failed cycle attempts logged"
+    failed = [event for event in log_events(worker.log_text()[stopped_log_chars:]) if _is_db_failure(event)]
+    assert len(failed) >= 2 and any("cycle" in json.dumps(event) for event in failed), "no failed cycle attempts logged"
     return fresh.run_id
 
 

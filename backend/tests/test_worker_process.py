@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from services import log_events
 
 ROOT = Path(__file__).resolve().parents[2]
 DANTARO = [sys.executable, "-m", "app.cli"]
@@ -54,7 +55,7 @@ def test_worker_once_publishes_and_resumes_the_replay_clock(tmp_path: Path) -> N
     assert _run([*DANTARO, "migrate", "upgrade"], env).returncode == 0
     first = _run([*DANTARO, "worker", "--once"], env)
     assert first.returncode == 0, first.stderr[-2000:]
-    assert '"event": "run_finished"' in first.stderr
+    assert "run_finished" in {event["event"] for event in log_events(first.stderr)}
     second = _run([sys.executable, "backend/analysis_worker.py", "--once"], env)
     assert second.returncode == 0, second.stderr[-2000:]
     runs = _runs(tmp_path)
@@ -88,7 +89,7 @@ def test_worker_stops_cleanly_on_signal(tmp_path: Path, signum: signal.Signals) 
     finally:
         process.kill()
     assert process.returncode == 0, stderr[-2000:]
-    assert '"event": "worker_stopped"' in stderr
+    assert "worker_stopped" in {event["event"] for event in log_events(stderr)}
     statuses = {status for status, _ in _runs(tmp_path)}
     assert "running" not in statuses  # the in-flight run finished or was recorded as rolled back
 
