@@ -208,3 +208,22 @@ def test_recently_verified_keys_survive_a_database_outage(
             verifier.verify("dk_known_secret")
     with pytest.raises(KeyStoreUnavailableError):
         verifier.verify("dk_never_seen")
+
+
+def test_an_expired_verification_is_served_once_while_one_refresh_rechecks_it() -> None:
+    principal = ApiPrincipal(key_id="known", name="known", rate_limit_per_min=None)
+    lookup = _OutageLookup(principal)
+    now = [1000.0]
+    verifier = KeyVerifier(lookup=lookup, dev_key_active=False, ttl_s=0.5, clock=lambda: now[0])
+    assert verifier.verify("dk_known_secret") == principal
+    now[0] += 0.6  # expired, within one more TTL
+    assert verifier.cached("dk_known_secret") is None
+    assert verifier.overdue("dk_known_secret") == principal
+    assert verifier.claim_refresh("dk_known_secret") is True
+    assert verifier.claim_refresh("dk_known_secret") is False  # single flight
+    lookup.principal = None  # revoked meanwhile: the refresh drops it
+    verifier.refresh("dk_known_secret")
+    assert verifier.overdue("dk_known_secret") is None
+    assert verifier.cached("dk_known_secret") is None
+    now[0] += 10
+    assert verifier.overdue("dk_never_seen") is None

@@ -181,3 +181,24 @@ def test_memory_cache_drops_replaced_runs_after_the_grace_period(make_snapshot: 
     cache.put(make_snapshot(run_id="run-3"))
     assert cache.get("binance", "run-1") is None
     assert cache.get("binance", "run-2") == second
+
+
+def test_an_overdue_copy_is_served_while_one_refresh_rechecks_it(
+    backend: StorageBackend, cache: SnapshotCache, make_snapshot: MakeSnapshot
+) -> None:
+    clock = FakeClock()
+    reader = _reader(backend, cache, clock, memory_check_interval_s=1.0)
+    first = make_snapshot(run_id="run-1")
+    publish(first, session_factory=backend.session_factory, cache=cache)
+    assert reader.overdue_copy("binance") is None  # nothing loaded yet: the caller must read
+    reader.get("binance")
+    second = make_snapshot(run_id="run-2", as_of_ms=SNAPSHOT_AS_OF_MS + HOUR_MS)
+    publish(second, session_factory=backend.session_factory, cache=cache)
+    clock.now_s += 1.5
+    assert reader.peek("binance") is None  # the check is overdue
+    assert reader.overdue_copy("binance") == (first, "memory")  # but the copy can be served meanwhile
+    assert reader.claim_refresh("binance") is True
+    assert reader.claim_refresh("binance") is False  # single flight
+    reader.refresh("binance")
+    assert reader.peek("binance") == (second, "memory")
+    assert reader.claim_refresh("binance") is True  # released after the refresh

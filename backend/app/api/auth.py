@@ -2,8 +2,10 @@
 
 A key is valid when it equals the development key (only while ``Settings.dev_key_active()``; compared in constant
 time) or when the api-keys table verifies it. Positive verifications are cached in-process for ``ttl_s``
-(default 1 s), keyed by the SHA-256 of the secret, so the database is asked at most once per key per TTL and a
-revoked key stops working within that TTL. Failures are never cached. The plaintext secret is never stored.
+(default 0.5 s), keyed by the SHA-256 of the secret, so the database is asked at most once per key per TTL and a
+revoked key stops working within that TTL plus one re-check (when a verification has just expired, the next
+request is served on it while one background refresh asks the database, so no request waits and a burst of
+requests cannot stampede the database). Failures are never cached. The plaintext secret is never stored.
 When the database cannot be asked (an outage), a key verified within the last ``grace_s`` (default 300 s) keeps
 working, so cached data stays served; any other key gets ``KeyStoreUnavailableError`` (the API answers 503).
 ``last_used_at`` is never written per request: ``UsageRecorder`` remembers each key's latest use in memory and
@@ -109,7 +111,7 @@ class KeyVerifier:
         *,
         lookup: KeyLookup,
         dev_key_active: bool,
-        ttl_s: float = 1.0,
+        ttl_s: float = 0.5,
         grace_s: float = 300.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
@@ -121,6 +123,7 @@ class KeyVerifier:
         self._max_entries = max_entries
         self._clock = clock
         self._cache: dict[bytes, tuple[float, ApiPrincipal]] = {}
+        self._refreshing: set[bytes] = set()
         self._lock = threading.Lock()
 
     def cached(self, secret: str) -> ApiPrincipal | None:
@@ -133,6 +136,32 @@ class KeyVerifier:
         if entry is not None and entry[0] > self._clock():
             return entry[1]
         return None
+
+    def overdue(self, secret: str) -> ApiPrincipal | None:
+        """A verification expired less than one more TTL ago, to serve while a single refresh re-checks it."""
+        entry = self._cache.get(_digest(secret)) if secret and len(secret) <= MAX_SECRET_CHARS else None
+        if entry is not None and entry[0] + self._ttl_s > self._clock():
+            return entry[1]
+        return None
+
+    def claim_refresh(self, secret: str) -> bool:
+        """True for exactly one caller per key until ``refresh`` finishes."""
+        digest = _digest(secret)
+        with self._lock:
+            if digest in self._refreshing:
+                return False
+            self._refreshing.add(digest)
+            return True
+
+    def refresh(self, secret: str) -> None:
+        """Re-verify a key in the background (a revoked key is dropped from the cache); never raises."""
+        try:
+            self.verify(secret)
+        except Exception as exc:  # the key store is down: the grace rule of ``verify`` applies on the next miss
+            log.warning("key_refresh_failed", error_type=type(exc).__name__)
+        finally:
+            with self._lock:
+                self._refreshing.discard(_digest(secret))
 
     def verify(self, secret: str) -> ApiPrincipal | None:
         """The principal for ``secret``, or None when it is not a valid key (may ask the database)."""

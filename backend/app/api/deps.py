@@ -9,6 +9,7 @@ Blocking storage calls run in the threadpool; pure work (auth cache hits, views)
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,18 @@ class SnapshotSource(Protocol):
 
     def peek(self, exchange: str) -> tuple[Snapshot, str] | None:
         """The per-process copy when it is fresh enough to serve without I/O, else None."""
+        ...
+
+    def overdue_copy(self, exchange: str) -> tuple[Snapshot, str] | None:
+        """The per-process copy whatever the age of its last check, else None; no I/O."""
+        ...
+
+    def claim_refresh(self, exchange: str) -> bool:
+        """True for exactly one caller until ``refresh`` finishes."""
+        ...
+
+    def refresh(self, exchange: str) -> None:
+        """Re-check the per-process copy (blocking I/O; run in a thread); never raises."""
         ...
 
     def cache_status(self) -> str:
@@ -133,6 +146,10 @@ async def authenticate(request: Request, runtime: ApiRuntime) -> ApiPrincipal:
         raise _unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
     principal = runtime.keys.cached(secret)
     if principal is None:
+        principal = runtime.keys.overdue(secret)
+        if principal is not None and runtime.keys.claim_refresh(secret):
+            asyncio.get_running_loop().run_in_executor(None, runtime.keys.refresh, secret)
+    if principal is None:
         try:
             principal = await run_in_threadpool(runtime.keys.verify, secret)
         except KeyStoreUnavailableError:
@@ -187,6 +204,12 @@ class SnapshotLoader:
         """The current snapshot; 503 ``data_not_ready`` before the worker's first publish."""
         reader = self.runtime.reader
         found = reader.peek(self.exchange) if self.use_cache else None
+        if found is None and self.use_cache:
+            # Check overdue: serve the copy now and let one background refresh re-check it (no request waits;
+            # a new run announced by a notification has already dropped the copy, so it is fetched below).
+            found = reader.overdue_copy(self.exchange)
+            if found is not None and reader.claim_refresh(self.exchange):
+                asyncio.get_running_loop().run_in_executor(None, reader.refresh, self.exchange)
         if found is None:
             found = await run_in_threadpool(reader.get, self.exchange, use_cache=self.use_cache)
         if found is None:

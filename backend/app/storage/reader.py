@@ -59,6 +59,7 @@ class SnapshotReader:
         self._clock_s = clock_s
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        self._refreshing: set[str] = set()
         self._cache_down_until_s = float("-inf")
 
     def get(self, exchange: str, *, use_cache: bool = True) -> tuple[Snapshot, str] | None:
@@ -82,6 +83,29 @@ class SnapshotReader:
         if entry is not None and now_s - entry.checked_at_s < self._interval_s:
             return entry.snapshot, MEMORY
         return None
+
+    def overdue_copy(self, exchange: str) -> tuple[Snapshot, str] | None:
+        """The per-process copy whatever the age of its last check (serve it while a refresh runs); no I/O."""
+        entry = self._entries.get(exchange)
+        return None if entry is None else (entry.snapshot, MEMORY)
+
+    def claim_refresh(self, exchange: str) -> bool:
+        """True for exactly one caller until ``refresh`` finishes: that caller starts the refresh."""
+        with self._lock:
+            if exchange in self._refreshing:
+                return False
+            self._refreshing.add(exchange)
+            return True
+
+    def refresh(self, exchange: str) -> None:
+        """Re-check the per-process copy against the cache or database (after ``claim_refresh``); never raises."""
+        try:
+            self.get(exchange)
+        except Exception as exc:  # a failing database: keep serving the copy, the next request tries again
+            log.warning("snapshot_refresh_failed", exchange=exchange, error_type=type(exc).__name__)
+        finally:
+            with self._lock:
+                self._refreshing.discard(exchange)
 
     def on_published(self, exchange: str, run_id: str) -> None:
         """A run was announced: drop the per-process copy unless it already is that run."""
