@@ -5,7 +5,6 @@ These run real subprocesses on a SQLite file and the bundled replay data.
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -14,23 +13,14 @@ import time
 from pathlib import Path
 
 import pytest
-from services import log_events
+from services import dantaro_env, log_events
 
 ROOT = Path(__file__).resolve().parents[2]
 DANTARO = [sys.executable, "-m", "app.cli"]
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DANTARO_")}
-    env.update(
-        DANTARO_DATA_DIR=str(tmp_path),
-        DANTARO_REPLAY_WARMUP_CANDLES="100",
-        DANTARO_LOOKBACK_CANDLES="150",
-        DANTARO_LOG_FORMAT="json",
-        PYTHONPATH=str(ROOT / "backend"),
-        **extra,
-    )
-    return env
+    return dantaro_env(tmp_path, **extra)
 
 
 def _run(args: list[str], env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
