@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 
 import uvicorn
+from prometheus_client import REGISTRY
 
 from app.api.app import ApiState, create_app
 from app.config import Settings
@@ -37,7 +38,8 @@ async def serve_all(settings: Settings, *, host: str, port: int) -> None:
     from app.worker.main import open_worker
 
     shared = MemoryCache()
-    server = _server(settings, host=host, port=port, state=ApiState(cache=None if settings.redis_url else shared))
+    state = ApiState(cache=None if settings.redis_url else shared, extra_metrics=REGISTRY)  # + worker metrics
+    server = _server(settings, host=host, port=port, state=state)
     stop = asyncio.Event()
     async with open_worker(settings, shared_cache=shared) as worker:
         worker_task = asyncio.create_task(worker.serve(stop))

@@ -12,8 +12,10 @@ import pytest
 from api_fixtures import build_snapshot
 from api_support import DEV_AUTH, Database, make_settings, migrated_database, running_client
 from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
 
+from app.api.app import ApiState
 from app.domain import utc_now
 from app.storage.cache import RedisCache, make_redis
 from app.storage.publish import publish
@@ -128,3 +130,17 @@ def test_every_api_metric_the_alerts_and_dashboard_use_is_exported(
     assert referenced <= exported, referenced - exported
     assert value(samples, "dantaro_api_redis_up") == 1
     assert value(samples, "dantaro_api_snapshot_reads_total", tier="redis") == 1
+
+
+def test_an_in_process_workers_registry_is_exposed_too(database: Database) -> None:
+    """`dantaro run` passes the worker's registry: one scrape shows both processes' metrics, no duplicates."""
+    worker_registry = CollectorRegistry()
+    Counter("dantaro_worker_runs", "runs", ["exchange", "status"], registry=worker_registry).labels(
+        exchange="binance", status="succeeded"
+    ).inc()
+    with running_client(make_settings(database.url), state=ApiState(extra_metrics=worker_registry)) as client:
+        client.get("/health")
+        text = client.get("/metrics").text
+    names = [family.name for family in text_string_to_metric_families(text)]
+    assert "dantaro_worker_runs" in names and "dantaro_api_requests" in names
+    assert len(names) == len(set(names))

@@ -31,6 +31,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
+from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
@@ -64,6 +65,7 @@ class ApiState:
 
     cache: SnapshotCache | None = None
     session_factory: sessionmaker[Session] | None = None
+    extra_metrics: CollectorRegistry | None = None  # also exposed on /metrics (the in-process worker's)
 
 
 def api_version() -> str:
@@ -221,6 +223,7 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         metrics=metrics,
         session_factory=session_factory,
         redis_client=cache.client if isinstance(cache, RedisCache) else None,
+        extra_metrics=state.extra_metrics,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Annotated, Protocol, cast
 import redis
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 
@@ -80,6 +81,7 @@ class ApiRuntime:
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     session_factory: sessionmaker[Session] | None = None  # for the readiness check
     redis_client: redis.Redis | None = None  # set only when Redis is configured
+    extra_metrics: CollectorRegistry | None = None  # `dantaro run`: the in-process worker's registry
 
 
 @dataclass(frozen=True, slots=True)
