@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from api_fixtures import build_snapshot
-from api_support import DEV_AUTH, Database, make_settings, migrated_database, running_client
+from api_support import DEV_AUTH, Database, inside_one_rate_window, make_settings, migrated_database, running_client
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
@@ -109,6 +109,7 @@ def test_dev_key_can_be_disabled_in_development(database: Database) -> None:
 def test_rate_limit_answers_429_with_retry_after(database: Database) -> None:
     _, secret = database.create_key(rate_limit_per_min=2)
     with running_client(make_settings(database.url)) as client:
+        inside_one_rate_window()
         statuses = [client.get(RECOMMENDATIONS, headers=_bearer(secret)).status_code for _ in range(2)]
         limited = client.get(RECOMMENDATIONS, headers=_bearer(secret))
     assert statuses == [200, 200]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from api_fixtures import build_snapshot
-from api_support import DEV_AUTH, Database, make_settings, migrated_database, running_client
+from api_support import DEV_AUTH, Database, inside_one_rate_window, make_settings, migrated_database, running_client
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.parser import text_string_to_metric_families
@@ -76,6 +76,7 @@ def test_tiers_rate_limits_and_freshness_gauges(database: Database) -> None:
     _, secret = database.create_key(rate_limit_per_min=2)
     auth = {"Authorization": f"Bearer {secret}"}
     with running_client(make_settings(database.url)) as client:
+        inside_one_rate_window()
         statuses = [client.get("/api/v1/market-status", headers=auth).status_code for _ in range(4)]
         client.get("/api/v1/recommendations?use_cache=false", headers=DEV_AUTH)
         samples = scrape(client)

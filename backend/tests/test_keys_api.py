@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import redis
-from api_support import running_client
+from api_support import inside_one_rate_window, running_client
 from conftest import StorageBackend
 
 from app.api.auth import UsageRecorder
@@ -82,6 +82,7 @@ def test_the_rate_limit_is_shared_by_api_processes_through_redis(
 def test_without_redis_each_process_counts_in_process(published: StorageBackend) -> None:
     _, auth = _create_key(published, rate_limit_per_min=2)
     with running_client(_settings(published)) as client:
+        inside_one_rate_window()
         statuses = [client.get(RECOMMENDATIONS, headers=auth).status_code for _ in range(3)]
     assert statuses == [200, 200, 429]
 
