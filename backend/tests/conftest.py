@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import redis
+from api_support import Database, migrated_database
 from services import unavailable
 from sqlalchemy import Engine, delete
 from sqlalchemy.engine import make_url
@@ -316,3 +317,10 @@ def build_snapshot(
 def make_snapshot() -> Callable[..., Snapshot]:
     """``make_snapshot(run_id=..., as_of_ms=..., exchange=..., bases=...)`` → a Snapshot from real candles."""
     return build_snapshot
+
+
+@pytest.fixture
+def database(tmp_path: Path) -> Iterator[Database]:
+    """A migrated SQLite database for API tests (``api_support.Database``: publish snapshots, create keys)."""
+    with migrated_database(tmp_path) as db:
+        yield db

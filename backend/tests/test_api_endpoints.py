@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from api_fixtures import build_snapshot
-from api_support import DEV_AUTH, Database, make_settings, migrated_database, running_client
+from api_support import DEV_AUTH, Database, make_settings, running_client
 from fastapi.testclient import TestClient
 
 from app.api.app import ApiState
@@ -21,12 +20,6 @@ from app.api.schemas import (
 )
 from app.domain import Snapshot, utc_now
 from app.storage.cache import MemoryCache
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with migrated_database(tmp_path) as db:
-        yield db
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from api_fixtures import build_snapshot
-from api_support import DEV_AUTH, Database, make_settings, migrated_database, running_client
+from api_support import DEV_AUTH, Database, make_settings, running_client
 from fastapi.testclient import TestClient
 
 from app.api.http_cache import matches, max_age_s
@@ -26,12 +26,6 @@ from app.api.schemas import (
 from app.domain import Label, Snapshot, utc_now
 
 RECOMMENDATIONS = "/api/v1/recommendations"
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with migrated_database(tmp_path) as db:
-        yield db
 
 
 @pytest.fixture
