@@ -24,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
@@ -176,6 +177,18 @@ def require_postgres_binaries() -> None:
 # --- Dantaro processes ----------------------------------------------------------------------------------------
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def copy_replay_pairs(root: Path, bases: Sequence[str]) -> Path:
+    """A replay folder under ``root`` with the bundled 1h and 1d files of a few real USDT pairs (quicker cycles)."""
+    from app.config import BUNDLED_DATA_DIR
+
+    for timeframe in ("1h", "1d"):
+        (root / timeframe).mkdir(parents=True, exist_ok=True)
+        for base in bases:
+            name = f"{base}_USDT-{timeframe}.json.gz"
+            shutil.copy(BUNDLED_DATA_DIR / timeframe / name, root / timeframe / name)
+    return root
 
 
 def log_events(text: str) -> list[dict[str, Any]]:

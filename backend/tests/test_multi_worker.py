@@ -10,7 +10,6 @@ and the stored hourly history has no holes.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,9 +19,9 @@ from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from services import copy_replay_pairs
 from sqlalchemy import Engine, text
 
-from app.config import BUNDLED_DATA_DIR
 from app.storage import migrate
 from app.storage.db import make_engine
 from app.storage.leases import ABANDONED_ERROR
@@ -38,12 +37,7 @@ TAKEOVER_TOLERANCE_S = 1.0
 
 @pytest.fixture
 def replay_dir(tmp_path: Path) -> Path:
-    for timeframe in ("1h", "1d"):
-        (tmp_path / "replay" / timeframe).mkdir(parents=True)
-        for base in BASES:
-            name = f"{base}_USDT-{timeframe}.json.gz"
-            shutil.copy(BUNDLED_DATA_DIR / timeframe / name, tmp_path / "replay" / timeframe / name)
-    return tmp_path / "replay"
+    return copy_replay_pairs(tmp_path / "replay", BASES)
 
 
 @pytest.fixture

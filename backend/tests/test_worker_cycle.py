@@ -7,15 +7,15 @@ failing symbol yields a partial run that still publishes the others.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Sequence
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from services import copy_replay_pairs
 from sqlalchemy import func, select
 
-from app.config import BUNDLED_DATA_DIR, Settings
+from app.config import Settings
 from app.domain import Candle, Market, RunStatus, Ticker, timeframe_ms
 from app.exchange import ExchangeUnavailable, MarketSource, build_source
 from app.storage.cache import SnapshotCache
@@ -31,13 +31,7 @@ HOUR_MS = timeframe_ms("1h")
 @pytest.fixture(scope="module")
 def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A replay folder with a few real pairs, so cycles stay quick."""
-    root = tmp_path_factory.mktemp("replay")
-    for timeframe in ("1h", "1d"):
-        (root / timeframe).mkdir()
-        for base in BASES:
-            name = f"{base}_USDT-{timeframe}.json.gz"
-            shutil.copy(BUNDLED_DATA_DIR / timeframe / name, root / timeframe / name)
-    return root
+    return copy_replay_pairs(tmp_path_factory.mktemp("replay"), BASES)
 
 
 def _settings(backend: StorageBackend, replay_dir: Path) -> Settings:

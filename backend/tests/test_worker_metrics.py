@@ -5,7 +5,6 @@ after one real cycle, with values from that cycle; the endpoint serves them; ``r
 from __future__ import annotations
 
 import re
-import shutil
 import socket
 import time
 import urllib.request
@@ -13,9 +12,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, generate_latest
+from services import copy_replay_pairs
 from structlog.testing import CapturingLogger
 
-from app.config import BUNDLED_DATA_DIR, Settings
+from app.config import Settings
 from app.exchange import build_source
 from app.worker.cycle import ExchangeCycle, log_run_finished
 from app.worker.metrics import start_metrics_server
@@ -29,13 +29,7 @@ BASES = ("BTC", "ETH", "SOL")
 
 @pytest.fixture(scope="module")
 def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("replay")
-    for timeframe in ("1h", "1d"):
-        (root / timeframe).mkdir()
-        for base in BASES:
-            name = f"{base}_USDT-{timeframe}.json.gz"
-            shutil.copy(BUNDLED_DATA_DIR / timeframe / name, root / timeframe / name)
-    return root
+    return copy_replay_pairs(tmp_path_factory.mktemp("replay"), BASES)
 
 
 def _sample(exposition: str, name: str, **labels: str) -> float:
