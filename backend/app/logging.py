@@ -67,6 +67,11 @@ def _logger_factory(*, console: bool) -> Any:
     return lambda *args: _NamedBytesLogger(sys.stderr.buffer, args[0] if args else None)
 
 
+# Cached loggers skip the processor lookup per call. Tests that run commands in-process turn it off so that
+# ``structlog.testing.capture_logs`` still sees the module loggers afterwards.
+CACHE_LOGGERS = True
+
+
 def configure_logging(*, level: str = "INFO", log_format: str = "auto") -> None:
     """Route structlog and stdlib logging through one renderer at ``level``."""
     console = _use_console(log_format)
@@ -85,7 +90,7 @@ def configure_logging(*, level: str = "INFO", log_format: str = "auto") -> None:
         ],
         logger_factory=_logger_factory(console=console),
         wrapper_class=structlog.make_filtering_bound_logger(level_no),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=CACHE_LOGGERS,
     )
     _route_stdlib(level_no, shared, console=console)
 

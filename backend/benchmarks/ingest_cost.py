@@ -37,7 +37,7 @@ def real_bases() -> list[str]:
 
 def serve(kind: str, count: int) -> None:
     """Child process: serve ``count`` symbols and print the port, then wait for stdin to close."""
-    from tests.emulator import Emulator, synthetic_bases
+    from tests.support.emulator import Emulator, synthetic_bases
 
     aliases = synthetic_bases(count, real=real_bases())
     emulator = Emulator(kind, list(aliases), aliases=aliases).start()
@@ -54,7 +54,7 @@ def control(port: int, now_ms: int) -> None:
 
 async def measure(kind: str, count: int, port: int, db: Path) -> dict[str, object]:
     """Run the cycles against the emulator on ``port``; returns the figures."""
-    from tests.emulator import Emulator
+    from tests.support.emulator import Emulator
 
     probe = Emulator(kind, ["BTC"])
     midnight_ms = probe.rows("BTC", "1d")[-1][0]  # the last bundled day opens here: clock two hours before it

@@ -21,12 +21,11 @@ from pathlib import Path
 import psycopg2
 import pytest
 import redis
-from api_support import Database, migrated_database
-from services import unavailable
 from sqlalchemy import Engine, delete
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import logging as app_logging
 from app.config import BUNDLED_DATA_DIR
 from app.domain import (
     Candle,
@@ -44,6 +43,10 @@ from app.storage import migrate
 from app.storage.cache import MemoryCache, RedisCache, SnapshotCache, make_redis
 from app.storage.db import make_engine, make_session_factory
 from app.storage.models import Base
+from tests.support.api import Database, migrated_database
+from tests.support.services import unavailable
+
+app_logging.CACHE_LOGGERS = False  # commands run in-process must not hide later tests' logs from capture_logs
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"

@@ -23,17 +23,17 @@ from app.analysis import indicators as ind
 from app.analysis.factors import FactorWeights
 from app.analysis.levels import LEVEL_ATR_PERIOD, MIN_LEVEL_CANDLES, PivotInput, support_levels
 from app.analysis.market import BenchmarkTrend, benchmark_trend, market_status
-from app.analysis.metrics import (
+from app.analysis.recommend import LiquidityGate, rank
+from app.analysis.symbol_indicators import (
     DAY_MS,
     MIN_CANDLES,
     CandleArrays,
-    SymbolMetrics,
+    SymbolIndicators,
     candle_arrays,
     check_series,
-    compute_metrics,
+    compute_indicators,
     stack_right_aligned,
 )
-from app.analysis.recommend import LiquidityGate, rank
 from app.domain import AnalysisResult, Candle, SupportLevels, Ticker, timeframe_ms
 
 
@@ -70,7 +70,7 @@ def analyse(
         series[symbol] = arrays
     if not series:
         raise AnalysisError(errors)
-    panel = compute_metrics(series, timeframe=analysis_timeframe, tickers=tickers)
+    panel = compute_indicators(series, timeframe=analysis_timeframe, tickers=tickers)
     metrics = panel.metrics
     levels = _all_levels(
         metrics, candles, series, analysis_timeframe=analysis_timeframe, levels_timeframe=levels_timeframe
@@ -105,7 +105,7 @@ def _levels_series(
 
 
 def _all_levels(
-    metrics: Sequence[SymbolMetrics],
+    metrics: Sequence[SymbolIndicators],
     candles: Mapping[str, Mapping[str, Sequence[Candle]]],
     series: Mapping[str, CandleArrays],
     *,
@@ -141,7 +141,7 @@ def _all_levels(
     return out
 
 
-def _benchmark(metrics: Sequence[SymbolMetrics], series: Mapping[str, CandleArrays], *, base: str) -> BenchmarkTrend:
+def _benchmark(metrics: Sequence[SymbolIndicators], series: Mapping[str, CandleArrays], *, base: str) -> BenchmarkTrend:
     by_volume = sorted(metrics, key=lambda m: (-m.volume_24h, m.symbol))
     matching = [m for m in by_volume if m.symbol.split("/")[0].upper() == base.upper()]
     chosen = (matching or by_volume)[0].symbol

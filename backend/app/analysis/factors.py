@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
-from app.analysis.metrics import MOMENTUM_PERIODS, SymbolMetrics
+from app.analysis.symbol_indicators import MOMENTUM_PERIODS, SymbolIndicators
 
 
-def _momentum(m: SymbolMetrics) -> float:
+def _momentum(m: SymbolIndicators) -> float:
     """Mean of the multi-horizon log returns, each divided by the per-candle volatility times sqrt(horizon)."""
     if not m.volatility > 0:
         return math.nan
@@ -37,7 +37,7 @@ def _ratio(numerator: float, denominator: float) -> float:
 
 
 # name -> raw value, oriented so that higher is more bullish.
-FACTORS: dict[str, Callable[[SymbolMetrics], float]] = {
+FACTORS: dict[str, Callable[[SymbolIndicators], float]] = {
     "rsi": lambda m: -m.rsi,  # oversold ranks high (mean reversion)
     "bollinger": lambda m: -m.percent_b,  # close near the lower band ranks high
     "macd": lambda m: _ratio(m.macd_hist, m.atr),  # MACD histogram in ATR units
@@ -78,7 +78,7 @@ class FactorWeights:
         return {name: float(value) for name, value in asdict(self).items()}
 
 
-def raw_factors(metrics: Sequence[SymbolMetrics]) -> dict[str, np.ndarray]:
+def raw_factors(metrics: Sequence[SymbolIndicators]) -> dict[str, np.ndarray]:
     """Raw factor values, one array per factor in the order of ``metrics``."""
     return {name: np.array([fn(m) for m in metrics], dtype=np.float64) for name, fn in FACTORS.items()}
 
@@ -96,7 +96,7 @@ def rank_normalise(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def factor_scores(metrics: Sequence[SymbolMetrics]) -> dict[str, np.ndarray]:
+def factor_scores(metrics: Sequence[SymbolIndicators]) -> dict[str, np.ndarray]:
     """Each factor's [0, 1] score per symbol (NaN where missing)."""
     return {name: rank_normalise(values) for name, values in raw_factors(metrics).items()}
 

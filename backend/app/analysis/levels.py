@@ -31,9 +31,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from app.analysis import indicators as ind
-from app.analysis.metrics import CandleArrays
 from app.analysis.pivots import pivot_levels, previous_period
 from app.analysis.profile import volume_profile
+from app.analysis.symbol_indicators import CandleArrays
 from app.domain import Level, SupportLevels, ms_to_datetime
 
 SWING_K = 3

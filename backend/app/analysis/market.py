@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from app.analysis import indicators as ind
-from app.analysis.metrics import SymbolMetrics
+from app.analysis.symbol_indicators import SymbolIndicators
 from app.domain import MarketStatus
 
 TREND_FAST_SPAN, TREND_SLOW_SPAN = 20, 50
@@ -111,13 +111,13 @@ def _trend_component(b: BenchmarkTrend) -> float:
     return 50.0 + 25.0 * math.tanh(gap_pct) + 25.0 * math.tanh(b.slope_pct / SLOPE_SCALE_PCT)
 
 
-def _share_above(metrics: Sequence[SymbolMetrics], attribute: str) -> float | None:
+def _share_above(metrics: Sequence[SymbolIndicators], attribute: str) -> float | None:
     pairs = [(m.close, getattr(m, attribute)) for m in metrics if math.isfinite(getattr(m, attribute))]
     return float(np.mean([close > level for close, level in pairs])) if pairs else None
 
 
 def sentiment_components(
-    metrics: Sequence[SymbolMetrics], *, benchmark: BenchmarkTrend, volatility_percentile: float | None
+    metrics: Sequence[SymbolIndicators], *, benchmark: BenchmarkTrend, volatility_percentile: float | None
 ) -> dict[str, float]:
     """Each 0..100 component of the sentiment index (50 where unknown)."""
     changes = np.array([m.price_change_24h_pct for m in metrics], dtype=np.float64)
@@ -133,7 +133,7 @@ def sentiment_components(
     }
 
 
-def _movers(metrics: Sequence[SymbolMetrics], *, gainers: bool) -> tuple[tuple[str, float], ...]:
+def _movers(metrics: Sequence[SymbolIndicators], *, gainers: bool) -> tuple[tuple[str, float], ...]:
     sign = 1.0 if gainers else -1.0
     moving = [m for m in metrics if sign * m.price_change_24h_pct > 0]
     moving.sort(key=lambda m: (-sign * m.price_change_24h_pct, m.symbol))
@@ -152,7 +152,7 @@ def _summary(changes: ind.FloatArray) -> dict[str, int]:
 
 
 def market_status(
-    metrics: Sequence[SymbolMetrics], *, benchmark: BenchmarkTrend, median_atr_pct_history: ind.FloatArray
+    metrics: Sequence[SymbolIndicators], *, benchmark: BenchmarkTrend, median_atr_pct_history: ind.FloatArray
 ) -> MarketStatus:
     """Market status of ``metrics`` (at least one symbol) with the benchmark's trend and the ATR% history."""
     changes = np.array([m.price_change_24h_pct for m in metrics], dtype=np.float64)

@@ -11,7 +11,13 @@ import math
 import re
 from collections.abc import Callable, Mapping
 
-from app.analysis.metrics import DRAWDOWN_WINDOW, MOMENTUM_PERIODS, SLOW_EMA_SPAN, VOLUME_PERIOD, SymbolMetrics
+from app.analysis.symbol_indicators import (
+    DRAWDOWN_WINDOW,
+    MOMENTUM_PERIODS,
+    SLOW_EMA_SPAN,
+    VOLUME_PERIOD,
+    SymbolIndicators,
+)
 
 RSI_OVERSOLD, RSI_OVERBOUGHT = 30.0, 70.0
 ALWAYS_SHOWN = ("rsi", "volume")
@@ -33,14 +39,14 @@ def _span(count: int, timeframe: str) -> str:
     return f"{count}-{word}" if " " not in word else f"{count}-candle ({timeframe})"
 
 
-def _rsi(m: SymbolMetrics) -> str | None:
+def _rsi(m: SymbolIndicators) -> str | None:
     if not math.isfinite(m.rsi):
         return None
     zone = "oversold" if m.rsi <= RSI_OVERSOLD else "overbought" if m.rsi >= RSI_OVERBOUGHT else "neutral"
     return f"RSI {m.rsi:.0f} ({zone})"
 
 
-_TEXTS: dict[str, tuple[str, Callable[[SymbolMetrics, str], str]]] = {
+_TEXTS: dict[str, tuple[str, Callable[[SymbolIndicators, str], str]]] = {
     "rsi": ("rsi", lambda m, tf: _rsi(m) or ""),
     "bollinger": ("percent_b", lambda m, tf: f"Bollinger %B {m.percent_b:.2f}"),
     "macd": ("macd_hist", lambda m, tf: f"MACD histogram {'above' if m.macd_hist > 0 else 'below'} zero"),
@@ -66,7 +72,7 @@ _TEXTS: dict[str, tuple[str, Callable[[SymbolMetrics, str], str]]] = {
 }
 
 
-def _factor_text(name: str, m: SymbolMetrics, timeframe: str) -> str | None:
+def _factor_text(name: str, m: SymbolIndicators, timeframe: str) -> str | None:
     attribute, text = _TEXTS[name]
     if not math.isfinite(getattr(m, attribute)) or (name == "momentum" and not math.isfinite(m.momentum[1])):
         return None
@@ -74,7 +80,7 @@ def _factor_text(name: str, m: SymbolMetrics, timeframe: str) -> str | None:
 
 
 def reasons(
-    m: SymbolMetrics, scores: Mapping[str, float], *, timeframe: str, gated: bool, gate: float, top: int = 4
+    m: SymbolIndicators, scores: Mapping[str, float], *, timeframe: str, gated: bool, gate: float, top: int = 4
 ) -> list[str]:
     """The ``top`` most influential factors (RSI and volume always) with their scores, then the liquidity gate."""
     ranked = sorted((n for n in scores if math.isfinite(scores[n])), key=lambda n: (-abs(scores[n] - 0.5), n))

@@ -33,8 +33,8 @@ from app.analysis.factors import (
     factor_scores,
     weighted_mean,
 )
-from app.analysis.metrics import DAY_MS, SymbolMetrics
 from app.analysis.reasons import reasons
+from app.analysis.symbol_indicators import DAY_MS, SymbolIndicators
 from app.domain import Label, Recommendation, timeframe_ms
 
 TARGET_DAILY_VOLATILITY = 0.04
@@ -123,7 +123,7 @@ def confidence(scores: dict[str, float], weights: dict[str, float], *, candles: 
 
 
 def score_card(
-    m: SymbolMetrics, scores: dict[str, float], weights: dict[str, float], *, timeframe: str, universe: int
+    m: SymbolIndicators, scores: dict[str, float], weights: dict[str, float], *, timeframe: str, universe: int
 ) -> ScoreCard:
     """All component scores, the composite and the confidence of one symbol."""
     target = target_volatility(timeframe)
@@ -152,7 +152,7 @@ def _finite_or_none(value: float, digits: int) -> float | None:
 
 
 def rank(
-    metrics: Sequence[SymbolMetrics],
+    metrics: Sequence[SymbolIndicators],
     *,
     timeframe: str,
     weights: FactorWeights | None = None,
@@ -174,7 +174,7 @@ def rank(
 
 
 def _recommendation(
-    m: SymbolMetrics,
+    m: SymbolIndicators,
     card: ScoreCard,
     scores: dict[str, float],
     weights: dict[str, float],
@@ -218,7 +218,7 @@ def _sig(value: float, digits: int = 6) -> float | None:
     return float(f"{value:.{digits}g}") if math.isfinite(value) else None
 
 
-def indicator_values(m: SymbolMetrics) -> dict[str, Any]:
+def indicator_values(m: SymbolIndicators) -> dict[str, Any]:
     """Indicator values at the last candle (rounded; None where the history was too short)."""
     return {
         "rsi": _finite_or_none(m.rsi, 2),

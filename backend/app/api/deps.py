@@ -28,8 +28,8 @@ from app.api.http_cache import cache_headers, not_modified
 from app.api.metrics import ApiMetrics
 from app.api.observability import KEY_ID_SCOPE
 from app.api.ratelimit import Limiter, RateLimiter
+from app.api.renderers import FragmentMemo, RunMemo, View, freshness_view, recommendations_view
 from app.api.responses import OrjsonResponse
-from app.api.views import FragmentMemo, RunMemo, View, freshness_view, recommendations_view
 from app.config import Settings
 from app.domain import Snapshot, utc_now
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from app.domain import utc_now
-from app.metrics import LATENCY_BUCKETS_S, BoundChildren
+from app.prometheus import LATENCY_BUCKETS_S, BoundChildren
 
 UNMATCHED_ROUTE = "unmatched"
 TIERS = ("memory", "redis", "database")

@@ -22,7 +22,7 @@ import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.metrics import UNMATCHED_ROUTE, ApiMetrics
-from app.metrics import BoundChildren
+from app.prometheus import BoundChildren
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,7 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import text
 
 from app.api.deps import ApiRuntime
-from app.api.views import View
+from app.api.renderers import View
 from app.domain import Snapshot, utc_now
 from app.storage.heartbeats import HeartbeatRepository, HeartbeatRow
 

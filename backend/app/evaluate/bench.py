@@ -15,7 +15,7 @@ from pathlib import Path
 
 from app.analysis import analyse
 from app.domain import Candle
-from app.evaluate.data import DataError, load_folder
+from app.evaluate.candle_files import DataError, load_folder
 
 SHIFT_CANDLES = 7
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from app.config import BUNDLED_DATA_DIR, Settings
-from app.evaluate.data import DataError, check_timeframe, load_folder
+from app.evaluate.candle_files import DataError, check_timeframe, load_folder
 
 if TYPE_CHECKING:
     from app.evaluate.walk import EvaluationConfig

@@ -26,7 +26,7 @@ import numpy as np
 
 from app.analysis import FactorWeights, analyse
 from app.domain import AnalysisResult, Candle
-from app.evaluate.data import check_timeframe
+from app.evaluate.candle_files import check_timeframe
 from app.evaluate.stats import quintile_spread, spearman_ic, summarise
 
 MIN_HISTORY = 60

@@ -4,7 +4,6 @@ The only package that imports ccxt; everything it returns is a domain object and
 ``ExchangeError``.
 """
 
-from app.exchange.base import MarketSource, closed_only
 from app.exchange.ccxt_source import CcxtSource, ExchangeFactory, supported_exchange_ids
 from app.exchange.errors import (
     ExchangeError,
@@ -16,6 +15,7 @@ from app.exchange.errors import (
 from app.exchange.factory import build_source
 from app.exchange.replay import ReplaySource
 from app.exchange.retry import RetryPolicy, call_with_retries
+from app.exchange.source import MarketSource, closed_only
 
 __all__ = [
     "CcxtSource",

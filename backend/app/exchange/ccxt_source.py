@@ -27,9 +27,9 @@ import ccxt.async_support as ccxt_async
 import structlog
 
 from app.domain import Candle, Market, Ticker, timeframe_ms
-from app.exchange.base import closed_only, window
 from app.exchange.errors import ExchangeError, retry_after_from_headers, translate_ccxt_error
 from app.exchange.retry import Random, RetryPolicy, Sleep, call_with_retries
+from app.exchange.source import closed_only, window
 
 log = structlog.get_logger(__name__)
 

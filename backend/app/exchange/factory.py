@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from app.config import Settings
 from app.domain import timeframe_ms
-from app.exchange.base import MarketSource
 from app.exchange.ccxt_source import CcxtSource
 from app.exchange.replay import ReplaySource
 from app.exchange.retry import RetryPolicy
+from app.exchange.source import MarketSource
 
 
 def build_source(settings: Settings, exchange_id: str, *, resume_from_ms: int | None) -> MarketSource:

@@ -37,7 +37,7 @@ from app.domain import ms_to_datetime, timeframe_ms, utc_now
 from app.storage.repositories import HeartbeatRepository
 from app.storage.retention import RetentionPolicy, RetentionResult, apply_retention, candle_keep_ms
 from app.worker.cycle import CycleOutcome, ExchangeCycle
-from app.worker.jobs import JobGate, aligned_interval, cycle_slot, interval_slot
+from app.worker.job_gate import JobGate, aligned_interval, cycle_slot, interval_slot
 from app.worker.metrics import record_outcome
 
 log = structlog.get_logger(__name__)

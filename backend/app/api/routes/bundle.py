@@ -10,11 +10,11 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from app.api.deps import LoadedSnapshot, SnapshotsDep
+from app.api.renderers import View, support_levels_view
 from app.api.responses import OrjsonResponse
 from app.api.routes.levels import parse_symbol
 from app.api.routes.market import market_status_body
 from app.api.schemas import ERROR_RESPONSES, BundleRequest, BundleResponse
-from app.api.views import View, support_levels_view
 
 router = APIRouter(tags=["bundle"])
 

@@ -11,9 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.deps import AuthDep, LoadedSnapshot, RuntimeDep, SnapshotsDep, SnapshotSource
+from app.api.renderers import View, freshness_view, symbols_view
 from app.api.responses import OrjsonResponse
 from app.api.schemas import ERROR_RESPONSES, ExchangesResponse, SymbolsResponse
-from app.api.views import View, freshness_view, symbols_view
 from app.config import Settings
 from app.domain import utc_now
 

@@ -15,7 +15,7 @@ from app.api.deps import RuntimeDep
 from app.api.readiness import READY_TIMEOUT_S, check_readiness, newest_snapshot
 from app.api.responses import OrjsonResponse
 from app.api.schemas import HealthResponse
-from app.metrics import exposition
+from app.prometheus import exposition
 
 router = APIRouter(tags=["health"])
 

@@ -14,8 +14,8 @@ from starlette.responses import Response
 
 from app.api.deps import LoadedSnapshot, SnapshotsDep
 from app.api.errors import ApiError
+from app.api.renderers import View, support_levels_view
 from app.api.schemas import ERROR_RESPONSES, SupportLevelsResponse
-from app.api.views import View, support_levels_view
 from app.domain import Snapshot, symbol_candidates
 
 router = APIRouter(tags=["levels"])

@@ -6,8 +6,8 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from app.api.deps import ApiRuntime, LoadedSnapshot, SnapshotsDep
+from app.api.renderers import View, market_view, system_health_view
 from app.api.schemas import ERROR_RESPONSES, MarketStatusResponse
-from app.api.views import View, market_view, system_health_view
 
 router = APIRouter(tags=["market"])
 

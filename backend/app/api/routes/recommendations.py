@@ -12,8 +12,8 @@ from fastapi import APIRouter, Query
 from starlette.responses import Response
 
 from app.api.deps import LoadedSnapshot, SnapshotsDep
+from app.api.renderers import View
 from app.api.schemas import ERROR_RESPONSES, RecommendationsResponse
-from app.api.views import View
 from app.domain import Label
 
 router = APIRouter(tags=["recommendations"])

@@ -1,0 +1,222 @@
+"""Per-symbol indicator snapshot at the last closed candle, the input of ranking and market status.
+
+Invariants:
+- ``candle_arrays`` turns domain candles into float arrays; ``check_series`` reports (never raises) why a series
+  cannot be analysed: too short, not strictly ascending, or a non-positive / non-finite price.
+- ``compute_indicators`` reads only the candles given, so its values depend only on candles that closed at or
+  before each symbol's last one (causal); symbols are independent columns of one vectorised computation.
+- ``MIN_CANDLES`` (35) is what the slowest indicator (the MACD 12/26/9 histogram, first at index 33) needs, plus
+  one.
+- Units: prices in the quote currency; ``volatility`` is the std of per-candle log returns as a fraction;
+  ``drawdown`` is a fraction of the 30-candle high; ``*_pct`` fields are percent; ``volume_24h`` is quote volume;
+  ``momentum`` holds log returns over ``MOMENTUM_PERIODS`` candles. A value whose warm-up the symbol's history does
+  not cover is NaN (never an error): the ranking treats it as a missing factor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.analysis import indicators as ind
+from app.domain import Candle, Ticker, timeframe_ms
+
+RSI_PERIOD = 14
+MACD_FAST, MACD_SLOW, MACD_SIGNAL = 12, 26, 9
+BOLLINGER_PERIOD, BOLLINGER_STD = 20, 2.0
+ATR_PERIOD = 14
+VOLUME_PERIOD = 20
+VOLATILITY_WINDOW = 24
+CHANGE_PERIODS = 24
+DRAWDOWN_WINDOW = 30
+BREADTH_EMA_SPAN = 20
+SLOW_EMA_SPAN = 50
+OBV_TREND_PERIODS = 20
+MOMENTUM_PERIODS = (6, 24, 72)
+WINDOW_TAIL = 64  # > every fixed window (+1 for shifted ones), so the last row equals the full computation
+MIN_CANDLES = MACD_SLOW + MACD_SIGNAL  # 35: one more than the first MACD histogram value needs
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True)
+class CandleArrays:
+    """One symbol's candles as columns (oldest first)."""
+
+    open_time_ms: NDArray[np.int64]
+    high: ind.FloatArray
+    low: ind.FloatArray
+    close: ind.FloatArray
+    volume: ind.FloatArray
+
+    def __len__(self) -> int:
+        return int(self.close.size)
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolIndicators:
+    """Indicator values of one symbol at its last closed candle (NaN where the history is too short)."""
+
+    symbol: str
+    close: float
+    close_time_ms: int
+    candles: int  # how many analysis candles the symbol had
+    rsi: float
+    macd: float
+    macd_signal: float
+    macd_hist: float
+    atr: float
+    atr_pct: float  # ATR14 / close * 100
+    percent_b: float
+    volume_ratio: float  # NaN when the previous candles had no volume
+    volume_z: float  # volume z-score against the previous VOLUME_PERIOD candles
+    obv_trend: float  # OBV change over OBV_TREND_PERIODS candles / volume traded in them, in [-1, 1]
+    volatility: float  # std of per-candle log returns, fraction
+    change_24_candles_pct: float
+    momentum: tuple[float, ...]  # log returns over MOMENTUM_PERIODS candles
+    drawdown: float  # 1 - close / highest high of the last DRAWDOWN_WINDOW candles
+    ema20: float
+    ema50: float
+    ema20_distance_pct: float
+    ema50_distance_pct: float
+    price_change_24h_pct: float
+    volume_24h: float  # quote currency
+
+
+@dataclass(frozen=True, slots=True)
+class IndicatorPanel:
+    """Per-symbol metrics plus the universe's median ATR% per candle (its own history, oldest first)."""
+
+    metrics: list[SymbolIndicators]
+    median_atr_pct_history: ind.FloatArray
+
+
+def candle_arrays(candles: Sequence[Candle]) -> CandleArrays:
+    """Columns of ``candles`` as numpy arrays."""
+    # Millisecond timestamps are below 2**53, so they survive the float64 round trip exactly.
+    rows = np.array([(c.open_time_ms, c.high, c.low, c.close, c.volume) for c in candles], dtype=np.float64)
+    rows = rows.reshape(-1, 5)
+    return CandleArrays(
+        open_time_ms=rows[:, 0].astype(np.int64),
+        high=np.ascontiguousarray(rows[:, 1]),
+        low=np.ascontiguousarray(rows[:, 2]),
+        close=np.ascontiguousarray(rows[:, 3]),
+        volume=np.ascontiguousarray(rows[:, 4]),
+    )
+
+
+def check_series(arrays: CandleArrays, *, min_candles: int) -> str | None:
+    """Why this series cannot be analysed, or None when it can."""
+    if len(arrays) < min_candles:
+        return f"too few candles: {len(arrays)} < {min_candles} needed"
+    if np.any(np.diff(arrays.open_time_ms) <= 0):
+        return "candles are not strictly ascending by open time"
+    prices = np.concatenate((arrays.high, arrays.low, arrays.close))
+    if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
+        return "non-positive or non-finite price"
+    return None
+
+
+def candles_per_day(timeframe: str) -> int:
+    """How many candles of ``timeframe`` make up 24 hours (at least one)."""
+    return max(1, DAY_MS // timeframe_ms(timeframe))
+
+
+def stack_right_aligned(columns: Sequence[ind.FloatArray]) -> ind.FloatArray:
+    """Columns of different lengths as one (candles x symbols) matrix, last rows aligned, leading rows NaN."""
+    rows = max(column.size for column in columns)
+    matrix = np.full((rows, len(columns)), np.nan)
+    for index, column in enumerate(columns):
+        matrix[rows - column.size :, index] = column
+    return matrix
+
+
+def _recursive_matrices(high: ind.FloatArray, low: ind.FloatArray, close: ind.FloatArray) -> dict[str, ind.FloatArray]:
+    """Indicators that depend on the whole history (recursive averages), full length."""
+    lines = ind.macd(close, fast=MACD_FAST, slow=MACD_SLOW, signal=MACD_SIGNAL)
+    atr = ind.atr(high, low, close, period=ATR_PERIOD)
+    return {
+        "rsi": ind.rsi_wilder(close, period=RSI_PERIOD),
+        "macd": lines.macd,
+        "macd_signal": lines.signal,
+        "macd_hist": lines.histogram,
+        "atr": atr,
+        "atr_pct": atr / close * 100.0,
+        "ema20": ind.ema(close, span=BREADTH_EMA_SPAN),
+        "ema50": ind.ema(close, span=SLOW_EMA_SPAN),
+        "ema20_distance_pct": ind.ema_distance_pct(close, span=BREADTH_EMA_SPAN),
+        "ema50_distance_pct": ind.ema_distance_pct(close, span=SLOW_EMA_SPAN),
+    }
+
+
+def _window_matrices(high: ind.FloatArray, close: ind.FloatArray, volume: ind.FloatArray) -> dict[str, ind.FloatArray]:
+    """Indicators over fixed windows; their last row only needs the last ``WINDOW_TAIL`` rows of input."""
+    obv_change = ind.obv(close, volume) - ind.shift(ind.obv(close, volume), periods=OBV_TREND_PERIODS)
+    traded = ind.rolling_mean(volume, window=OBV_TREND_PERIODS) * OBV_TREND_PERIODS
+    return {
+        "percent_b": ind.bollinger_percent_b(close, period=BOLLINGER_PERIOD, num_std=BOLLINGER_STD),
+        "volume_ratio": ind.volume_ratio(volume, period=VOLUME_PERIOD),
+        "volume_z": ind.volume_zscore(volume, period=VOLUME_PERIOD),
+        "obv_trend": np.divide(obv_change, traded, out=np.full(close.shape, np.nan), where=traded > 0),
+        "volatility": ind.realised_volatility(close, window=VOLATILITY_WINDOW),
+        "change_24_candles_pct": ind.price_change_pct(close, periods=CHANGE_PERIODS),
+        "drawdown": ind.drawdown(high, close, window=DRAWDOWN_WINDOW),
+    }
+
+
+def compute_indicators(
+    series: Mapping[str, CandleArrays], *, timeframe: str, tickers: Mapping[str, Ticker]
+) -> IndicatorPanel:
+    """Indicator values at each symbol's last candle, all symbols in one vectorised pass (series checked)."""
+    symbols = list(series)
+    high, low, close, volume = (
+        stack_right_aligned([getattr(series[s], name) for s in symbols]) for name in ("high", "low", "close", "volume")
+    )
+    matrices = _recursive_matrices(high, low, close)
+    tail = slice(-WINDOW_TAIL, None)
+    windowed = _window_matrices(high[tail], close[tail], volume[tail])
+    last = {name: values[-1] for name, values in (matrices | windowed).items()}
+    momenta = np.stack([ind.momentum(close[-p - 1 :], periods=p)[-1] for p in MOMENTUM_PERIODS], axis=1)
+    metrics = [
+        SymbolIndicators(
+            symbol=symbol,
+            close=float(close[-1, index]),
+            close_time_ms=int(series[symbol].open_time_ms[-1]) + timeframe_ms(timeframe),
+            candles=len(series[symbol]),
+            momentum=tuple(float(v) for v in momenta[index]),
+            **{name: float(values[index]) for name, values in last.items()},
+            price_change_24h_pct=_change_24h_pct(series[symbol].close, timeframe=timeframe, ticker=tickers.get(symbol)),
+            volume_24h=_volume_24h(series[symbol], timeframe=timeframe, ticker=tickers.get(symbol)),
+        )
+        for index, symbol in enumerate(symbols)
+    ]
+    return IndicatorPanel(metrics=metrics, median_atr_pct_history=_nan_median_rows(matrices["atr_pct"]))
+
+
+def _nan_median_rows(matrix: ind.FloatArray) -> ind.FloatArray:
+    """Row-wise median over the finite entries (NaN for rows with none)."""
+    out = np.full(matrix.shape[0], np.nan)
+    has_value = np.isfinite(matrix).any(axis=1)
+    if has_value.any():
+        out[has_value] = np.nanmedian(matrix[has_value], axis=1)
+    return out
+
+
+def _last(values: ind.FloatArray) -> float:
+    return float(values[-1])
+
+
+def _change_24h_pct(close: ind.FloatArray, *, timeframe: str, ticker: Ticker | None) -> float:
+    if ticker is not None and ticker.change_24h_pct is not None:
+        return float(ticker.change_24h_pct)
+    periods = min(candles_per_day(timeframe), close.size - 1)
+    return _last(ind.price_change_pct(close, periods=periods))
+
+
+def _volume_24h(arrays: CandleArrays, *, timeframe: str, ticker: Ticker | None) -> float:
+    if ticker is not None and ticker.quote_volume_24h is not None:
+        return float(ticker.quote_volume_24h)
+    window = candles_per_day(timeframe)
+    return float(np.sum(arrays.close[-window:] * arrays.volume[-window:]))

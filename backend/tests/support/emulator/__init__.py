@@ -1,0 +1,238 @@
+"""A loopback HTTP server emulating the public market-data API of Upbit or Binance, for tests and the benchmark.
+
+ccxt reaches it through ``DANTARO_EXCHANGE_OPTIONS`` URL overrides (``Emulator.ccxt_options()``), so its real
+HTTP stack (aiohttp), request building, parsing and error mapping are exercised.
+
+What it serves (``now_ms`` is the emulator's clock: ``fixed_now_ms`` when a test sets it, else the wall clock;
+``live()`` shifts the history by whole days so that its last hour is forming now):
+- candles: the bundled real Binance candles (``app/data/binance-spot``, shifted by ``shift_ms``), prices unchanged
+  for both shapes (the Upbit emulation labels them KRW); synthetic names (``aliases``) re-use a real series
+  under another name;
+- Upbit: ``/v1/market/all``, ``/v1/ticker``, ``/v1/candles/minutes/60`` and ``/v1/candles/days`` — newest first,
+  at most 200, strictly before ``to``; Binance: ``/api/v3/exchangeInfo``, ``/api/v3/ticker/24hr``,
+  ``/api/v3/klines`` — ascending from ``startTime``, at most 1000;
+- the candle forming at ``now_ms`` with different values from its final ones (close = open, half the volume), so a
+  stored forming candle shows up as a mismatch; ``gaps`` removes candles (the exchange had no trades);
+- ``faults``: the next matching requests get a 429 with ``Retry-After``, a 500, or a slow reply.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from app.config import BUNDLED_DATA_DIR
+from app.domain import Candle, timeframe_ms
+
+DAY_MS = 86_400_000
+Row = tuple[int, float, float, float, float, float]
+
+
+@dataclass
+class Fault:
+    """Served instead of (``status``) or before (``delay_s``) the next request whose path starts with ``path``."""
+
+    path: str
+    status: int | None = None
+    retry_after_s: int | None = None
+    delay_s: float = 0.0
+
+
+def load_rows(base: str, timeframe: str, data_dir: Path = BUNDLED_DATA_DIR) -> list[Row]:
+    """The bundled ``BASE_USDT`` candles of one timeframe, ascending."""
+    with gzip.open(data_dir / timeframe / f"{base}_USDT-{timeframe}.json.gz", "rt") as handle:
+        return [(int(r[0]), *map(float, r[1:6])) for r in json.load(handle)]  # type: ignore[misc]
+
+
+def iso(ms: int) -> str:
+    """Upbit's candle time format (UTC, no zone)."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def parse_ms(text: str) -> int:
+    """Milliseconds of an ISO 8601 time (UTC when no zone is given)."""
+    moment = datetime.fromisoformat(text.replace(" ", "T"))
+    return int((moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp() * 1000)
+
+
+@dataclass
+class Emulator:
+    """The emulated exchange's data, clock, faults and request log; ``start()`` serves it on 127.0.0.1."""
+
+    kind: str  # "upbit" | "binance"
+    bases: list[str]
+    fixed_now_ms: int | None = None
+    shift_ms: int = 0  # added to every open time (a whole number of days)
+    aliases: dict[str, str] = field(default_factory=dict)  # synthetic base → real base whose series it re-uses
+    gaps: set[tuple[str, str, int]] = field(default_factory=set)  # (base, timeframe, open_ms) removed
+    faults: list[Fault] = field(default_factory=list)
+    candle_delay_s: float = 0.0  # added to every candle request (a slow exchange, e.g. to interrupt a backfill)
+    requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
+    _rows: dict[tuple[str, str], list[Row]] = field(default_factory=dict)
+    _server: ThreadingHTTPServer | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @classmethod
+    def live(cls, kind: str, bases: list[str], **kwargs: Any) -> Emulator:
+        """An emulator on the wall clock, its hourly history ending with the hour forming now (shifted by days)."""
+        last_open_ms = load_rows(kwargs.get("aliases", {}).get(bases[0], bases[0]), "1h")[-1][0]
+        shift_ms = -(-(time.time_ns() // 1_000_000 - last_open_ms) // DAY_MS) * DAY_MS
+        return cls(kind, bases, shift_ms=shift_ms, **kwargs)
+
+    @property
+    def now_ms(self) -> int:
+        """The emulator's now."""
+        return self.fixed_now_ms if self.fixed_now_ms is not None else time.time_ns() // 1_000_000
+
+    @property
+    def quote(self) -> str:
+        """KRW for the Upbit shape, USDT for Binance."""
+        return "KRW" if self.kind == "upbit" else "USDT"
+
+    def symbol(self, base: str) -> str:
+        """The unified symbol of ``base``."""
+        return f"{base}/{self.quote}"
+
+    def rows(self, base: str, timeframe: str) -> list[Row]:
+        """All source rows of ``base`` (closed or not), gaps removed."""
+        key = (base, timeframe)
+        if key not in self._rows:
+            real = load_rows(self.aliases.get(base, base), timeframe)
+            self._rows[key] = [(r[0] + self.shift_ms, *r[1:]) for r in real]  # type: ignore[misc]
+        return [r for r in self._rows[key] if (base, timeframe, r[0]) not in self.gaps]
+
+    def closed(self, base: str, timeframe: str, *, since_ms: int = 0) -> list[Candle]:
+        """The candles a correct ingest stores: closed by ``now_ms``, from ``since_ms``, gaps left out."""
+        step_ms, now_ms = timeframe_ms(timeframe), self.now_ms
+        return [Candle(*r) for r in self.rows(base, timeframe) if since_ms <= r[0] and r[0] + step_ms <= now_ms]
+
+    def visible(self, base: str, timeframe: str) -> list[Row]:
+        """What the exchange shows now: closed rows and the forming one (with its partial values)."""
+        step_ms, now_ms = timeframe_ms(timeframe), self.now_ms
+        shown: list[Row] = []
+        for row in self.rows(base, timeframe):
+            if row[0] > now_ms:
+                break
+            forming = row[0] + step_ms > now_ms
+            shown.append((row[0], row[1], row[1], row[1], row[1], row[5] / 2) if forming else row)
+        return shown
+
+    def ccxt_options(self) -> dict[str, Any]:
+        """ccxt config pointing the exchange at this server, with a short timeout and a light rate limit."""
+        base = f"http://127.0.0.1:{self.port}"
+        public = base if self.kind == "upbit" else f"{base}/api/v3"
+        return {"urls": {"api": {"public": public}}, "timeout": 1500, "rateLimit": 1}
+
+    @property
+    def port(self) -> int:
+        """The port it listens on (after ``start()``)."""
+        assert self._server is not None
+        return int(self._server.server_address[1])
+
+    def start(self) -> Emulator:
+        """Serve in a daemon thread on a random loopback port."""
+        emulator = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                emulator.handle(self)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def calls(self, prefix: str = "") -> int:
+        """How many requests were received whose path starts with ``prefix``."""
+        with self._lock:
+            return sum(1 for path, _ in self.requests if path.startswith(prefix))
+
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        """Serve one request: a matching fault first, then the route."""
+        parts = urlsplit(request.path)
+        query = dict(parse_qsl(parts.query))
+        with self._lock:
+            self.requests.append((parts.path, query))
+            fault = next((f for f in self.faults if parts.path.startswith(f.path)), None)
+            if fault is not None:
+                self.faults.remove(fault)
+        delay_s = (fault.delay_s if fault is not None else 0.0) + (
+            self.candle_delay_s if "candles" in parts.path or "klines" in parts.path else 0.0
+        )
+        if delay_s:
+            time.sleep(delay_s)
+        if fault is not None and fault.status is not None:
+            headers = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s is not None else {}
+            return reply(request, fault.status, self.error_body(fault.status), headers)
+        if parts.path == "/_emulator/now":  # control: set the clock (used by the benchmark across processes)
+            self.fixed_now_ms = int(query["ms"])
+            return reply(request, 200, {"now_ms": self.fixed_now_ms})
+        try:
+            payload = self.route(parts.path, query)
+        except KeyError as exc:
+            return reply(request, 404, {"error": {"name": "not_found", "message": str(exc)}})
+        reply(request, 200, payload)
+
+    def error_body(self, status: int) -> Any:
+        """The exchange's own error body for a 429 or a 5xx."""
+        if status != 429:
+            return {"error": "server error"}
+        if self.kind == "upbit":
+            return "Too many API requests."
+        return {
+            "code": -1003,
+            "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.",
+        }
+
+    def route(self, path: str, query: dict[str, str]) -> Any:
+        """The JSON body for a path, in the emulated exchange's shape."""
+        from tests.support.emulator.shapes import binance_route, upbit_route
+
+        return (upbit_route if self.kind == "upbit" else binance_route)(self, path, query)
+
+
+def reply(request: BaseHTTPRequestHandler, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+    """Write a JSON response."""
+    body = (payload if isinstance(payload, str) else json.dumps(payload)).encode()
+    request.send_response(status)
+    request.send_header("Content-Type", "application/json")
+    request.send_header("Content-Length", str(len(body)))
+    for name, value in (headers or {}).items():
+        request.send_header(name, value)
+    request.end_headers()
+    try:
+        request.wfile.write(body)
+    except (BrokenPipeError, ConnectionResetError):  # the client timed out first (the slow-response fault)
+        return
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def synthetic_bases(count: int, *, real: Iterable[str]) -> dict[str, str]:
+    """``count`` synthetic base names (``S0001``…) mapped round-robin onto the given real bases."""
+    reals = list(real)
+    return {f"S{i:04d}": reals[i % len(reals)] for i in range(count)}

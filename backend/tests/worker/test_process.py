@@ -1,0 +1,94 @@
+"""The worker as users start it: ``dantaro worker --once``, ``python backend/analysis_worker.py``, and SIGTERM.
+
+These run real subprocesses on a SQLite file and the bundled replay data.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.support.services import dantaro_env, log_events
+
+ROOT = Path(__file__).resolve().parents[3]
+DANTARO = [sys.executable, "-m", "app.cli"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return dantaro_env(tmp_path, **extra)
+
+
+def _run(args: list[str], env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False)
+
+
+def _runs(tmp_path: Path) -> list[tuple[str, str | None]]:
+    with sqlite3.connect(tmp_path / "dantaro.sqlite3") as connection:
+        rows = connection.execute("SELECT status, data_as_of FROM analysis_runs ORDER BY started_at").fetchall()
+    return [(str(status), as_of) for status, as_of in rows]
+
+
+def test_worker_refuses_an_unmigrated_database_in_one_line(tmp_path: Path) -> None:
+    result = _run([*DANTARO, "worker", "--once"], _env(tmp_path))
+    assert result.returncode != 0
+    assert "run `dantaro migrate upgrade`" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_worker_once_publishes_and_resumes_the_replay_clock(tmp_path: Path) -> None:
+    env = _env(tmp_path)
+    assert _run([*DANTARO, "migrate", "upgrade"], env).returncode == 0
+    first = _run([*DANTARO, "worker", "--once"], env)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert "run_finished" in {event["event"] for event in log_events(first.stderr)}
+    second = _run([sys.executable, "backend/analysis_worker.py", "--once"], env)
+    assert second.returncode == 0, second.stderr[-2000:]
+    runs = _runs(tmp_path)
+    assert [status for status, _ in runs] == ["succeeded", "succeeded"]
+    assert runs[0][1] is not None and runs[1][1] is not None
+    assert runs[1][1] > runs[0][1]  # the restarted replay continued after the stored history
+
+
+def test_worker_once_exits_non_zero_when_the_cycle_fails(tmp_path: Path) -> None:
+    empty = tmp_path / "empty-replay"
+    (empty / "1h").mkdir(parents=True)
+    env = _env(tmp_path, DANTARO_REPLAY_DATA_DIR=str(empty))
+    assert _run([*DANTARO, "migrate", "upgrade"], env).returncode == 0
+    result = _run([*DANTARO, "worker", "--once"], env)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_worker_stops_cleanly_on_signal(tmp_path: Path, signum: signal.Signals) -> None:
+    env = _env(tmp_path, DANTARO_ANALYSIS_INTERVAL_S="0.5")
+    assert _run([*DANTARO, "migrate", "upgrade"], env).returncode == 0
+    process = subprocess.Popen([*DANTARO, "worker"], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(_runs(tmp_path)) < 2:
+            time.sleep(0.2)
+        assert len(_runs(tmp_path)) >= 2, "the worker did not publish two runs within 60 s"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 0, stderr[-2000:]
+    assert "worker_stopped" in {event["event"] for event in log_events(stderr)}
+    statuses = {status for status, _ in _runs(tmp_path)}
+    assert "running" not in statuses  # the in-flight run finished or was recorded as rolled back
+
+
+def test_worker_refuses_development_defaults_in_production(tmp_path: Path) -> None:
+    env = _env(tmp_path, DANTARO_ENV="production", DANTARO_DEV_KEY_ENABLED="false")
+    env["DANTARO_DATABASE_URL"] = "postgresql+psycopg2://dantaro:CHANGE_ME@127.0.0.1:5432/dantaro"
+    result = _run([*DANTARO, "worker", "--once"], env)
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith("put the real password in")
+    assert len(result.stderr.strip().splitlines()) == 1
