@@ -177,7 +177,7 @@ class Settings(BaseSettings):
                 "`dantaro keys create --name NAME`"
             )
         for name, url in (("DANTARO_DATABASE_URL", self.database_url), ("DANTARO_REDIS_URL", self.redis_url)):
-            if url and PLACEHOLDER_SECRET in url:
+            if url and PLACEHOLDER_SECRET.lower() in url.lower():  # change_me, Change_Me, ... too
                 problems.append(f"{name} still contains the placeholder {PLACEHOLDER_SECRET}: put the real password in")
         return problems
 

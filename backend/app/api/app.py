@@ -1,17 +1,19 @@
-"""The FastAPI app factory. ``create_app()`` builds nothing: the lifespan builds the engine, the optional Redis
-client, the ``SnapshotReader``, the rate limiter and the background tasks at startup and stops or disposes what
-it built at shutdown.
+"""The FastAPI app factory: ``create_app(settings)`` builds the routes and middleware; the lifespan builds the
+engine, the optional Redis client, the ``SnapshotReader``, the rate limiter and the background tasks at startup and
+stops or disposes what it built at shutdown.
 
 Invariants:
 - ``DANTARO_ENV=production`` with development defaults (the development key, a CHANGE_ME password) refuses to
-  start (``ConfigurationError``, raised by ``create_app`` when settings are given, else by the lifespan); OpenAPI
-  docs are off in production unless
-  ``DANTARO_DOCS_ENABLED=true``; CORS allows only ``DANTARO_CORS_ORIGINS``; bodies >= 1 KB are gzipped on request.
+  build (``ConfigurationError``); OpenAPI docs are off in production unless ``DANTARO_DOCS_ENABLED=true``; CORS allows
+  only ``DANTARO_CORS_ORIGINS``; bodies >= 1 KB are gzipped on request.
 - Background work of the lifespan: a Redis pub/sub listener that drops superseded in-process copies (new runs
   reach this process within a second), and the batched ``last_used_at`` flush (every
   ``api_keys_flush_interval_s`` and once more at shutdown).
 - Resources passed in via ``ApiState`` (``dantaro run`` shares its in-process cache and session factory with the
-  worker) are used as-is and left for their owner to dispose. Settings are read in the lifespan, not at import.
+  worker) are used as-is and left for their owner to dispose.
+- An exception that escapes a route becomes a logged, generic 500 inside the middleware stack
+  (``UnhandledErrorMiddleware``), so the 500 still carries ``X-Request-ID``, is counted and logged once, and never
+  reaches the server (a Starlette ``Exception`` handler would answer outside the stack and re-raise).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
 from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
 from app.api.errors import install_error_handlers
 from app.api.metrics import ApiMetrics
-from app.api.middleware import GzipWhenAccepted, SettingsCorsMiddleware, add_cors, drop_docs_routes
+from app.api.middleware import GzipWhenAccepted, add_cors
 from app.api.observability import RequestObservability
 from app.api.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from app.api.responses import OrjsonResponse
@@ -84,10 +86,10 @@ def check_settings(settings: Settings) -> None:
 
 
 def create_app(settings: Settings | None = None, *, state: ApiState | None = None) -> FastAPI:
-    """A FastAPI app serving the published snapshots; settings default to ``get_settings()`` at startup."""
-    if settings is not None:
-        check_settings(settings)
-    docs = settings is None or settings.docs_active()
+    """A FastAPI app serving the published snapshots (``settings`` default to ``get_settings()``, read now)."""
+    settings = settings or get_settings()
+    check_settings(settings)
+    docs = settings.docs_active()
     metrics = ApiMetrics()
     app = FastAPI(
         title="Dantaro Central",
@@ -96,6 +98,8 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
         default_response_class=OrjsonResponse,
         lifespan=_lifespan(settings, state or ApiState(), metrics),
         openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
         # Our own Prometheus metrics and request logs cover this; FastAPI's OpenTelemetry hooks cost ~25 µs/request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
@@ -105,10 +109,7 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
         add_routes_flat(app, module.router, prefix=API_PREFIX, authenticated=True)
     _declare_bearer_auth(app)
     app.add_middleware(GzipWhenAccepted, minimum_size=GZIP_MINIMUM_BYTES)
-    if settings is None:
-        app.add_middleware(SettingsCorsMiddleware)  # origins are known once the lifespan read the settings
-    else:
-        add_cors(app, settings.cors_origins)
+    add_cors(app, settings.cors_origins)
     app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees every request and its final status
     return app
 
@@ -170,18 +171,14 @@ def _declare_bearer_auth(app: FastAPI) -> None:
 
 
 def _lifespan(
-    settings: Settings | None, state: ApiState, metrics: ApiMetrics
+    settings: Settings, state: ApiState, metrics: ApiMetrics
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        resolved = settings or get_settings()
-        check_settings(resolved)
-        if not resolved.docs_active():
-            drop_docs_routes(app)
         async with AsyncExitStack() as owned:
-            app.state.runtime = _build_runtime(resolved, state, owned, metrics)
+            app.state.runtime = _build_runtime(settings, state, owned, metrics)
             await _start_background(app.state.runtime, owned)
-            log.info("api_started", exchanges=resolved.exchanges, version=app.state.runtime.version)
+            log.info("api_started", exchanges=settings.exchanges, version=app.state.runtime.version)
             gc.freeze()  # startup objects (modules, routes, settings) leave the collector's working set: shorter pauses
             try:
                 yield

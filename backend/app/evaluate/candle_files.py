@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from app.domain import Candle, timeframe_ms
+from app.errors import UsageError
 
 
-class DataError(ValueError):
+class DataError(UsageError):
     """The input folder or a file in it cannot be evaluated (the message says why, on one line)."""
 
 

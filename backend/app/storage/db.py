@@ -12,6 +12,8 @@ Nothing here runs at import time.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +46,17 @@ def make_engine(url: str) -> Engine:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """A session factory bound to ``engine``; objects stay readable after commit."""
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+@contextmanager
+def unit_of_work(url: str) -> Iterator[Session]:
+    """One session on a short-lived engine for ``url``: committed when the block ends, rolled back on an error."""
+    engine = make_engine(url)
+    try:
+        with make_session_factory(engine).begin() as session:
+            yield session
+    finally:
+        engine.dispose()
 
 
 def _make_sqlite_engine(url: str) -> Engine:

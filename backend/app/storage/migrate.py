@@ -6,6 +6,7 @@ differs from ``models.py`` and a database behind ``head`` all raise ``MigrationE
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 from alembic import command
@@ -24,8 +25,8 @@ class MigrationError(Exception):
 
 
 def make_config(url: str) -> Config:
-    """An Alembic ``Config`` for our migrations folder and ``url``."""
-    config = Config()
+    """An Alembic ``Config`` for our migrations folder and ``url``; Alembic's own messages are not printed."""
+    config = Config(stdout=io.StringIO())  # the commands print one line of their own
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.set_main_option("path_separator", "os")
     config.attributes["url"] = url

@@ -6,7 +6,7 @@ Invariants:
   ascending chunks, and every chunk is committed before the next, so a rerun after an interruption continues from
   what is stored. Gaps at the exchange (no candle for an interval) are asked for again and stay gaps.
 - Only closed candles (``open_time_ms + timeframe_ms <= now_ms``) are stored; nothing is invented.
-- Progress: a bar on a terminal, plain lines otherwise. Bad input raises ``BadInput`` (the CLI, ``app.backfill``,
+- Progress: a bar on a terminal, plain lines otherwise. Bad input raises ``BadInput`` (a ``UsageError``: the CLI
   prints one line and exits 2).
 """
 
@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.domain import symbol_candidates, timeframe_ms
+from app.errors import UsageError
 from app.exchange import CcxtSource, ExchangeError, MarketSource, build_source, supported_exchange_ids
 from app.exchange.factory import retry_policy
 from app.storage.db import make_engine, make_session_factory
@@ -38,7 +39,7 @@ DAY_MS = 86_400_000
 CHUNK_CANDLES = 1000
 
 
-class BadInput(ValueError):  # noqa: N818 (reads as the CLI says it)
+class BadInput(UsageError):  # noqa: N818 (reads as the CLI says it)
     """An argument the user can fix."""
 
 

@@ -46,10 +46,13 @@ def test_importing_app_main_loads_no_analysis_stack_and_builds_nothing(tmp_path:
     assert list(tmp_path.iterdir()) == []  # no database file was created
 
 
-def test_app_main_serves_with_settings_read_at_startup(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("factory", [False, True], ids=["app.main:app", "--factory app.main:create_app"])
+def test_uvicorn_entry_points_build_from_the_environment(
+    factory: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What uvicorn does with ``app.main:app`` and with ``--factory app.main:create_app``."""
     from fastapi.testclient import TestClient
-
-    from app.main import app  # imported before the environment below exists: nothing was read at import
+    from uvicorn.importer import import_from_string
 
     with migrated_database(tmp_path) as db:
         db.publish(build_snapshot(bases=("BTC",)))
@@ -57,6 +60,8 @@ def test_app_main_serves_with_settings_read_at_startup(tmp_path: Path, monkeypat
     monkeypatch.setenv("DANTARO_EXCHANGES", "binance")
     get_settings.cache_clear()
     try:
+        loaded = import_from_string("app.main:create_app" if factory else "app.main:app")
+        app = loaded() if factory else loaded
         with TestClient(app) as client:
             assert client.get("/health").status_code == 200
             body = client.get("/api/v1/support-levels/BTC", headers=DEV_AUTH).json()
@@ -72,6 +77,7 @@ def test_unhandled_errors_are_a_generic_500_without_internals(database: Database
         with capture_logs() as logs:
             response = client.get("/api/v1/market-status", params={"use_cache": "false"}, headers=DEV_AUTH)
     assert response.status_code == 500
+    assert response.headers["x-request-id"]  # answered inside the middleware stack
     (logged,) = [entry for entry in logs if entry["event"] == "unhandled_error"]
     assert logged["log_level"] == "error" and logged["exc_info"] is True
     assert logged["path"] == "/api/v1/market-status"
@@ -113,3 +119,16 @@ def test_openapi_documents_the_routes_and_bearer_auth(database: Database) -> Non
     assert (top_n["schema"]["minimum"], top_n["schema"]["maximum"], top_n["schema"]["default"]) == (1, 100, 50)
     assert recommendations["security"] == [{"HTTPBearer": []}]
     assert "RecommendationsResponse" in spec["components"]["schemas"]
+
+
+def test_an_unhandled_error_never_reaches_the_server(database: Database) -> None:
+    """The exception stops at the app: a server would otherwise log a second traceback for it."""
+    from fastapi.testclient import TestClient
+
+    from app.api.app import create_app
+
+    with TestClient(create_app(make_settings(database.url)), raise_server_exceptions=True) as client:
+        with database.session_factory.begin() as session:
+            session.execute(text(f"ALTER TABLE {AnalysisRunModel.__tablename__} RENAME TO moved_away"))
+        response = client.get("/api/v1/market-status", params={"use_cache": "false"}, headers=DEV_AUTH)
+    assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import pytest
 
 from app.cli import main
+from app.cli.keys import parse_rate_limit
 from app.config import get_settings
-from app.keys_cli import KeysUsageError, parse_rate_limit
+from app.errors import UsageError
 from app.storage.api_keys import ApiKeyRepository, hash_secret
 from tests.conftest import StorageBackend
 
@@ -105,5 +106,5 @@ def test_rate_limit_forms(text: str, per_min: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "-1", "1.5/min", "30/h", "10/day"])
 def test_unreadable_rate_limits(text: str) -> None:
-    with pytest.raises(KeysUsageError):
+    with pytest.raises(UsageError):
         parse_rate_limit(text)

@@ -1,0 +1,41 @@
+"""``dantaro benchmark analysis``: time and memory of one full analysis over many symbols built from real series."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from app.cli.command import Command
+from app.config import BUNDLED_DATA_DIR, Settings
+from app.errors import UsageError
+
+
+def _analysis(args: argparse.Namespace, settings: Settings) -> int:
+    if args.symbols < 1 or args.candles < 60:
+        raise UsageError("--symbols must be >= 1 and --candles >= 60")
+    from app.evaluate.bench import format_result, run_benchmark
+
+    print(format_result(run_benchmark(Path(args.data), symbols=args.symbols, candles=args.candles)))
+    return 0
+
+
+def _analysis_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--symbols", type=int, default=500, help="symbols (default 500)")
+    parser.add_argument("--candles", type=int, default=1000, help="1h candles per symbol (default 1000)")
+    parser.add_argument("--data", default=str(BUNDLED_DATA_DIR), help="folder with a 1h/ subfolder of real series")
+
+
+COMMAND = Command(
+    name="benchmark",
+    summary="time the analysis",
+    refuses_production_defaults=False,  # reads only the bundled (or given) candle files
+    actions=(
+        Command(
+            name="analysis",
+            summary="all three analysis products on --symbols x --candles",
+            run=_analysis,
+            arguments=_analysis_arguments,
+            refuses_production_defaults=False,
+        ),
+    ),
+)

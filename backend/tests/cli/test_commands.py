@@ -1,0 +1,136 @@
+"""The ``dantaro`` command as a whole: every command registered one way and listed in ``--help``, one-line errors
+with exit 2 for input a user can fix, and the production guard on every command that reads the deployment."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from app.cli import COMMANDS, build_parser, main
+from app.cli.command import Command
+from app.config import get_settings
+
+# One invocation per leaf command, with its required arguments (never reaching the network or a server).
+LEAVES: dict[str, list[str]] = {
+    "run": ["run", "--port", "1"],
+    "api": ["api", "--port", "1"],
+    "worker": ["worker", "--once"],
+    "migrate": ["migrate", "current"],
+    "keys create": ["keys", "create", "--name", "bot"],
+    "keys list": ["keys", "list"],
+    "keys revoke": ["keys", "revoke", "k1"],
+    "backfill": ["backfill", "--exchange", "upbit"],
+    "evaluate": ["evaluate", "--data", "/nonexistent", "--timeframe", "1h"],
+    "benchmark analysis": ["benchmark", "analysis", "--symbols", "0"],
+    "healthcheck worker": ["healthcheck", "worker"],
+}
+OFFLINE = {"evaluate", "benchmark analysis"}  # read only the files they are given
+
+
+def _leaves(commands: tuple[Command, ...], prefix: str = "") -> Iterator[tuple[str, Command]]:
+    for command in commands:
+        name = f"{prefix}{command.name}"
+        if command.actions:
+            yield from _leaves(command.actions, prefix=f"{name} ")
+        else:
+            yield name, command
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    for name in ("DANTARO_ENV", "DANTARO_DEV_KEY_ENABLED", "DANTARO_DATABASE_URL", "DANTARO_REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DANTARO_ENV_FILE", "/nonexistent/.env")
+    get_settings.cache_clear()
+    yield monkeypatch
+    get_settings.cache_clear()
+
+
+def test_every_command_is_listed_with_its_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(["--help"])
+    assert exited.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for command in COMMANDS:
+        assert command.name in text and " ".join(command.summary.split()) in text
+
+
+def test_the_table_above_names_every_leaf_command() -> None:
+    assert {name for name, _ in _leaves(COMMANDS)} == set(LEAVES)
+
+
+@pytest.mark.parametrize("name", sorted(LEAVES))
+def test_leaf_help_exits_zero(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([*name.split(), "--help"])
+    assert exited.value.code == 0
+    assert f"usage: dantaro {name}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "required: COMMAND"),
+        (["sideways"], "invalid choice"),
+        (["keys"], "required: ACTION"),
+        (["keys", "create"], "required: --name"),
+        (["keys", "create", "--name", "x", "--rate-limit", "fast"], "is not a rate"),
+        (["backfill"], "required: --exchange"),
+        (["backfill", "--exchange", "upbit", "--days", "many"], "invalid int value"),
+        (["backfill", "--exchange", "no-such-exchange"], "unknown exchange"),
+        (["evaluate", "--data", "/nonexistent", "--timeframe", "1h"], "no such directory"),
+        (["evaluate", "--data", "/nonexistent", "--timeframe", "1h", "--horizons", "0"], "positive integers"),
+        (["benchmark", "analysis", "--candles", "10"], "--candles >= 60"),
+        (["healthcheck", "server"], "invalid choice"),
+        (["migrate", "downgrade"], "needs a REVISION"),
+    ],
+)
+def test_input_a_user_can_fix_is_one_line_and_exit_2(
+    argv: list[str], message: str, environment: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    environment.setenv("DANTARO_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    status = _exit_status(argv)
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert message in err and err.strip().count("\n") == 0, err
+    assert err.startswith("dantaro") and "Traceback" not in err
+
+
+@pytest.mark.parametrize("name", sorted(LEAVES))
+@pytest.mark.parametrize(
+    "unsafe",
+    [
+        {"DANTARO_DEV_KEY_ENABLED": "true"},
+        {"DANTARO_DEV_KEY_ENABLED": "false", "DANTARO_DATABASE_URL": "postgresql+psycopg2://d:change_me@db/d"},
+        {"DANTARO_DEV_KEY_ENABLED": "false", "DANTARO_REDIS_URL": "redis://:Change_Me@cache:6379/0"},
+    ],
+)
+def test_production_refuses_development_defaults(
+    name: str, unsafe: dict[str, str], environment: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environment.setenv("DANTARO_ENV", "production")
+    for key, value in unsafe.items():
+        environment.setenv(key, value)
+    status = _exit_status(LEAVES[name])
+    err = capsys.readouterr().err
+    if name in OFFLINE:
+        assert "refuses to start" not in err  # they fail on their own bad arguments instead
+        return
+    assert status == 2 and "DANTARO_ENV=production refuses to start" in err, err
+    assert err.strip().count("\n") == 0
+
+
+def test_an_invalid_setting_is_one_line(environment: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    environment.setenv("DANTARO_API_PORT", "not-a-port")
+    assert _exit_status(["migrate", "current"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid setting DANTARO_API_PORT" in err and err.strip().count("\n") == 0
+
+
+def _exit_status(argv: list[str]) -> int:
+    try:
+        return main(argv)
+    except SystemExit as exited:  # argparse errors exit from inside parse_args
+        return int(exited.code or 0)
