@@ -130,14 +130,6 @@ class SnapshotReader:
             return "none"
         return "ok" if self._cache_usable(self._clock_s()) else "down"
 
-    def forget(self, exchange: str | None = None) -> None:
-        """Drop the per-process copy of one exchange (or all), e.g. on a pub/sub notification."""
-        with self._lock:
-            if exchange is None:
-                self._entries.clear()
-            else:
-                self._entries.pop(exchange, None)
-
     def _cache_usable(self, now_s: float) -> bool:
         with self._lock:
             return self._cache is not None and now_s >= self._cache_down_until_s

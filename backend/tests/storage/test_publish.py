@@ -65,7 +65,7 @@ def test_publish_commits_the_run_with_its_outcome(backend: StorageBackend, make_
     assert reader.get("binance") == (snapshot, "database")
     assert reader.get("binance") == (snapshot, "memory")
     with backend.session_factory() as session:
-        assert RunRepository(session).latest_run_ids() == {"binance": "run-p"}
+        assert RunRepository(session).latest_run_id(exchange="binance") == "run-p"
 
 
 def test_an_uncommitted_run_is_invisible(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
