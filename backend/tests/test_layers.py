@@ -32,6 +32,7 @@ FORBIDDEN: dict[str, set[str]] = {
     "storage": {"ccxt", "pandas", "numpy", "fastapi", "app.analysis", "app.exchange", "app.api", "app.worker"},
     "exchange": {"sqlalchemy", "redis", "fastapi", "app.storage", "app.api", "app.worker", "app.analysis"},
     "domain.py": {"ccxt", "sqlalchemy", "redis", "fastapi", "pandas", "numpy", "pydantic", "app"},
+    "single_flight.py": {"ccxt", "sqlalchemy", "redis", "fastapi", "pandas", "numpy", "pydantic", "apscheduler", "app"},
 }
 CCXT_ALLOWED = "exchange"
 
