@@ -39,11 +39,6 @@ def ms_to_datetime(value_ms: int) -> datetime:
     return datetime.fromtimestamp(value_ms / 1000, tz=UTC)
 
 
-def datetime_to_ms(value: datetime) -> int:
-    """Millisecond epoch timestamp for an aware datetime."""
-    return int(value.timestamp() * 1000)
-
-
 def utc_now() -> datetime:
     """The current time, timezone-aware UTC."""
     return datetime.now(tz=UTC)

@@ -58,24 +58,6 @@ class PivotInput:
 
 
 @dataclass(frozen=True, slots=True)
-class Swing:
-    """One confirmed swing point."""
-
-    index: int
-    price: float
-    volume: float
-    source: str  # "swing_low" | "swing_high"
-
-
-def find_swings(arrays: CandleArrays, *, k: int = SWING_K) -> list[Swing]:
-    """Confirmed swing lows and highs of a series, ordered by candle index."""
-    points = ind.swing_points(arrays.high, arrays.low, k=k)
-    swings = [Swing(int(i), float(arrays.low[i]), float(arrays.volume[i]), "swing_low") for i in points.lows]
-    swings += [Swing(int(i), float(arrays.high[i]), float(arrays.volume[i]), "swing_high") for i in points.highs]
-    return sorted(swings, key=lambda s: (s.index, s.source))
-
-
-@dataclass(frozen=True, slots=True)
 class Candidates:
     """Candidate levels before merging (swing clusters, profile prices, pivots) as parallel arrays."""
 

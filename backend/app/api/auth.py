@@ -3,11 +3,12 @@
 A key is valid when it equals the development key (only while ``Settings.dev_key_active()``; compared in constant
 time) or when the api-keys table verifies it. Positive verifications are cached in-process for ``ttl_s``
 (default 0.5 s), keyed by the SHA-256 of the secret, so the database is asked at most once per key per TTL and a
-revoked key stops working within that TTL plus one re-check (when a verification has just expired, the next
-request is served on it while one background refresh asks the database, so no request waits and a burst of
-requests cannot stampede the database). Failures are never cached. The plaintext secret is never stored.
-When the database cannot be asked (an outage), a key verified within the last ``grace_s`` (default 300 s) keeps
-working, so cached data stays served; any other key gets ``KeyStoreUnavailableError`` (the API answers 503).
+revoked key stops working within that TTL plus one re-check (when a verification has just expired, ``serve_stale``
+serves it for one more TTL while one background refresh asks the database, ``app.single_flight``, so no request
+waits and a burst of requests cannot stampede the database). Failures are never cached. The plaintext secret is
+never stored. When the database cannot be asked (an outage), a key verified within the last ``grace_s`` (default
+300 s) keeps working, so cached data stays served; any other key gets ``KeyStoreUnavailableError`` (the API answers
+503).
 ``last_used_at`` is never written per request: ``UsageRecorder`` remembers each key's latest use in memory and
 ``flush()`` (run periodically and at shutdown by the app) writes them all in one batched statement.
 """
@@ -21,12 +22,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 
 import structlog
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import DEVELOPMENT_KEY
+from app.single_flight import SingleFlight, Spawn, in_background
 from app.storage.api_keys import ApiKeyRepository
 
 MAX_SECRET_CHARS = 256
@@ -115,6 +118,7 @@ class KeyVerifier:
         grace_s: float = 300.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        spawn: Spawn = in_background,
     ) -> None:
         self._lookup = lookup
         self._dev_key_active = dev_key_active
@@ -123,7 +127,7 @@ class KeyVerifier:
         self._max_entries = max_entries
         self._clock = clock
         self._cache: dict[bytes, tuple[float, ApiPrincipal]] = {}
-        self._refreshing: set[bytes] = set()
+        self._refreshes: SingleFlight[bytes] = SingleFlight(failure_event="key_refresh_failed", spawn=spawn)
         self._lock = threading.Lock()
 
     def cached(self, secret: str) -> ApiPrincipal | None:
@@ -137,31 +141,20 @@ class KeyVerifier:
             return entry[1]
         return None
 
-    def overdue(self, secret: str) -> ApiPrincipal | None:
-        """A verification expired less than one more TTL ago, to serve while a single refresh re-checks it."""
-        entry = self._cache.get(_digest(secret)) if secret and len(secret) <= MAX_SECRET_CHARS else None
-        if entry is not None and entry[0] + self._ttl_s > self._clock():
-            return entry[1]
-        return None
+    def serve_stale(self, secret: str) -> ApiPrincipal | None:
+        """A verification expired less than one more TTL ago, served while one background refresh re-checks it.
 
-    def claim_refresh(self, secret: str) -> bool:
-        """True for exactly one caller per key until ``refresh`` finishes."""
+        The refresh (single flight per key) drops a revoked key; a failing key store is logged, and the grace
+        rule of ``verify`` applies on the next miss. No I/O on the caller's thread.
+        """
+        if not secret or len(secret) > MAX_SECRET_CHARS:
+            return None
         digest = _digest(secret)
-        with self._lock:
-            if digest in self._refreshing:
-                return False
-            self._refreshing.add(digest)
-            return True
-
-    def refresh(self, secret: str) -> None:
-        """Re-verify a key in the background (a revoked key is dropped from the cache); never raises."""
-        try:
-            self.verify(secret)
-        except Exception as exc:  # the key store is down: the grace rule of ``verify`` applies on the next miss
-            log.warning("key_refresh_failed", error_type=type(exc).__name__)
-        finally:
-            with self._lock:
-                self._refreshing.discard(_digest(secret))
+        entry = self._cache.get(digest)
+        if entry is None or entry[0] + self._ttl_s <= self._clock():
+            return None
+        self._refreshes.start(digest, partial(self.verify, secret))
+        return entry[1]
 
     def verify(self, secret: str) -> ApiPrincipal | None:
         """The principal for ``secret``, or None when it is not a valid key (may ask the database)."""

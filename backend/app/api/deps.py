@@ -4,12 +4,13 @@ Invariants: authentication runs before anything reads data (it is a router-level
 kept flat (one node each) because FastAPI's resolution cost grows with the graph and runs on every request; an unknown
 ``exchange`` is a 404 naming the configured ones; an exchange with no published run is a 503 ``data_not_ready``
 with ``Retry-After``, reported only after every parameter validated (handlers call ``SnapshotLoader.load``).
-Blocking storage calls run in the threadpool; pure work (auth cache hits, views) stays on the event loop.
+Blocking storage calls run in the threadpool; pure work (auth cache hits, views) stays on the event loop; a key
+verification that has just expired and an overdue snapshot check are served while one background refresh re-checks
+them (``serve_stale``, ``app.single_flight``).
 """
 
 from __future__ import annotations
 
-import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,16 +49,8 @@ class SnapshotSource(Protocol):
         """The per-process copy when it is fresh enough to serve without I/O, else None."""
         ...
 
-    def overdue_copy(self, exchange: str) -> tuple[Snapshot, str] | None:
-        """The per-process copy whatever the age of its last check, else None; no I/O."""
-        ...
-
-    def claim_refresh(self, exchange: str) -> bool:
-        """True for exactly one caller until ``refresh`` finishes."""
-        ...
-
-    def refresh(self, exchange: str) -> None:
-        """Re-check the per-process copy (blocking I/O; run in a thread); never raises."""
+    def serve_stale(self, exchange: str) -> tuple[Snapshot, str] | None:
+        """The per-process copy whatever its age, while one background refresh re-checks it; else None; no I/O."""
         ...
 
     def cache_status(self) -> str:
@@ -147,10 +140,8 @@ async def authenticate(request: Request, runtime: ApiRuntime) -> ApiPrincipal:
     if secret is None:
         raise _unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
     principal = runtime.keys.cached(secret)
-    if principal is None:
-        principal = runtime.keys.overdue(secret)
-        if principal is not None and runtime.keys.claim_refresh(secret):
-            asyncio.get_running_loop().run_in_executor(None, runtime.keys.refresh, secret)
+    if principal is None:  # just expired: served while one background refresh re-checks it
+        principal = runtime.keys.serve_stale(secret)
     if principal is None:
         try:
             principal = await run_in_threadpool(runtime.keys.verify, secret)
@@ -209,9 +200,7 @@ class SnapshotLoader:
         if found is None and self.use_cache:
             # Check overdue: serve the copy now and let one background refresh re-check it (no request waits;
             # a new run announced by a notification has already dropped the copy, so it is fetched below).
-            found = reader.overdue_copy(self.exchange)
-            if found is not None and reader.claim_refresh(self.exchange):
-                asyncio.get_running_loop().run_in_executor(None, reader.refresh, self.exchange)
+            found = reader.serve_stale(self.exchange)
         if found is None:
             found = await run_in_threadpool(reader.get, self.exchange, use_cache=self.use_cache)
         if found is None:

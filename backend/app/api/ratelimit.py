@@ -48,23 +48,6 @@ class Breaker(Protocol):
         ...
 
 
-class TimedBreaker:
-    """A standalone ``Breaker``: skips Redis for ``retry_after_s`` after each failure."""
-
-    def __init__(self, *, retry_after_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-        self._retry_after_s = retry_after_s
-        self._clock = clock
-        self._down_until_s = float("-inf")
-
-    def cache_usable(self) -> bool:
-        """False within ``retry_after_s`` of the last failure."""
-        return self._clock() >= self._down_until_s
-
-    def trip_cache(self, reason: str) -> None:
-        """Skip Redis for ``retry_after_s`` from now."""
-        self._down_until_s = self._clock() + self._retry_after_s
-
-
 def _retry_after_s(window: int, now_s: float) -> int:
     return max(1, math.ceil((window + 1) * WINDOW_S - now_s))
 

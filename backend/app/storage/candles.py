@@ -5,6 +5,7 @@ Invariants:
   rewritten (a closed candle does not change), so ``upsert`` is INSERT ... ON CONFLICT DO NOTHING.
 - ``load`` is causal: it returns only candles whose close time (``open_time_ms + timeframe_ms``) is at or
   before ``until_ms``, ascending, the newest ``limit`` per symbol. Missing intervals stay missing.
+- ``gaps`` reports missing intervals of one symbol by the one gap rule (``app.storage.gaps.find_gaps``).
 - The repository flushes, never commits.
 """
 
@@ -17,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.domain import Candle, timeframe_ms
 from app.storage.db import dialect_insert
+from app.storage.gaps import Gap, find_gaps
 from app.storage.models import CandleModel
 
 UPSERT_BATCH_ROWS = 500
@@ -77,6 +79,20 @@ class CandleRepository:
         )
         value = self._session.execute(stmt).scalar_one_or_none()
         return None if value is None else int(value)
+
+    def gaps(
+        self, *, exchange: str, symbol: str, timeframe: str, start_ms: int | None = None, end_ms: int | None = None
+    ) -> list[Gap]:
+        """Missing open times of one symbol in ``[start_ms, end_ms)``; an open bound: the first / last stored."""
+        stmt = select(CandleModel.open_time_ms).where(
+            CandleModel.exchange == exchange, CandleModel.symbol == symbol, CandleModel.timeframe == timeframe
+        )
+        if start_ms is not None:
+            stmt = stmt.where(CandleModel.open_time_ms >= start_ms)
+        if end_ms is not None:
+            stmt = stmt.where(CandleModel.open_time_ms < end_ms)
+        stored_ms = [int(value) for value in self._session.scalars(stmt.order_by(CandleModel.open_time_ms))]
+        return find_gaps(stored_ms, step_ms=timeframe_ms(timeframe), start_ms=start_ms, end_ms=end_ms)
 
     def load(
         self, *, exchange: str, timeframe: str, symbols: Sequence[str], until_ms: int, limit: int

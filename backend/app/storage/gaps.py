@@ -1,66 +1,46 @@
-"""Candle gaps per symbol, computed from the stored candles (the ingest never fills them).
+"""Candle gaps: runs of missing open times on a timeframe's grid (the one gap rule of ingest, backfill and reports).
 
 Invariants:
-- A gap is a run of missing open times strictly between two stored candles of one exchange, symbol and
-  timeframe: consecutive stored open times more than one ``timeframe_ms`` apart. Before a symbol's first stored
-  candle nothing is a gap (it was not listed, or not collected).
-- Times are milliseconds since the Unix epoch (UTC). Read-only: a query, flushes nothing.
+- Pure: ascending open times in, gaps out; no I/O. ``CandleRepository.gaps`` applies it to stored candles, the
+  backfill to the span it fills, the worker cycle to newly collected candles.
+- The grid is ``start_ms + k * step_ms`` within ``[start_ms, end_ms)``. An open time fills its slot; an open time
+  off the grid (a step mismatch) or outside the span fills nothing. A gap is a maximal run of unfilled slots.
+- Without ``start_ms`` the span starts at the first open time, without ``end_ms`` it ends with the last one:
+  nothing before the first or after the last given candle is a gap then (not listed yet, or not collected yet).
+- Times are milliseconds since the Unix epoch (UTC). Gaps are reported, never filled with invented candles.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
-
-from app.domain import timeframe_ms
-from app.storage.models import CandleModel
 
 
 @dataclass(frozen=True, slots=True)
-class CandleGap:
-    """Missing candles of one symbol: open times ``first_missing_ms`` .. ``last_missing_ms`` (inclusive)."""
+class Gap:
+    """``missing`` consecutive open times on the grid, the first at ``first_missing_ms``."""
 
-    exchange: str
-    symbol: str
-    timeframe: str
     first_missing_ms: int
-    last_missing_ms: int
     missing: int
 
 
 def find_gaps(
-    session: Session, *, exchange: str, timeframe: str, symbols: list[str] | None = None, since_ms: int | None = None
-) -> list[CandleGap]:
-    """Every gap in the stored candles of ``exchange`` and ``timeframe``, by symbol then time."""
-    step_ms = timeframe_ms(timeframe)
-    previous = func.lag(CandleModel.open_time_ms).over(
-        partition_by=CandleModel.symbol, order_by=CandleModel.open_time_ms
-    )
-    inner = select(
-        CandleModel.symbol.label("symbol"),
-        CandleModel.open_time_ms.label("open_ms"),
-        previous.label("previous_ms"),
-    ).where(CandleModel.exchange == exchange, CandleModel.timeframe == timeframe)
-    if symbols is not None:
-        inner = inner.where(CandleModel.symbol.in_(symbols))
-    if since_ms is not None:
-        inner = inner.where(CandleModel.open_time_ms >= since_ms)
-    rows = inner.subquery()
-    stmt = (
-        select(rows.c.symbol, rows.c.previous_ms, rows.c.open_ms)
-        .where(rows.c.previous_ms.is_not(None), rows.c.open_ms - rows.c.previous_ms > step_ms)
-        .order_by(rows.c.symbol, rows.c.open_ms)
-    )
-    return [
-        CandleGap(
-            exchange=exchange,
-            symbol=row.symbol,
-            timeframe=timeframe,
-            first_missing_ms=int(row.previous_ms) + step_ms,
-            last_missing_ms=int(row.open_ms) - step_ms,
-            missing=(int(row.open_ms) - int(row.previous_ms)) // step_ms - 1,
-        )
-        for row in session.execute(stmt)
-    ]
+    open_times_ms: Sequence[int], *, step_ms: int, start_ms: int | None = None, end_ms: int | None = None
+) -> list[Gap]:
+    """The gaps of ascending ``open_times_ms`` on the ``step_ms`` grid of ``[start_ms, end_ms)``, ascending."""
+    if step_ms <= 0:
+        raise ValueError(f"step_ms must be positive, not {step_ms}")
+    if not open_times_ms and (start_ms is None or end_ms is None):
+        return []
+    first_ms = open_times_ms[0] if start_ms is None else start_ms
+    stop_ms = open_times_ms[-1] + 1 if end_ms is None else end_ms
+    gaps, expected_ms = [], first_ms
+    for open_ms in open_times_ms:
+        if open_ms < expected_ms or open_ms >= stop_ms or (open_ms - first_ms) % step_ms:
+            continue  # already filled, outside the span, or off the grid
+        if open_ms > expected_ms:
+            gaps.append(Gap(expected_ms, (open_ms - expected_ms) // step_ms))
+        expected_ms = open_ms + step_ms
+    if expected_ms < stop_ms:
+        gaps.append(Gap(expected_ms, -(-(stop_ms - expected_ms) // step_ms)))  # the slots left before stop_ms
+    return gaps

@@ -53,13 +53,6 @@ def claim_slot(session: Session, *, job: str, slot: int, holder: str, claimed_at
     return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def slot_holder(session: Session, *, job: str, slot: int) -> str | None:
-    """Who claimed the slot, or None when nobody did."""
-    return session.execute(
-        select(JobClaimModel.holder).where(JobClaimModel.job == job, JobClaimModel.slot == slot)
-    ).scalar_one_or_none()
-
-
 def abandon_running(session: Session, *, exchange: str, finished_at: datetime | None = None) -> list[str]:
     """Mark every ``running`` run of the exchange failed (their worker died); returns their run ids."""
     run_ids = list(

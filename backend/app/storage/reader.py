@@ -5,7 +5,8 @@ Invariants:
   run in one transaction).
 - The per-process copy is keyed by run id and re-validated against the current pointer (the cache's, or the
   database's when there is no usable cache) at most every ``memory_check_interval_s``; so a newer run is served
-  at most that long after it was published.
+  at most that long after it was published. When the check is overdue, ``serve_stale`` serves the copy while one
+  background re-check per exchange runs (``app.single_flight``): no request waits for it; failures are logged.
 - Cache failures are logged and fall through to the database; after one, the cache is skipped for
   ``cache_retry_after_s`` so an outage costs one timeout per interval, not one per request. Other users of
   the same Redis (the API's rate limiter) share this breaker through ``cache_usable`` / ``trip_cache``.
@@ -20,11 +21,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.domain import Snapshot
+from app.single_flight import SingleFlight, Spawn, in_background
 from app.storage.cache import CacheError, SnapshotCache
 from app.storage.runs import RunRepository
 
@@ -51,6 +54,7 @@ class SnapshotReader:
         memory_check_interval_s: float = 1.0,
         cache_retry_after_s: float = 5.0,
         clock_s: Callable[[], float] = time.monotonic,
+        spawn: Spawn = in_background,
     ) -> None:
         self._session_factory = session_factory
         self._cache = cache
@@ -59,7 +63,7 @@ class SnapshotReader:
         self._clock_s = clock_s
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
-        self._refreshing: set[str] = set()
+        self._refreshes: SingleFlight[str] = SingleFlight(failure_event="snapshot_refresh_failed", spawn=spawn)
         self._cache_down_until_s = float("-inf")
 
     def get(self, exchange: str, *, use_cache: bool = True) -> tuple[Snapshot, str] | None:
@@ -84,28 +88,16 @@ class SnapshotReader:
             return entry.snapshot, MEMORY
         return None
 
-    def overdue_copy(self, exchange: str) -> tuple[Snapshot, str] | None:
-        """The per-process copy whatever the age of its last check (serve it while a refresh runs); no I/O."""
+    def serve_stale(self, exchange: str) -> tuple[Snapshot, str] | None:
+        """The per-process copy whatever the age of its check, while one background ``get`` re-checks it; no I/O.
+
+        Call it when ``peek`` found the check overdue; None when there is no copy (the caller must ``get``).
+        """
         entry = self._entries.get(exchange)
-        return None if entry is None else (entry.snapshot, MEMORY)
-
-    def claim_refresh(self, exchange: str) -> bool:
-        """True for exactly one caller until ``refresh`` finishes: that caller starts the refresh."""
-        with self._lock:
-            if exchange in self._refreshing:
-                return False
-            self._refreshing.add(exchange)
-            return True
-
-    def refresh(self, exchange: str) -> None:
-        """Re-check the per-process copy against the cache or database (after ``claim_refresh``); never raises."""
-        try:
-            self.get(exchange)
-        except Exception as exc:  # a failing database: keep serving the copy, the next request tries again
-            log.warning("snapshot_refresh_failed", exchange=exchange, error_type=type(exc).__name__)
-        finally:
-            with self._lock:
-                self._refreshing.discard(exchange)
+        if entry is None:
+            return None
+        self._refreshes.start(exchange, partial(self.get, exchange), exchange=exchange)
+        return entry.snapshot, MEMORY
 
     def on_published(self, exchange: str, run_id: str) -> None:
         """A run was announced: drop the per-process copy unless it already is that run."""
@@ -129,14 +121,6 @@ class SnapshotReader:
         if self._cache is None:
             return "none"
         return "ok" if self._cache_usable(self._clock_s()) else "down"
-
-    def forget(self, exchange: str | None = None) -> None:
-        """Drop the per-process copy of one exchange (or all), e.g. on a pub/sub notification."""
-        with self._lock:
-            if exchange is None:
-                self._entries.clear()
-            else:
-                self._entries.pop(exchange, None)
 
     def _cache_usable(self, now_s: float) -> bool:
         with self._lock:

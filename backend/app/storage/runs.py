@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain import RunStatus, Snapshot, utc_now
@@ -108,45 +108,6 @@ class RunRepository:
             .order_by(AnalysisRunModel.published_at.desc(), AnalysisRunModel.run_id.desc())
             .limit(1)
         ).scalar_one_or_none()
-
-    def latest_run_ids(self) -> dict[str, str]:
-        """Exchange → run id of its newest published snapshot."""
-        newest = (
-            select(AnalysisRunModel.exchange, func.max(AnalysisRunModel.published_at).label("published_at"))
-            .where(AnalysisRunModel.published_at.is_not(None))
-            .group_by(AnalysisRunModel.exchange)
-            .subquery()
-        )
-        rows = self._session.execute(
-            select(AnalysisRunModel.exchange, AnalysisRunModel.run_id)
-            .join(
-                newest,
-                (AnalysisRunModel.exchange == newest.c.exchange)
-                & (AnalysisRunModel.published_at == newest.c.published_at),
-            )
-            .order_by(AnalysisRunModel.run_id)
-        )
-        return {exchange: run_id for exchange, run_id in rows}
-
-    def prune(self, *, exchange: str, started_before: datetime, keep_latest: int = 1) -> int:
-        """Delete the exchange's runs started before ``started_before`` (rows cascade) but the newest published."""
-        keep = (
-            select(AnalysisRunModel.run_id)
-            .where(AnalysisRunModel.exchange == exchange, AnalysisRunModel.published_at.is_not(None))
-            .order_by(AnalysisRunModel.published_at.desc())
-            .limit(keep_latest)
-        )
-        kept = set(self._session.execute(keep).scalars())
-        doomed = self._session.execute(
-            select(AnalysisRunModel.run_id).where(
-                AnalysisRunModel.exchange == exchange, AnalysisRunModel.started_at < started_before
-            )
-        ).scalars()
-        run_ids = [run_id for run_id in doomed if run_id not in kept]
-        if run_ids:
-            self._session.execute(delete(AnalysisRunModel).where(AnalysisRunModel.run_id.in_(run_ids)))
-            self._session.flush()
-        return len(run_ids)
 
     def _get(self, run_id: str) -> AnalysisRunModel:
         run = self._session.get(AnalysisRunModel, run_id)

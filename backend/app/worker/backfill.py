@@ -2,11 +2,12 @@
 
 Invariants:
 - Idempotent: candles are upserted; running it twice stores the same rows.
-- Resumable: each symbol's missing open times in the span (the holes between what is stored) are fetched in
-  ascending chunks, and every chunk is committed before the next, so a rerun after an interruption continues from
-  what is stored. Gaps at the exchange (no candle for an interval) are asked for again and stay gaps.
+- Resumable: each symbol's missing open times in the span (``CandleRepository.gaps``, the one gap rule of
+  ``app.storage.gaps``, on the grid of the span's start) are fetched in ascending chunks, and every chunk is
+  committed before the next, so a rerun after an interruption continues from what is stored. Gaps at the
+  exchange (no candle for an interval) are asked for again and stay gaps.
 - Only closed candles (``open_time_ms + timeframe_ms <= now_ms``) are stored; nothing is invented.
-- Progress: a bar on a terminal, plain lines otherwise. Bad input raises ``BadInput`` (a ``UsageError``: the CLI
+- Progress: a bar on a terminal, plain lines otherwise. Bad input raises ``UsageError`` (the CLI
   prints one line and exits 2).
 """
 
@@ -16,20 +17,19 @@ import asyncio
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import TextIO
 
 import structlog
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.domain import symbol_candidates, timeframe_ms
+from app.domain import Candle, symbol_candidates, timeframe_ms
 from app.errors import UsageError
 from app.exchange import CcxtSource, ExchangeError, MarketSource, build_source, supported_exchange_ids
 from app.exchange.factory import retry_policy
 from app.storage.db import make_engine, make_session_factory
+from app.storage.gaps import Gap
 from app.storage.migrate import require_head
-from app.storage.models import CandleModel
 from app.storage.repositories import CandleRepository
 from app.worker.universe import Universe, rules_from_settings
 
@@ -37,10 +37,6 @@ log = structlog.get_logger(__name__)
 
 DAY_MS = 86_400_000
 CHUNK_CANDLES = 1000
-
-
-class BadInput(UsageError):  # noqa: N818 (reads as the CLI says it)
-    """An argument the user can fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,31 +71,15 @@ class Progress:
 
 
 def validate(request: BackfillRequest) -> None:
-    """Raise ``BadInput`` for an unknown exchange, a bad timeframe or a non-positive span."""
+    """Raise ``UsageError`` for an unknown exchange, a bad timeframe or a non-positive span."""
     if request.exchange not in supported_exchange_ids():
-        raise BadInput(f"unknown exchange {request.exchange!r} (any ccxt exchange id, e.g. upbit, binance)")
+        raise UsageError(f"unknown exchange {request.exchange!r} (any ccxt exchange id, e.g. upbit, binance)")
     try:
         timeframe_ms(request.timeframe)
     except ValueError as exc:
-        raise BadInput(str(exc)) from None
+        raise UsageError(str(exc)) from None
     if request.days <= 0:
-        raise BadInput(f"--days must be positive, not {request.days}")
-
-
-def holes(stored_ms: Sequence[int], *, start_ms: int, end_ms: int, step_ms: int) -> list[tuple[int, int]]:
-    """Runs ``(first_open_ms, count)`` of open times in ``[start_ms, end_ms)`` on the step grid not in ``stored_ms``."""
-    have, runs = set(stored_ms), []
-    run_start: int | None = None
-    for open_ms in range(start_ms, end_ms, step_ms):
-        if open_ms in have:
-            if run_start is not None:
-                runs.append((run_start, (open_ms - run_start) // step_ms))
-            run_start = None
-        elif run_start is None:
-            run_start = open_ms
-    if run_start is not None:
-        runs.append((run_start, (end_ms - run_start) // step_ms))
-    return runs
+        raise UsageError(f"--days must be positive, not {request.days}")
 
 
 def make_source(settings: Settings, request: BackfillRequest) -> MarketSource:
@@ -115,7 +95,7 @@ def make_source(settings: Settings, request: BackfillRequest) -> MarketSource:
             retry_policy=retry_policy(settings),
         )
     except ExchangeError as exc:  # e.g. a timeframe the exchange does not offer
-        raise BadInput(str(exc)) from None
+        raise UsageError(str(exc)) from None
 
 
 async def resolve_symbols(source: MarketSource, settings: Settings, request: BackfillRequest, now_ms: int) -> list[str]:
@@ -128,7 +108,7 @@ async def resolve_symbols(source: MarketSource, settings: Settings, request: Bac
     for base in request.bases:
         found = [s for s in symbol_candidates(base, default_quote=source.quote) if s in listed]
         if not found:
-            raise BadInput(f"{request.exchange} lists no {base} market in {source.quote}")
+            raise UsageError(f"{request.exchange} lists no {base} market in {source.quote}")
         symbols.append(found[0])
     return symbols
 
@@ -140,26 +120,24 @@ class Backfill:
         self.source, self.session_factory, self.request = source, session_factory, request
         self.step_ms = timeframe_ms(request.timeframe)
 
-    def missing(self, symbol: str, *, start_ms: int, end_ms: int) -> list[tuple[int, int]]:
-        """The holes of ``symbol`` in ``[start_ms, end_ms)``."""
+    def missing(self, symbol: str, *, start_ms: int, end_ms: int) -> list[Gap]:
+        """The gaps of ``symbol``'s stored candles in ``[start_ms, end_ms)``."""
         with self.session_factory() as session:
-            stored = session.scalars(
-                select(CandleModel.open_time_ms).where(
-                    CandleModel.exchange == self.request.exchange,
-                    CandleModel.symbol == symbol,
-                    CandleModel.timeframe == self.request.timeframe,
-                    CandleModel.open_time_ms >= start_ms,
-                    CandleModel.open_time_ms < end_ms,
-                )
-            ).all()
-        return holes(list(stored), start_ms=start_ms, end_ms=end_ms, step_ms=self.step_ms)
+            return CandleRepository(session).gaps(
+                exchange=self.request.exchange,
+                symbol=symbol,
+                timeframe=self.request.timeframe,
+                start_ms=start_ms,
+                end_ms=end_ms,
+            )
 
-    async def fill(self, symbol: str, runs: Sequence[tuple[int, int]], *, now_ms: int, progress: Progress) -> int:
-        """Fetch and commit every hole of ``symbol`` in chunks; returns how many candles were stored."""
+    async def fill(self, symbol: str, gaps: Sequence[Gap], *, now_ms: int, progress: Progress) -> int:
+        """Fetch and commit every gap of ``symbol`` in chunks; returns how many candles were stored."""
         stored = 0
-        for first_ms, count in runs:
-            for offset in range(0, count, CHUNK_CANDLES):
-                since_ms, size = first_ms + offset * self.step_ms, min(CHUNK_CANDLES, count - offset)
+        for gap in gaps:
+            for offset in range(0, gap.missing, CHUNK_CANDLES):
+                since_ms = gap.first_missing_ms + offset * self.step_ms
+                size = min(CHUNK_CANDLES, gap.missing - offset)
                 until_ms = since_ms + size * self.step_ms
                 candles = await self.source.fetch_closed_candles(
                     symbol, self.request.timeframe, since_ms=since_ms, limit=size, now_ms=now_ms
@@ -170,7 +148,7 @@ class Backfill:
                 progress.advance(size, label=symbol)
         return stored
 
-    def _store(self, symbol: str, candles: Sequence[Any]) -> None:
+    def _store(self, symbol: str, candles: Sequence[Candle]) -> None:
         if not candles:
             return
         with self.session_factory() as session:
@@ -192,10 +170,10 @@ async def run_backfill(settings: Settings, request: BackfillRequest, *, stream: 
         end_ms = (now_ms // job.step_ms) * job.step_ms  # the forming candle's open: excluded
         start_ms = end_ms - (request.days * DAY_MS // job.step_ms) * job.step_ms
         plan = {s: job.missing(s, start_ms=start_ms, end_ms=end_ms) for s in symbols}
-        progress = Progress(sum(n for runs in plan.values() for _, n in runs), stream=stream)
+        progress = Progress(sum(gap.missing for gaps in plan.values() for gap in gaps), stream=stream)
         stored = 0
-        for symbol, runs in plan.items():
-            stored += await job.fill(symbol, runs, now_ms=now_ms, progress=progress)
+        for symbol, gaps in plan.items():
+            stored += await job.fill(symbol, gaps, now_ms=now_ms, progress=progress)
         log.info("backfill_finished", exchange=request.exchange, symbols=len(symbols), stored=stored)
         stream.write(f"backfill {request.exchange} {request.timeframe}: {len(symbols)} symbols, {stored} candles\n")
         return stored

@@ -13,8 +13,9 @@ Invariants:
 - The cycle collects the last selected universe (``Universe``; selected on the first cycle, then refreshed by its
   own job) with one tickers call for it, and per symbol and timeframe only what closed since the last stored
   candle (the first collection fetches ``lookback_candles``); at most ``collect_concurrency`` symbols at once.
-- Gaps (missing open times between stored and fetched candles) are logged and never filled; ``app.storage.gaps``
-  reports them per symbol from the stored candles.
+- Gaps (missing open times after the last stored candle, before and between the fetched ones; the one gap rule
+  of ``app.storage.gaps``) are logged as ``candle_gap`` and never filled; ``CandleRepository.gaps`` reports them
+  from the stored candles.
 - Publishing is one database transaction followed by the cache write: readers never see half a run. A cycle
   cancelled before publish leaves nothing visible but its ``failed`` run row.
 """
@@ -37,6 +38,7 @@ from app.config import Settings
 from app.domain import Candle, RunStatus, Snapshot, Ticker, ms_to_datetime, timeframe_ms, utc_now
 from app.exchange import ExchangeError, MarketSource
 from app.storage.cache import SnapshotCache
+from app.storage.gaps import find_gaps
 from app.storage.leases import ABANDONED_ERROR, abandon_running
 from app.storage.publish import publish
 from app.storage.repositories import CandleRepository, RunRepository
@@ -69,21 +71,18 @@ def new_run_id(now_ms: int) -> str:
 def log_gaps(exchange: str, symbol: str, timeframe: str, *, last_open_ms: int | None, candles: Sequence[Candle]) -> int:
     """Log every run of missing open times before and between ``candles`` (ascending); returns how many."""
     step_ms = timeframe_ms(timeframe)
-    previous_ms, missing = last_open_ms, 0
-    for candle in candles:
-        if previous_ms is not None and candle.open_time_ms - previous_ms > step_ms:
-            count = (candle.open_time_ms - previous_ms) // step_ms - 1
-            missing += count
-            log.warning(
-                "candle_gap",
-                exchange=exchange,
-                symbol=symbol,
-                timeframe=timeframe,
-                first_missing_ms=previous_ms + step_ms,
-                missing=count,
-            )
-        previous_ms = candle.open_time_ms
-    return missing
+    start_ms = None if last_open_ms is None else last_open_ms + step_ms
+    gaps = find_gaps([candle.open_time_ms for candle in candles], step_ms=step_ms, start_ms=start_ms)
+    for gap in gaps:
+        log.warning(
+            "candle_gap",
+            exchange=exchange,
+            symbol=symbol,
+            timeframe=timeframe,
+            first_missing_ms=gap.first_missing_ms,
+            missing=gap.missing,
+        )
+    return sum(gap.missing for gap in gaps)
 
 
 class ExchangeCycle:

@@ -8,10 +8,12 @@ import json
 from collections.abc import Mapping, Sequence
 from functools import reduce
 
+import numpy as np
 import pytest
 
 from app.analysis import AnalysisError, analyse
-from app.analysis.levels import find_swings
+from app.analysis import indicators as ind
+from app.analysis.levels import SWING_K, swing_candidates
 from app.analysis.market import sentiment_for, trend_for
 from app.analysis.recommend import label_for
 from app.analysis.symbol_indicators import candle_arrays
@@ -149,12 +151,18 @@ def test_levels_fall_back_to_the_analysis_timeframe(universe: Universe) -> None:
     assert levels.data_points_count == LOOKBACK
 
 
-def test_confirmed_swings_survive_appended_candles(universe: Universe) -> None:
+def test_level_swings_are_confirmed_and_survive_appended_candles(universe: Universe) -> None:
     candles = universe["ETH/USDT"]["1h"]
-    full = find_swings(candle_arrays(candles))
+    arrays = candle_arrays(candles)
+    full = swing_candidates(arrays, tolerance=0.0)  # zero tolerance: one cluster per swing price
+    points = ind.swing_points(arrays.high, arrays.low, k=SWING_K)
     for n in (100, 250, 499):
-        prefix = find_swings(candle_arrays(candles[:n]))
-        assert prefix == [s for s in full if s.index <= n - 1 - 3]
+        prefix = swing_candidates(candle_arrays(candles[:n]), tolerance=0.0)
+        last_confirmed = n - 1 - SWING_K  # a swing needs k more bars
+        confirmed = np.count_nonzero(points.lows <= last_confirmed) + np.count_nonzero(points.highs <= last_confirmed)
+        assert int(prefix.touches.sum()) == confirmed > 0  # every swing confirmed by then, and no other
+        assert int(prefix.last_index.max()) <= last_confirmed
+        assert all(np.isclose(full.price, price, rtol=1e-12).any() for price in prefix.price)  # no repainting
 
 
 def test_no_state_between_calls(universe: Universe) -> None:

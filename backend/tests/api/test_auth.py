@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy.exc import OperationalError
+from structlog.testing import capture_logs
 
 from app.api.app import ConfigurationError, create_app
 from app.api.auth import DEVELOPMENT_PRINCIPAL, ApiPrincipal, KeyStoreUnavailableError, KeyVerifier, database_key_lookup
@@ -221,16 +222,43 @@ def test_an_expired_verification_is_served_once_while_one_refresh_rechecks_it() 
     principal = ApiPrincipal(key_id="known", name="known", rate_limit_per_min=None)
     lookup = _OutageLookup(principal)
     now = [1000.0]
-    verifier = KeyVerifier(lookup=lookup, dev_key_active=False, ttl_s=0.5, clock=lambda: now[0])
+    spawned: list[Callable[[], None]] = []
+    verifier = KeyVerifier(lookup=lookup, dev_key_active=False, ttl_s=0.5, clock=lambda: now[0], spawn=spawned.append)
     assert verifier.verify("dk_known_secret") == principal
     now[0] += 0.6  # expired, within one more TTL
     assert verifier.cached("dk_known_secret") is None
-    assert verifier.overdue("dk_known_secret") == principal
-    assert verifier.claim_refresh("dk_known_secret") is True
-    assert verifier.claim_refresh("dk_known_secret") is False  # single flight
+    assert verifier.serve_stale("dk_known_secret") == principal
+    assert verifier.serve_stale("dk_known_secret") == principal
+    assert len(spawned) == 1  # single flight: one refresh for both requests
     lookup.principal = None  # revoked meanwhile: the refresh drops it
-    verifier.refresh("dk_known_secret")
-    assert verifier.overdue("dk_known_secret") is None
+    spawned.pop()()
+    assert verifier.serve_stale("dk_known_secret") is None
     assert verifier.cached("dk_known_secret") is None
-    now[0] += 10
-    assert verifier.overdue("dk_never_seen") is None
+    assert verifier.serve_stale("dk_never_seen") is None and not spawned
+
+
+def test_a_failing_background_refresh_is_logged_never_raised_and_keeps_the_grace_rule() -> None:
+    principal = ApiPrincipal(key_id="known", name="known", rate_limit_per_min=None)
+    lookup = _OutageLookup(principal)
+    now = [1000.0]
+    spawned: list[Callable[[], None]] = []
+    verifier = KeyVerifier(
+        lookup=lookup, dev_key_active=False, ttl_s=0.5, grace_s=0.6, clock=lambda: now[0], spawn=spawned.append
+    )
+    assert verifier.verify("dk_known_secret") == principal
+    lookup.down = True
+    now[0] = 1000.55  # expired, and the outage is within the grace
+    assert verifier.serve_stale("dk_known_secret") == principal
+    with capture_logs() as logs:
+        spawned.pop()()
+    assert [e["event"] for e in logs] == ["key_store_unavailable_grace"]
+    now[0] = 1000.8  # beyond the grace, still within one more TTL
+    assert verifier.serve_stale("dk_known_secret") == principal  # the key was released: a new refresh starts
+    with capture_logs() as logs:
+        spawned.pop()()  # the refresh's verify raises KeyStoreUnavailableError: logged, not raised
+    assert [(e["event"], e["error_type"]) for e in logs] == [
+        ("key_store_unavailable", "OperationalError"),
+        ("key_refresh_failed", "KeyStoreUnavailableError"),
+    ]
+    with pytest.raises(KeyStoreUnavailableError):
+        verifier.verify("dk_known_secret")  # a request that must verify now gets the outage answer (503)

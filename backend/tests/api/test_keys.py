@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from app.api.auth import UsageRecorder
-from app.api.ratelimit import RateLimiter, RedisRateLimiter, TimedBreaker
+from app.api.ratelimit import RateLimiter, RedisRateLimiter
 from app.config import Settings
 from app.domain import Snapshot
 from app.storage.api_keys import ApiKeyRepository, ApiKeyRow
@@ -87,6 +87,21 @@ def test_without_redis_each_process_counts_in_process(published: StorageBackend)
     assert statuses == [200, 200, 429]
 
 
+class TrippedOnce:
+    """A ``Breaker`` that skips Redis for good once tripped (the app's breaker, the snapshot reader, times out)."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def cache_usable(self) -> bool:
+        """True until the first trip."""
+        return not self.reasons
+
+    def trip_cache(self, reason: str) -> None:
+        """Record a failure."""
+        self.reasons.append(reason)
+
+
 def _unused_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -95,7 +110,7 @@ def _unused_port() -> int:
 
 def test_a_failing_redis_falls_back_to_in_process_counting_and_never_fails() -> None:
     client = make_redis(f"redis://127.0.0.1:{_unused_port()}/0", timeout_s=0.2, retries=0)
-    breaker = TimedBreaker(retry_after_s=30)
+    breaker = TrippedOnce()
     limiter = RedisRateLimiter(client, prefix="dantaro_dead", fallback=RateLimiter(), breaker=breaker)
     try:
         assert limiter.hit("k1", limit_per_min=2) is None
@@ -103,7 +118,7 @@ def test_a_failing_redis_falls_back_to_in_process_counting_and_never_fails() -> 
         answers = [limiter.hit("k1", limit_per_min=2) for _ in range(3)]
     finally:
         client.close()
-    assert not breaker.cache_usable()
+    assert not breaker.cache_usable() and breaker.reasons[0].startswith("rate limiter: redis ")
     assert answers[:2] == [None, None] and answers[2] is not None and answers[2] >= 1  # counted in-process
 
 
@@ -114,7 +129,7 @@ def test_redis_limiter_windows_and_retry_after(redis_client: redis.Redis, redis_
         redis_client,
         prefix=redis_prefix,
         fallback=RateLimiter(),
-        breaker=TimedBreaker(retry_after_s=5),
+        breaker=TrippedOnce(),
         clock=lambda: now_s[0],
     )
     window = int(now_s[0] // 60)

@@ -1,4 +1,4 @@
-"""CandleRepository on SQLite and PostgreSQL with real Binance candles: idempotent upserts and causal loads."""
+"""CandleRepository on SQLite and PostgreSQL with real Binance candles: idempotent upserts, causal loads, gaps."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from app.domain import Candle, timeframe_ms
 from app.storage.candles import UPSERT_BATCH_ROWS, CandleRepository
+from app.storage.gaps import Gap
 from app.storage.models import CandleModel
 from tests.conftest import StorageBackend
 
@@ -115,3 +116,32 @@ def test_load_keeps_gaps_as_gaps(backend: StorageBackend, bundled_candles: Loade
             limit=14,
         )
     assert loaded["SOL/USDT"] == list(with_gap[-14:])
+
+
+def test_gaps_of_stored_candles_per_symbol_and_span(backend: StorageBackend, bundled_candles: Loader) -> None:
+    candles = bundled_candles("SOL", "1h")[:20]
+    _store(backend, "SOL/USDT", candles[:8] + candles[12:])
+    _store(backend, "ETH/USDT", bundled_candles("ETH", "1h")[:20])
+    _store(backend, "SOL/USDT", bundled_candles("SOL", "1d")[:3], timeframe="1d")
+    first_ms, hole_ms = candles[0].open_time_ms, candles[8].open_time_ms
+    with backend.session_factory() as session:
+        repo = CandleRepository(session)
+        between = repo.gaps(exchange="binance", symbol="SOL/USDT", timeframe="1h")
+        span = repo.gaps(
+            exchange="binance",
+            symbol="SOL/USDT",
+            timeframe="1h",
+            start_ms=first_ms - 2 * HOUR_MS,
+            end_ms=candles[-1].open_time_ms + 4 * HOUR_MS,
+        )
+        inside = repo.gaps(
+            exchange="binance", symbol="SOL/USDT", timeframe="1h", start_ms=hole_ms, end_ms=hole_ms + HOUR_MS
+        )
+        eth = repo.gaps(exchange="binance", symbol="ETH/USDT", timeframe="1h")
+        unknown = repo.gaps(exchange="upbit", symbol="SOL/USDT", timeframe="1h")
+        unknown_span = repo.gaps(exchange="upbit", symbol="SOL/USDT", timeframe="1h", start_ms=0, end_ms=3 * HOUR_MS)
+    assert between == [Gap(hole_ms, 4)]
+    assert span == [Gap(first_ms - 2 * HOUR_MS, 2), Gap(hole_ms, 4), Gap(candles[-1].open_time_ms + HOUR_MS, 3)]
+    assert inside == [Gap(hole_ms, 1)]
+    assert eth == [] and unknown == []
+    assert unknown_span == [Gap(0, 3)]

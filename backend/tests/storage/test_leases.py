@@ -7,16 +7,23 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from app.config import Settings
 from app.domain import RunStatus, utc_now
 from app.storage.db import make_engine, make_session_factory
-from app.storage.leases import ABANDONED_ERROR, abandon_running, advisory_key, claim_slot, slot_holder, try_lock
-from app.storage.models import AnalysisRunModel
+from app.storage.leases import ABANDONED_ERROR, abandon_running, advisory_key, claim_slot, try_lock
+from app.storage.models import AnalysisRunModel, JobClaimModel
 from app.storage.runs import RunRepository
 from app.worker.job_gate import JobGate, cycle_slot, interval_slot
 from tests.conftest import StorageBackend
+
+
+def slot_holder(session: Session, *, job: str, slot: int) -> str | None:
+    """Who claimed the slot, or None when nobody did."""
+    stmt = select(JobClaimModel.holder).where(JobClaimModel.job == job, JobClaimModel.slot == slot)
+    return session.execute(stmt).scalar_one_or_none()
 
 
 def test_advisory_key_is_a_stable_signed_64_bit_hash() -> None:

@@ -6,10 +6,14 @@ import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
+from typing import Any, cast
 
 import orjson
 import pytest
 import redis
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session, sessionmaker
+from structlog.testing import capture_logs
 
 from app.domain import Snapshot
 from app.storage.cache import PAYLOAD_GRACE_S, MemoryCache, RedisCache, SnapshotCache, make_redis
@@ -32,7 +36,7 @@ class FakeClock:
         return self.now_s
 
 
-def _reader(backend: StorageBackend, cache: SnapshotCache | None, clock: FakeClock, **kwargs: float) -> SnapshotReader:
+def _reader(backend: StorageBackend, cache: SnapshotCache | None, clock: FakeClock, **kwargs: Any) -> SnapshotReader:
     return SnapshotReader(session_factory=backend.session_factory, cache=cache, clock_s=clock, **kwargs)
 
 
@@ -65,7 +69,7 @@ def test_publish_commits_the_run_with_its_outcome(backend: StorageBackend, make_
     assert reader.get("binance") == (snapshot, "database")
     assert reader.get("binance") == (snapshot, "memory")
     with backend.session_factory() as session:
-        assert RunRepository(session).latest_run_ids() == {"binance": "run-p"}
+        assert RunRepository(session).latest_run_id(exchange="binance") == "run-p"
 
 
 def test_an_uncommitted_run_is_invisible(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
@@ -187,18 +191,47 @@ def test_an_overdue_copy_is_served_while_one_refresh_rechecks_it(
     backend: StorageBackend, cache: SnapshotCache, make_snapshot: MakeSnapshot
 ) -> None:
     clock = FakeClock()
-    reader = _reader(backend, cache, clock, memory_check_interval_s=1.0)
+    spawned: list[Callable[[], None]] = []
+    reader = _reader(backend, cache, clock, memory_check_interval_s=1.0, spawn=spawned.append)
     first = make_snapshot(run_id="run-1")
     publish(first, session_factory=backend.session_factory, cache=cache)
-    assert reader.overdue_copy("binance") is None  # nothing loaded yet: the caller must read
+    assert reader.serve_stale("binance") is None and not spawned  # nothing loaded yet: the caller must read
     reader.get("binance")
     second = make_snapshot(run_id="run-2", as_of_ms=SNAPSHOT_AS_OF_MS + HOUR_MS)
     publish(second, session_factory=backend.session_factory, cache=cache)
     clock.now_s += 1.5
     assert reader.peek("binance") is None  # the check is overdue
-    assert reader.overdue_copy("binance") == (first, "memory")  # but the copy can be served meanwhile
-    assert reader.claim_refresh("binance") is True
-    assert reader.claim_refresh("binance") is False  # single flight
-    reader.refresh("binance")
+    assert reader.serve_stale("binance") == (first, "memory")  # but the copy is served meanwhile
+    assert reader.serve_stale("binance") == (first, "memory")
+    assert len(spawned) == 1  # single flight: one re-check for both requests
+    spawned.pop()()
     assert reader.peek("binance") == (second, "memory")
-    assert reader.claim_refresh("binance") is True  # released after the refresh
+    clock.now_s += 1.5
+    assert reader.serve_stale("binance") == (second, "memory") and len(spawned) == 1  # released after the refresh
+
+
+def test_a_failing_refresh_is_logged_and_the_copy_still_served(
+    backend: StorageBackend, make_snapshot: MakeSnapshot
+) -> None:
+    clock, down = FakeClock(), threading.Event()
+    spawned: list[Callable[[], None]] = []
+
+    def sessions() -> Session:
+        if down.is_set():
+            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+        return backend.session_factory()
+
+    factory = cast("sessionmaker[Session]", sessions)
+    reader = SnapshotReader(session_factory=factory, cache=None, clock_s=clock, spawn=spawned.append)
+    first = make_snapshot(run_id="run-1")
+    publish(first, session_factory=backend.session_factory, cache=None)
+    assert reader.get("binance") == (first, "database")
+    down.set()
+    clock.now_s += 1.5
+    assert reader.serve_stale("binance") == (first, "memory")
+    with capture_logs() as logs:
+        spawned.pop()()  # never raises
+    assert [(e["event"], e["exchange"], e["error_type"]) for e in logs] == [
+        ("snapshot_refresh_failed", "binance", "OperationalError")
+    ]
+    assert reader.serve_stale("binance") == (first, "memory") and len(spawned) == 1  # the next request retries

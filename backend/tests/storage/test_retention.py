@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.domain import Candle, Snapshot, timeframe_ms, utc_now
 from app.storage.leases import claim_slot
-from app.storage.models import AnalysisRunModel, CandleModel, JobClaimModel, RecommendationModel
+from app.storage.models import AnalysisRunModel, CandleModel, JobClaimModel, RecommendationModel, SupportLevelsModel
 from app.storage.repositories import CandleRepository, RunRepository
 from app.storage.retention import RetentionPolicy, apply_retention, candle_keep_ms
 from app.worker.service import Worker
@@ -73,6 +73,8 @@ def test_retention_prunes_in_batches_and_keeps_what_is_served(
     assert kept_runs == {"old-published-b", "recent", "upbit-old"}  # newest published per exchange survives
     assert result.runs == 2
     assert _count(backend, RecommendationModel, RecommendationModel.run_id == "old-published-a") == 0  # cascaded
+    assert _count(backend, SupportLevelsModel, SupportLevelsModel.run_id == "old-published-a") == 0
+    assert _count(backend, SupportLevelsModel, SupportLevelsModel.run_id == "old-published-b") > 0
     # 1h: the 100-candle lookback (> 4 days) is kept, measured from the newest stored candle
     cutoff_1h = newest_1h + HOUR_MS - 100 * HOUR_MS
     assert _count(backend, CandleModel, CandleModel.timeframe == "1h") == 2 * 100

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.domain import RunStatus, Snapshot
 from app.storage.heartbeats import HeartbeatRepository
-from app.storage.models import AnalysisRunModel, RecommendationModel, SupportLevelsModel
+from app.storage.models import AnalysisRunModel, RecommendationModel
 from app.storage.runs import RunNotFoundError, RunRepository
 from tests.conftest import SNAPSHOT_AS_OF_MS, StorageBackend
 
@@ -51,7 +51,8 @@ def test_latest_snapshot_is_the_newest_published_run(backend: StorageBackend, ma
         assert runs.latest_snapshot(exchange="upbit") == other
         assert runs.latest_snapshot(exchange="bithumb") is None
         assert runs.latest_run_id(exchange="binance") == "run-b"
-        assert runs.latest_run_ids() == {"binance": "run-b", "upbit": "run-u"}
+        assert runs.latest_run_id(exchange="upbit") == "run-u"
+        assert runs.latest_run_id(exchange="bithumb") is None
 
 
 def test_finish_records_the_outcome(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
@@ -99,19 +100,6 @@ def test_a_rolled_back_save_leaves_nothing(backend: StorageBackend, make_snapsho
     with backend.session_factory() as session:
         assert RunRepository(session).latest_snapshot(exchange="binance") is None
         assert session.execute(select(func.count()).select_from(RecommendationModel)).scalar_one() == 0
-
-
-def test_prune_deletes_old_runs_and_their_rows(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
-    snapshots = [make_snapshot(run_id=f"run-{i}", as_of_ms=SNAPSHOT_AS_OF_MS + i * HOUR_MS) for i in range(3)]
-    for snapshot in snapshots:
-        _save(backend, snapshot)
-    cutoff = snapshots[-1].generated_at + timedelta(seconds=1)
-    with backend.session_factory.begin() as session:
-        assert RunRepository(session).prune(exchange="binance", started_before=cutoff) == 2
-    with backend.session_factory() as session:
-        assert RunRepository(session).latest_snapshot(exchange="binance") == snapshots[-1]
-        assert session.execute(select(func.count()).select_from(SupportLevelsModel)).scalar_one() == 6
-        assert session.execute(select(func.count()).select_from(RecommendationModel)).scalar_one() == 6
 
 
 def test_heartbeats_upsert_per_worker(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:

@@ -2,7 +2,7 @@
 
 Checks what a user of the served data relies on: each cycle publishes one whole run, the replay clock moves one
 candle per cycle, candles are never duplicated, a failing exchange keeps the last good snapshot current, and one
-failing symbol yields a partial run that still publishes the others.
+failing symbol yields a partial run that still publishes the others; gaps in collected candles are logged.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from structlog.testing import capture_logs
 
 from app.config import Settings
 from app.domain import Candle, Market, RunStatus, Ticker, timeframe_ms
@@ -20,7 +21,7 @@ from app.exchange import ExchangeUnavailable, MarketSource, build_source
 from app.storage.cache import SnapshotCache
 from app.storage.models import AnalysisRunModel, CandleModel
 from app.storage.reader import SnapshotReader
-from app.worker.cycle import ExchangeCycle
+from app.worker.cycle import ExchangeCycle, log_gaps
 from tests.conftest import StorageBackend
 from tests.support.services import copy_replay_pairs
 
@@ -164,3 +165,31 @@ async def test_one_failing_symbol_publishes_the_others(backend: StorageBackend, 
     assert served is not None
     assert "ETH/USDT" not in {r.symbol for r in served[0].recommendations}
     assert len(served[0].recommendations) == len(BASES) - 1
+
+
+@pytest.mark.parametrize(
+    ("last_open_ms", "opens_h", "expected"),
+    [
+        pytest.param(None, [0, 1, 2], [], id="first collection, no gap"),
+        pytest.param(None, [0, 3, 4, 6], [(1, 2), (5, 1)], id="first collection, gaps between"),
+        pytest.param(0, [1, 2], [], id="continues the stored candles"),
+        pytest.param(0, [3, 4], [(1, 2)], id="gap before the new candles"),
+        pytest.param(2, [2, 3], [], id="a re-sent stored candle is no gap"),
+    ],
+)
+def test_gaps_in_collected_candles_are_logged(
+    last_open_ms: int | None, opens_h: list[int], expected: list[tuple[int, int]]
+) -> None:
+    candles = [Candle(h * HOUR_MS, 1.0, 1.0, 1.0, 1.0, 1.0) for h in opens_h]
+    with capture_logs() as logs:
+        missing = log_gaps(
+            "binance",
+            "BTC/USDT",
+            "1h",
+            last_open_ms=None if last_open_ms is None else last_open_ms * HOUR_MS,
+            candles=candles,
+        )
+    events = [e for e in logs if e["event"] == "candle_gap"]
+    assert [(e["first_missing_ms"] // HOUR_MS, e["missing"]) for e in events] == expected
+    assert all(e["exchange"] == "binance" and e["symbol"] == "BTC/USDT" and e["timeframe"] == "1h" for e in events)
+    assert missing == sum(count for _, count in expected)

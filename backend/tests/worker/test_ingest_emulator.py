@@ -2,9 +2,9 @@
 
 Checks, against the emulator's source data exactly: the first collection backfills the lookback (Upbit pages of
 200, newest first), later cycles fetch only what closed since (one call per symbol and timeframe), the forming
-candle is never stored, gaps stay gaps (and are reported), and 429 with Retry-After, 5xx, a slow response and an
-unreachable host neither lose nor invent a candle. See ``tests/emulator``.
-"""
+candle is never stored, gaps stay gaps (logged as ``candle_gap`` and reported from storage), and 429 with
+Retry-After, 5xx, a slow response and an unreachable host neither lose nor invent a candle. See
+``tests/support/emulator``."""
 
 from __future__ import annotations
 
@@ -12,13 +12,15 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import select
+from structlog.testing import capture_logs
 
 from app.config import Settings
 from app.domain import Candle, RunStatus, timeframe_ms
 from app.exchange import CcxtSource, RetryPolicy
-from app.storage.gaps import find_gaps
+from app.storage.gaps import Gap
 from app.storage.models import CandleModel
 from app.storage.reader import SnapshotReader
+from app.storage.repositories import CandleRepository
 from app.worker.cycle import ExchangeCycle
 from app.worker.main import open_worker
 from tests.conftest import StorageBackend
@@ -112,7 +114,8 @@ async def test_cycles_ingest_exactly_through_faults_and_gaps(backend: StorageBac
             Fault(candle_path, delay_s=1.6),  # beyond the 1 s timeout
         ]
         before = emulator.calls()
-        second = await cycle.run_once()
+        with capture_logs() as logs:
+            second = await cycle.run_once()
         calls = emulator.calls() - before
     finally:
         await cycle.source.close()
@@ -120,9 +123,14 @@ async def test_cycles_ingest_exactly_through_faults_and_gaps(backend: StorageBac
     assert not emulator.faults and 2.0 in slept and len(slept) >= 3  # more only if the machine is very slow
     assert calls == 1 + len(BASES) + len(slept)  # tickers + one 1h call per symbol (no new day) + one per retry
     assert_exact(backend, emulator, emulator.kind)
+    gap_events = [e for e in logs if e["event"] == "candle_gap"]
+    assert [(e["exchange"], e["symbol"], e["timeframe"], e["first_missing_ms"], e["missing"]) for e in gap_events] == [
+        (emulator.kind, emulator.symbol("ETH"), "1h", gap_open_ms, 1)
+    ]
     with backend.session_factory() as session:
-        gaps = find_gaps(session, exchange=emulator.kind, timeframe="1h")
-    assert [(g.symbol, g.first_missing_ms, g.missing) for g in gaps] == [(emulator.symbol("ETH"), gap_open_ms, 1)]
+        repository = CandleRepository(session)
+        gaps = {b: repository.gaps(exchange=emulator.kind, symbol=emulator.symbol(b), timeframe="1h") for b in BASES}
+    assert gaps == {base: [Gap(gap_open_ms, 1)] if base == "ETH" else [] for base in BASES}
 
 
 async def test_unreachable_exchange_keeps_the_last_good_snapshot(backend: StorageBackend, emulator: Emulator) -> None:
