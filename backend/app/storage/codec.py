@@ -212,14 +212,15 @@ def _enum_decoder(cls: type[enum.Enum]) -> Decoder:
 
 
 def _datetime(value: Any, path: str) -> datetime:
+    parsed = value
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
         except ValueError:
             raise _fail(path, "an ISO 8601 datetime", value) from None
-    if not isinstance(value, datetime) or value.utcoffset() is None:
+    if not isinstance(parsed, datetime) or parsed.utcoffset() is None:
         raise _fail(path, "an ISO 8601 datetime with an offset", value)
-    return value
+    return parsed
 
 
 def _scalar_decoder(hint: type) -> Decoder:
