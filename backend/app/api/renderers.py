@@ -1,5 +1,9 @@
 """Plain-dict views of a published ``Snapshot``, in the original Dantaro Central light API field names.
 
+Domain objects are rendered by one generic ``legacy_view`` from ``legacy_shapes.SHAPES`` (renames, legacy-only keys,
+key order), planned once per type; a new domain field is served without editing this module. Views are built once
+per run and key (``RunMemo``, ``FragmentMemo``), never per request on the hot path.
+
 Invariants: every payload carries the run's freshness (``generated_at``, ``as_of`` = close time of the last
 candle used, ``age_seconds`` = seconds since the run was generated, ``stale`` = age beyond
 ``Settings.stale_after_s``, ``data_source``); datetimes stay ``datetime`` (UTC) and are rendered by orjson;
@@ -8,17 +12,25 @@ scores are in [0, 1], price changes in percent, volumes in the quote currency.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+import enum
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from functools import cache
+from operator import attrgetter
+from types import UnionType
+from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import orjson
 
+from app.api.legacy_shapes import SHAPES, SYMBOL_ITEM, Key, Projection, legacy_keys, projection_keys
 from app.api.responses import dump_json
-from app.domain import Level, MarketStatus, Recommendation, Snapshot, SupportLevels
+from app.domain import MarketStatus, Snapshot, SupportLevels
 
 T = TypeVar("T")
 View = dict[str, Any]
+Part = Callable[[Any, datetime], Any]  # (domain value, the run's generated_at) -> served value
+_PLANS: dict[type, _Plan] = {}  # type -> how to render it, built on first use
 
 
 def freshness_view(snapshot: Snapshot, *, data_source: str, stale_after_s: float, now: datetime) -> View:
@@ -36,82 +48,36 @@ def freshness_view(snapshot: Snapshot, *, data_source: str, stale_after_s: float
     }
 
 
-def recommendation_view(rec: Recommendation, *, updated_at: datetime) -> View:
-    """One recommendation as the light API reports it."""
-    return {
-        "symbol": rec.symbol,
-        "rank": rec.rank,
-        "total_score": rec.total_score,
-        "technical_score": rec.technical_score,
-        "volume_score": rec.volume_score,
-        "volatility_score": rec.volatility_score,
-        "risk_score": rec.risk_score,
-        "recommendation_strength": rec.label.value,
-        "current_price": rec.current_price,
-        "price_change_24h": rec.price_change_24h,
-        "volume_24h": rec.volume_24h,
-        "market_cap": None,
-        "analysis_details": rec.details,
-        "updated_at": updated_at,
-    }
+def legacy_view(item: object, *, updated_at: datetime) -> View:
+    """A domain object with a ``legacy_shapes.SHAPES`` entry, in the light API's keys and order."""
+    cls: type = type(item)
+    plan = _PLANS.get(cls) or _PLANS.setdefault(cls, _build_plan(cls, legacy_keys(cls)))
+    return plan.render(item, updated_at)
 
 
 def recommendations_view(snapshot: Snapshot) -> list[View]:
     """All of a run's recommendations, best rank first."""
     ranked = sorted(snapshot.recommendations, key=lambda rec: rec.rank)
-    return [recommendation_view(rec, updated_at=snapshot.generated_at) for rec in ranked]
-
-
-def level_view(level: Level) -> View:
-    """One support or resistance price."""
-    return {
-        "price": level.price,
-        "kind": level.kind,
-        "strength": level.strength,
-        "sources": level.sources,
-        "touches": level.touches,
-        "last_touched_at": level.last_touched_at,
-        "distance_pct": level.distance_pct,
-    }
+    return [legacy_view(rec, updated_at=snapshot.generated_at) for rec in ranked]
 
 
 def support_levels_view(levels: SupportLevels, *, updated_at: datetime) -> View:
     """A symbol's three support and resistance tiers plus every level found."""
-    return {
-        "symbol": levels.symbol,
-        "aggressive_support": levels.aggressive_support,
-        "moderate_support": levels.moderate_support,
-        "conservative_support": levels.conservative_support,
-        "aggressive_resistance": levels.aggressive_resistance,
-        "moderate_resistance": levels.moderate_resistance,
-        "conservative_resistance": levels.conservative_resistance,
-        "calculation_method": levels.calculation_method,
-        "data_points_count": levels.data_points_count,
-        "updated_at": updated_at,
-        "levels": [level_view(level) for level in levels.levels],
-    }
+    return legacy_view(levels, updated_at=updated_at)
+
+
+def support_levels_fragment(fragments: FragmentMemo, snapshot: Snapshot, symbol: str) -> orjson.Fragment:
+    """The serialised levels view of ``symbol`` (one the run has levels for), rendered once per run."""
+    return fragments.get(
+        snapshot,
+        ("levels", symbol),
+        lambda: support_levels_view(snapshot.levels[symbol], updated_at=snapshot.generated_at),
+    )
 
 
 def market_view(market: MarketStatus, *, updated_at: datetime) -> View:
     """The exchange's market as a whole."""
-    return {
-        "market_trend": market.market_trend,
-        "market_sentiment": market.market_sentiment,
-        "overall_score": market.overall_score,
-        "active_coins_count": market.active_coins_count,
-        "total_market_cap": None,
-        "total_volume_24h": market.total_volume_24h,
-        "analysis_summary": market.analysis_summary,
-        "updated_at": updated_at,
-        "top_gainers": [_mover(symbol, change) for symbol, change in market.top_gainers],
-        "top_losers": [_mover(symbol, change) for symbol, change in market.top_losers],
-        "average_volatility": market.average_volatility,
-        "details": market.details,
-    }
-
-
-def _mover(symbol: str, change_pct: float) -> View:
-    return {"symbol": symbol, "price_change_24h": change_pct}
+    return legacy_view(market, updated_at=updated_at)
 
 
 def system_health_view(snapshot: Snapshot, freshness: View, *, stale_after_s: float, cache_status: str) -> View:
@@ -133,18 +99,86 @@ def system_health_view(snapshot: Snapshot, freshness: View, *, stale_after_s: fl
 def symbols_view(snapshot: Snapshot) -> list[View]:
     """Every symbol of the run with its last price, score and label, best rank first."""
     ranked = sorted(snapshot.recommendations, key=lambda rec: rec.rank)
-    return [
-        {
-            "symbol": rec.symbol,
-            "rank": rec.rank,
-            "current_price": rec.current_price,
-            "price_change_24h": rec.price_change_24h,
-            "total_score": rec.total_score,
-            "recommendation_strength": rec.label.value,
-            "has_levels": rec.symbol in snapshot.levels,
-        }
-        for rec in ranked
+    plan = _projection_plan(SYMBOL_ITEM)
+    views = [plan.render(rec, snapshot.generated_at) for rec in ranked]
+    for view, rec in zip(views, ranked, strict=True):
+        view["has_levels"] = rec.symbol in snapshot.levels
+    return views
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """How to render one type: copy ``template`` (every key in order), fill the domain values, convert, stamp."""
+
+    template: dict[str, None]
+    keys: tuple[str, ...]  # legacy keys of the domain fields, in ``template`` order
+    values: Callable[[Any], tuple[Any, ...]]  # the item's values for ``keys``
+    converted: tuple[tuple[str, Part], ...]  # keys whose value is served converted (enums, nested, pairs)
+    run_time: tuple[str, ...]  # keys that carry the run's generated_at
+
+    def render(self, item: object, at: datetime) -> View:
+        """``item`` as a view; ``at`` is the run's generated_at."""
+        view: View = self.template.copy()
+        view.update(zip(self.keys, self.values(item), strict=False))  # same length by construction
+        for name, convert in self.converted:
+            view[name] = convert(view[name], at)
+        for name in self.run_time:
+            view[name] = at
+        return view
+
+
+@cache
+def _projection_plan(projection: Projection) -> _Plan:
+    return _build_plan(projection.source, projection_keys(projection))
+
+
+def _build_plan(cls: type, keys: tuple[Key, ...]) -> _Plan:
+    """How to render ``keys`` of ``cls`` (a type with a ``SHAPES`` entry); built once per type."""
+    hints, pairs = get_type_hints(cls), SHAPES[cls].pairs
+    fields = [(key.name, key.field) for key in keys if key.field is not None]
+    converted = [
+        (name, _pair_objects(pairs[field].keys) if field in pairs else _converter(hints[field]))
+        for name, field in fields
     ]
+    return _Plan(
+        template=dict.fromkeys(key.name for key in keys),
+        keys=tuple(name for name, _ in fields),
+        values=_getter(tuple(field for _, field in fields)),
+        converted=tuple((name, convert) for name, convert in converted if convert is not None),
+        run_time=tuple(key.name for key in keys if key.extra is not None and key.extra.source == "generated_at"),
+    )
+
+
+def _getter(fields: tuple[str, ...]) -> Callable[[Any], tuple[Any, ...]]:
+    if len(fields) == 1:
+        return lambda item: (getattr(item, fields[0]),)
+    getter: Callable[[Any], tuple[Any, ...]] = attrgetter(*fields)
+    return getter
+
+
+def _converter(hint: Any) -> Part | None:
+    """How to serve a value of type ``hint`` (None: as it is; orjson renders datetimes, tuples and mappings)."""
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return lambda value, at: value.value
+    if isinstance(hint, type) and hint in SHAPES:
+        return lambda value, at: legacy_view(value, updated_at=at)
+    args = [arg for arg in get_args(hint) if arg is not type(None)]
+    origin = get_origin(hint)
+    if origin is Union or origin is UnionType:
+        inner = _converter(args[0]) if len(args) == 1 else None
+        return None if inner is None else lambda value, at: None if value is None else inner(value, at)
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        item = _converter(args[0])
+        return None if item is None else lambda value, at: [item(part, at) for part in value]
+    if origin is Mapping or origin is dict:
+        entry = _converter(args[1])
+        return None if entry is None else lambda value, at: {key: entry(part, at) for key, part in value.items()}
+    return None
+
+
+def _pair_objects(keys: tuple[str, str]) -> Part:
+    first, second = keys
+    return lambda value, at: [{first: one, second: two} for one, two in value]
 
 
 class RunMemo(Generic[T]):

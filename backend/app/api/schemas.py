@@ -1,21 +1,111 @@
 """Response models: they document the payloads in the OpenAPI spec and let tests check the served JSON.
 
-Handlers do not validate through these on the hot path (they return ``OrjsonResponse`` built by ``views``);
-``backend/tests/test_api_*`` validate real responses against them so the two cannot drift apart.
+Handlers do not validate through these on the hot path (they return ``OrjsonResponse`` built by ``renderers``);
+``backend/tests/api/`` validates real responses against them so the two cannot drift apart.
+The models of the domain objects (``RecommendationItem``, ``LevelItem``, ``SupportLevelsBody``, ``MarketStatusBody``
+with its ``Mover``, ``SymbolItem``) are derived at import from the domain dataclasses' fields and type hints and
+``legacy_shapes.SHAPES`` (the legacy names, key order and legacy-only keys the renderers use), so a new domain
+field needs no edit here. Every model is strict (``extra="forbid"``); every domain key is required.
 Units: scores in [0, 1], ``price_change_24h`` and ``distance_pct`` in percent, volumes in the quote currency,
 ``age_seconds`` in seconds since the run was generated.
 """
 
 from __future__ import annotations
 
+import enum
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from functools import cache
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from app.api.legacy_shapes import (
+    SHAPES,
+    SYMBOL_ITEM,
+    Extra,
+    Key,
+    PairObjects,
+    Projection,
+    Shape,
+    legacy_keys,
+    projection_keys,
+)
+from app.domain import Level, MarketStatus, Recommendation, SupportLevels
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+def _response_type(hint: Any) -> Any:
+    """The response model's type for a domain type: enums as a Literal of their values, tuples as lists, mappings
+    as dicts, dataclasses as their derived model."""
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return cast(Any, Literal)[tuple(member.value for member in hint)]
+    if isinstance(hint, type) and hint in SHAPES:
+        return item_model(hint)
+    origin, args = get_origin(hint), get_args(hint)
+    if origin is Union or origin is UnionType:
+        return cast(Any, Union)[tuple(_response_type(arg) for arg in args)]
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return list[_response_type(args[0])]  # type: ignore[misc]
+    if origin is dict or origin is Mapping:
+        return dict[_response_type(args[0]), _response_type(args[1])]  # type: ignore[misc]
+    return hint
+
+
+def _field(key: Key, hints: Mapping[str, Any], shape: Shape) -> tuple[Any, Any]:
+    """(type, default) of one key of a derived model; every domain key is required."""
+    if key.field is None:
+        extra = key.extra or Extra()
+        return (extra.annotation, None) if extra.source == "null" else (extra.annotation, ...)
+    pair = shape.pairs.get(key.field)
+    if pair is not None:
+        return list[_pair_model(pair, get_args(get_args(hints[key.field])[0]))], ...  # type: ignore[misc]
+    return shape.narrow.get(key.field, _response_type(hints[key.field])), ...
+
+
+@cache
+def item_model(cls: type) -> type[BaseModel]:
+    """The strict response model of a domain dataclass, from its fields and ``legacy_shapes.SHAPES``."""
+    shape, hints = SHAPES[cls], get_type_hints(cls)
+    return _model(shape.model_name, shape.doc, {key.name: _field(key, hints, shape) for key in legacy_keys(cls)})
+
+
+@cache
+def _pair_model(pair: PairObjects, types: tuple[Any, ...]) -> type[BaseModel]:
+    """The model of one pair served as an object (``Mover``); built once, shared by every field that uses it."""
+    fields = {key: (_response_type(hint), ...) for key, hint in zip(pair.keys, types, strict=True)}
+    return _model(pair.model_name, pair.doc, fields)
+
+
+def projection_model(projection: Projection) -> type[BaseModel]:
+    """The strict response model of a ``Projection``: its fields' derived types, then its computed keys."""
+    shape, hints = SHAPES[projection.source], get_type_hints(projection.source)
+    fields = {key.name: _field(key, hints, shape) for key in projection_keys(projection)}
+    fields.update((name, (annotation, ...)) for name, annotation in projection.computed)
+    return _model(projection.model_name, projection.doc, fields)
+
+
+def _model(name: str, doc: str, fields: Mapping[str, tuple[Any, Any]]) -> type[BaseModel]:
+    definitions: dict[str, Any] = dict(fields)
+    return create_model(name, __base__=_Strict, __doc__=doc, **definitions)
+
+
+if TYPE_CHECKING:  # the type checker sees strict models; at runtime they are derived from the domain dataclasses
+    RecommendationItem = _Strict
+    LevelItem = _Strict
+    SupportLevelsBody = _Strict
+    MarketStatusBody = _Strict
+    SymbolItem = _Strict
+else:
+    RecommendationItem = item_model(Recommendation)
+    LevelItem = item_model(Level)
+    SupportLevelsBody = item_model(SupportLevels)
+    MarketStatusBody = item_model(MarketStatus)
+    SymbolItem = projection_model(SYMBOL_ITEM)
 
 
 class ErrorDetail(_Strict):
@@ -54,25 +144,6 @@ class Freshness(_Strict):
     stale: bool = Field(description="age_seconds is beyond the configured staleness bound")
 
 
-class RecommendationItem(_Strict):
-    """One symbol's ranked recommendation."""
-
-    symbol: str
-    rank: int
-    total_score: float
-    technical_score: float
-    volume_score: float
-    volatility_score: float
-    risk_score: float
-    recommendation_strength: Literal["STRONG_BUY", "BUY", "HOLD", "SELL", "STRONG_SELL"]
-    current_price: float
-    price_change_24h: float | None
-    volume_24h: float | None
-    market_cap: None = None
-    analysis_details: dict[str, Any]
-    updated_at: datetime
-
-
 class RecommendationsResponse(Freshness):
     """The top recommendations of the current run."""
 
@@ -80,63 +151,11 @@ class RecommendationsResponse(Freshness):
     total_analyzed: int
 
 
-class LevelItem(_Strict):
-    """One support or resistance price."""
-
-    price: float
-    kind: Literal["support", "resistance"]
-    strength: float
-    sources: list[str]
-    touches: int
-    last_touched_at: datetime | None
-    distance_pct: float
-
-
-class SupportLevelsBody(_Strict):
-    """A symbol's support and resistance tiers plus every level found."""
-
-    symbol: str
-    aggressive_support: float | None
-    moderate_support: float | None
-    conservative_support: float | None
-    aggressive_resistance: float | None
-    moderate_resistance: float | None
-    conservative_resistance: float | None
-    calculation_method: str
-    data_points_count: int
-    updated_at: datetime
-    levels: list[LevelItem]
-
-
 class SupportLevelsResponse(Freshness):
     """Support and resistance for one symbol."""
 
     symbol: str
     support_levels: SupportLevelsBody
-
-
-class Mover(_Strict):
-    """A top gainer or loser over 24 hours."""
-
-    symbol: str
-    price_change_24h: float
-
-
-class MarketStatusBody(_Strict):
-    """The exchange's market as a whole."""
-
-    market_trend: str
-    market_sentiment: str
-    overall_score: float
-    active_coins_count: int
-    total_market_cap: None = None
-    total_volume_24h: float
-    analysis_summary: dict[str, Any]
-    updated_at: datetime
-    top_gainers: list[Mover]
-    top_losers: list[Mover]
-    average_volatility: float
-    details: dict[str, Any]
 
 
 class SystemHealth(_Strict):
@@ -160,18 +179,6 @@ class MarketStatusResponse(Freshness):
     total_symbols: int
     system_health: SystemHealth
     market_status: MarketStatusBody
-
-
-class SymbolItem(_Strict):
-    """One analysed symbol of the current run."""
-
-    symbol: str
-    rank: int
-    current_price: float
-    price_change_24h: float | None
-    total_score: float
-    recommendation_strength: Literal["STRONG_BUY", "BUY", "HOLD", "SELL", "STRONG_SELL"]
-    has_levels: bool
 
 
 class SymbolsResponse(Freshness):

@@ -6,6 +6,9 @@ Invariants:
 - Prices and volumes are ``Float(53)`` (double precision); enums are stored as their string values.
 - Every constraint and index has a deterministic name (``NAMING_CONVENTION``) so Alembic sees no drift.
 - Rows of a run (recommendations, support_levels, market_status) are deleted with their run (ON DELETE CASCADE).
+- ``recommendations``, ``support_levels`` and ``market_status`` hold one column per field of their domain dataclass
+  (``runs.ROW_MODELS``; nested values in JSON columns), ``analysis_runs`` the ``Snapshot``'s own fields;
+  ``tests/storage/test_row_mapping.py`` fails when a domain field has no column.
 The migrations in ``migrations/versions`` mirror this file exactly (0001: everything up to API keys; 0002:
 ``job_claims``); change both together.
 """

@@ -5,6 +5,9 @@ Invariants:
   ``finish`` in the publisher's single transaction; readers only ever look at runs with ``published_at`` set,
   and a published run's rows were written in the same transaction, so no reader sees half a run.
 - ``latest_snapshot`` rebuilds exactly the ``Snapshot`` that was saved (recommendations ordered by rank).
+- Rows and domain objects convert generically, with no per-field code: ``codec.to_columns`` writes a dataclass's
+  fields as columns (``ROW_MODELS``), ``codec.decode`` rebuilds the ``Snapshot`` from the rows' columns (a run whose
+  rows do not decode raises ``ValueError``).
 - All datetimes are aware UTC. The repository flushes, never commits.
 """
 
@@ -17,14 +20,27 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.domain import RunStatus, Snapshot, utc_now
-from app.storage.codec import (
-    market_from_json,
-    recommendation_from_json,
-    support_levels_from_json,
-    to_jsonable,
+from app.domain import MarketStatus, Recommendation, RunStatus, Snapshot, SupportLevels, utc_now
+from app.storage.codec import decode, to_columns
+from app.storage.models import (
+    AnalysisRunModel,
+    Base,
+    MarketStatusModel,
+    RecommendationModel,
+    SupportLevelsModel,
 )
-from app.storage.models import AnalysisRunModel, MarketStatusModel, RecommendationModel, SupportLevelsModel
+
+# Where each domain object is stored: its fields are the columns of one row per item (keyed by run_id); nested
+# values (tuples, mappings, Levels) live in JSON columns. The Snapshot's own fields are columns of its run row,
+# except SNAPSHOT_PARTS, stored as rows of their own tables. tests/storage/test_row_mapping.py checks every field
+# has its column, so adding a field takes the domain field, the model column and a migration.
+ROW_MODELS: Mapping[type, type[Base]] = {
+    Snapshot: AnalysisRunModel,
+    Recommendation: RecommendationModel,
+    SupportLevels: SupportLevelsModel,
+    MarketStatus: MarketStatusModel,
+}
+SNAPSHOT_PARTS = ("recommendations", "levels", "market")
 
 
 class RunNotFoundError(LookupError):
@@ -80,11 +96,8 @@ class RunRepository:
             self._session.add(run)
         elif run.exchange != snapshot.exchange:
             raise ValueError(f"run {snapshot.run_id} belongs to {run.exchange}, not {snapshot.exchange}")
-        run.timeframe = snapshot.timeframe
-        run.universe_size = snapshot.universe_size
-        run.generated_at = snapshot.generated_at
-        run.data_as_of = snapshot.data_as_of
-        run.errors = dict(snapshot.errors)
+        for name, value in to_columns(snapshot, exclude=SNAPSHOT_PARTS).items():
+            setattr(run, name, value)
         run.published_at = published_at or utc_now()
         self._session.flush()
         self._session.add_all(_snapshot_rows(snapshot))
@@ -124,31 +137,21 @@ class RunRepository:
         ).scalars()
         levels = session.execute(select(SupportLevelsModel).where(SupportLevelsModel.run_id == run.run_id)).scalars()
         market = session.get_one(MarketStatusModel, run.run_id)
-        if run.generated_at is None or run.data_as_of is None or run.timeframe is None or run.universe_size is None:
-            raise ValueError(f"published run {run.run_id} is missing its snapshot fields")
-        return Snapshot(
-            run_id=run.run_id,
-            exchange=run.exchange,
-            timeframe=run.timeframe,
-            data_as_of=run.data_as_of,
-            generated_at=run.generated_at,
-            universe_size=run.universe_size,
-            recommendations=tuple(recommendation_from_json(_columns(row)) for row in recommendations),
-            levels={row.symbol: support_levels_from_json(_columns(row)) for row in levels},
-            market=market_from_json(_columns(market)),
-            errors=dict(run.errors or {}),
-        )
+        row = _columns(run)
+        row["recommendations"] = [_columns(item) for item in recommendations]
+        row["levels"] = {item.symbol: _columns(item) for item in levels}
+        row["market"] = _columns(market)
+        try:
+            return decode(Snapshot, row)
+        except ValueError as exc:
+            raise ValueError(f"published run {run.run_id} does not rebuild a snapshot: {exc}") from exc
 
 
-def _columns(row: Any) -> dict[str, Any]:
+def _columns(row: Base) -> dict[str, Any]:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
 
-def _snapshot_rows(snapshot: Snapshot) -> list[Any]:
+def _snapshot_rows(snapshot: Snapshot) -> list[Base]:
     run_id = snapshot.run_id
-    rows: list[Any] = [
-        RecommendationModel(run_id=run_id, **to_jsonable(recommendation)) for recommendation in snapshot.recommendations
-    ]
-    rows.extend(SupportLevelsModel(run_id=run_id, **to_jsonable(levels)) for levels in snapshot.levels.values())
-    rows.append(MarketStatusModel(run_id=run_id, **to_jsonable(snapshot.market)))
-    return rows
+    items: list[Any] = [*snapshot.recommendations, *snapshot.levels.values(), snapshot.market]
+    return [ROW_MODELS[type(item)](run_id=run_id, **to_columns(item)) for item in items]

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from starlette.responses import Response
 
 from app.api.deps import LoadedSnapshot, SnapshotsDep
-from app.api.renderers import View, support_levels_view
+from app.api.renderers import FragmentMemo, View, support_levels_fragment
 from app.api.responses import OrjsonResponse
 from app.api.routes.levels import parse_symbol
 from app.api.routes.market import market_status_body
@@ -19,7 +19,7 @@ from app.api.schemas import ERROR_RESPONSES, BundleRequest, BundleResponse
 router = APIRouter(tags=["bundle"])
 
 
-def _levels_part(loaded: LoadedSnapshot, candidates: dict[str, list[str]]) -> View:
+def _levels_part(loaded: LoadedSnapshot, candidates: dict[str, list[str]], fragments: FragmentMemo) -> View:
     snapshot = loaded.snapshot
     found: View = {}
     unknown: list[str] = []
@@ -28,7 +28,7 @@ def _levels_part(loaded: LoadedSnapshot, candidates: dict[str, list[str]]) -> Vi
         if resolved is None:
             unknown.append(text)
         else:
-            found[resolved] = support_levels_view(snapshot.levels[resolved], updated_at=snapshot.generated_at)
+            found[resolved] = support_levels_fragment(fragments, snapshot, resolved)
     return {"support_levels": found, "unknown_symbols": unknown}
 
 
@@ -46,7 +46,7 @@ async def post_bundle(request: BundleRequest, snapshots: SnapshotsDep) -> Respon
         key = ("recommendations", count, None, None)  # the same part as GET /recommendations?top_n=count
         body["recommendations"] = runtime.fragments.get(loaded.snapshot, key, lambda: ranked[:count])
     if request.include_support_levels:
-        body.update(_levels_part(loaded, candidates))
+        body.update(_levels_part(loaded, candidates, runtime.fragments))
     if request.include_market_status:
         market = market_status_body(loaded, runtime)
         body["market_status"] = market["market_status"]

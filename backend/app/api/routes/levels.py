@@ -14,7 +14,7 @@ from starlette.responses import Response
 
 from app.api.deps import LoadedSnapshot, SnapshotsDep
 from app.api.errors import ApiError
-from app.api.renderers import View, support_levels_view
+from app.api.renderers import View, support_levels_fragment
 from app.api.schemas import ERROR_RESPONSES, SupportLevelsResponse
 from app.domain import Snapshot, symbol_candidates
 
@@ -53,15 +53,10 @@ async def get_support_levels(
     def build(loaded: LoadedSnapshot) -> View:
         snapshot = loaded.snapshot
         resolved = pick_symbol(symbol, candidates, snapshot=snapshot)
-        levels = snapshots.runtime.fragments.get(
-            snapshot,
-            ("levels", resolved),
-            lambda: support_levels_view(snapshot.levels[resolved], updated_at=snapshot.generated_at),
-        )
         return {
             "success": True,
             "symbol": resolved,
-            "support_levels": levels,
+            "support_levels": support_levels_fragment(snapshots.runtime.fragments, snapshot, resolved),
             **loaded.freshness,
         }
 

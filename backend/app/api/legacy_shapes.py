@@ -1,0 +1,139 @@
+"""How the domain objects are served in the original Dantaro Central light API: the one table (``SHAPES``) that the
+renderers (``renderers.py``) and the response models (``schemas.py``) both derive from.
+
+Invariants:
+- A domain dataclass field is served under its own name unless ``renames`` gives its legacy name, in the
+  dataclass's field order, except the keys ``place`` moves just before another key (``None``: last). So a field
+  added to a domain dataclass appears in the responses and in the OpenAPI document with no edit here.
+- Legacy-only keys (``Extra``) have no domain field: always ``null`` (``market_cap``) or the run's ``generated_at``
+  (``updated_at``). Pair fields listed in ``pairs`` are served as objects (the movers).
+- ``legacy_keys`` is computed once per type (cached); nothing here runs per request. Imports only the domain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
+from typing import Any, Literal
+
+from app.domain import Level, MarketStatus, Recommendation, SupportLevels
+
+
+@dataclass(frozen=True, slots=True)
+class Extra:
+    """A legacy key with no domain field: always ``null``, or the run's ``generated_at``."""
+
+    annotation: Any = None  # its type in the response model
+    source: Literal["null", "generated_at"] = "null"
+
+
+@dataclass(frozen=True, slots=True)
+class PairObjects:
+    """A ``tuple[tuple[A, B], ...]`` field served as a list of objects ``{keys[0]: A, keys[1]: B}``."""
+
+    model_name: str  # the OpenAPI component of one object
+    doc: str
+    keys: tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """How one domain dataclass is served: the OpenAPI component, renames, legacy-only keys and key order."""
+
+    model_name: str
+    doc: str
+    renames: Mapping[str, str] = field(default_factory=dict)  # domain field -> legacy key
+    extras: Mapping[str, Extra] = field(default_factory=dict)  # legacy key -> its constant or run value
+    place: tuple[tuple[str, str | None], ...] = ()  # (legacy key, the key it precedes or None for last), in order
+    pairs: Mapping[str, PairObjects] = field(default_factory=dict)  # domain field -> served as objects
+    narrow: Mapping[str, Any] = field(default_factory=dict)  # domain field -> stricter type for the response model
+
+
+@dataclass(frozen=True, slots=True)
+class Projection:
+    """Some fields of a domain dataclass (by domain name) plus keys computed from the run, as one response object."""
+
+    model_name: str
+    doc: str
+    source: type
+    fields: tuple[str, ...]
+    computed: tuple[tuple[str, Any], ...]  # (legacy key, its type in the response model), after the fields
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One served key: taken from the domain field ``field``, or the legacy-only ``extra``."""
+
+    name: str
+    field: str | None = None
+    extra: Extra | None = None
+
+
+UPDATED_AT = Extra(annotation=datetime, source="generated_at")
+MOVER = PairObjects("Mover", "A top gainer or loser over 24 hours.", ("symbol", "price_change_24h"))
+
+SHAPES: Mapping[type, Shape] = {
+    Recommendation: Shape(
+        "RecommendationItem",
+        "One symbol's ranked recommendation.",
+        renames={"label": "recommendation_strength", "details": "analysis_details"},
+        extras={"market_cap": Extra(), "updated_at": UPDATED_AT},
+        place=(("market_cap", "analysis_details"), ("updated_at", None)),
+    ),
+    Level: Shape(
+        "LevelItem",
+        "One support or resistance price.",
+        narrow={"kind": Literal["support", "resistance"]},
+    ),
+    SupportLevels: Shape(
+        "SupportLevelsBody",
+        "A symbol's support and resistance tiers plus every level found.",
+        extras={"updated_at": UPDATED_AT},
+        place=(("updated_at", "levels"),),
+    ),
+    MarketStatus: Shape(
+        "MarketStatusBody",
+        "The exchange's market as a whole.",
+        extras={"total_market_cap": Extra(), "updated_at": UPDATED_AT},
+        place=(
+            ("total_market_cap", "total_volume_24h"),
+            ("analysis_summary", "top_gainers"),
+            ("updated_at", "top_gainers"),
+            ("average_volatility", "details"),
+        ),
+        pairs={"top_gainers": MOVER, "top_losers": MOVER},
+    ),
+}
+
+SYMBOL_ITEM = Projection(
+    "SymbolItem",
+    "One analysed symbol of the current run.",
+    Recommendation,
+    ("symbol", "rank", "current_price", "price_change_24h", "total_score", "label"),
+    (("has_levels", bool),),
+)
+
+
+@cache
+def legacy_keys(cls: type) -> tuple[Key, ...]:
+    """The keys ``cls`` is served with, in response order; ``KeyError`` for a type without a shape."""
+    shape = SHAPES[cls]
+    keys = {
+        shape.renames.get(item.name, item.name): Key(shape.renames.get(item.name, item.name), field=item.name)
+        for item in dataclasses.fields(cls)
+    }
+    keys.update((name, Key(name, extra=extra)) for name, extra in shape.extras.items())
+    placed = {name for name, _ in shape.place}
+    order = [name for name in keys if name not in placed]
+    for name, before in shape.place:
+        order.insert(len(order) if before is None else order.index(before), name)
+    return tuple(keys[name] for name in order)
+
+
+def projection_keys(projection: Projection) -> tuple[Key, ...]:
+    """The domain-field keys of ``projection``, in its order, under their legacy names."""
+    by_field = {key.field: key for key in legacy_keys(projection.source)}
+    return tuple(by_field[name] for name in projection.fields)
