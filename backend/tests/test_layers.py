@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-APP = Path(__file__).resolve().parents[1] / "app"
+from tests.support.paths import APP_DIR
 
 # package (folder or module under app/) -> top-level names it must never import
 FORBIDDEN: dict[str, set[str]] = {
@@ -24,6 +24,7 @@ FORBIDDEN: dict[str, set[str]] = {
         "app.worker",
         "requests",
         "httpx",
+        "httpx2",
         "socket",
         "urllib",
         "aiohttp",
@@ -37,7 +38,7 @@ CCXT_ALLOWED = "exchange"
 
 
 def _modules(target: str) -> Iterator[Path]:
-    path = APP / target
+    path = APP_DIR / target
     yield from ([path] if path.suffix == ".py" else sorted(path.rglob("*.py")))
 
 
@@ -56,7 +57,7 @@ def _violates(name: str, forbidden: set[str]) -> bool:
 @pytest.mark.parametrize("package", sorted(FORBIDDEN))
 def test_package_respects_its_import_rules(package: str) -> None:
     offenders = [
-        f"{path.relative_to(APP)} imports {name}"
+        f"{path.relative_to(APP_DIR)} imports {name}"
         for path in _modules(package)
         for name in _imports(path)
         if _violates(name, FORBIDDEN[package])
@@ -66,9 +67,9 @@ def test_package_respects_its_import_rules(package: str) -> None:
 
 def test_only_the_exchange_package_imports_ccxt() -> None:
     offenders = [
-        str(path.relative_to(APP))
-        for path in APP.rglob("*.py")
-        if path.relative_to(APP).parts[0] != CCXT_ALLOWED and any(_violates(n, {"ccxt"}) for n in _imports(path))
+        str(path.relative_to(APP_DIR))
+        for path in APP_DIR.rglob("*.py")
+        if path.relative_to(APP_DIR).parts[0] != CCXT_ALLOWED and any(_violates(n, {"ccxt"}) for n in _imports(path))
     ]
     assert not offenders, offenders
 

@@ -17,7 +17,7 @@ from app.storage import migrate
 from app.storage.db import make_engine, make_session_factory
 from app.storage.repositories import HeartbeatRepository
 from app.worker.healthcheck import worker_health
-from tests.conftest import StorageBackend
+from tests.support.storage import StorageBackend
 
 ROOT = Path(__file__).resolve().parents[3]
 HOUR_MS = timeframe_ms("1h")

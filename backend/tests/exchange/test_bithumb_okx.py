@@ -13,9 +13,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from app.domain import Candle, Market
-from tests.exchange.test_ccxt import (
-    DAY_MS,
-    HOUR_MS,
+from tests.support.recorded_ccxt import (
     NOW_MS,
     SECRET_OPTIONS,
     RecordedHttp,
@@ -27,6 +25,8 @@ from tests.exchange.test_ccxt import (
     upbit_candles,
     upbit_ms,
 )
+
+HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 
 
 class FakeBithumb(RecordedHttp, ccxt_async.bithumb):  # type: ignore[misc]

@@ -16,7 +16,7 @@ from app.storage.leases import ABANDONED_ERROR, abandon_running, advisory_key, c
 from app.storage.models import AnalysisRunModel
 from app.storage.runs import RunRepository
 from app.worker.job_gate import JobGate, cycle_slot, interval_slot
-from tests.conftest import StorageBackend
+from tests.support.storage import StorageBackend
 
 
 def test_advisory_key_is_a_stable_signed_64_bit_hash() -> None:

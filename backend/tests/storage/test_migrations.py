@@ -13,8 +13,7 @@ from sqlalchemy import inspect, text
 from app.storage import migrate
 from app.storage.db import make_engine
 from app.storage.models import Base
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
+from tests.support.paths import REPO_ROOT
 
 
 def _tables(url: str) -> set[str]:
