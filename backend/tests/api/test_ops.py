@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,11 +25,11 @@ from tests.support.snapshots import build_snapshot
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with migrated_database(tmp_path) as db:
-        for exchange in EXCHANGES:
-            db.publish(build_snapshot(exchange=exchange, bases=("BTC", "ETH")))
-        yield db
+def database(database: Database) -> Database:
+    """The API's database with a run published for every configured exchange."""
+    for exchange in EXCHANGES:
+        database.publish(build_snapshot(exchange=exchange, bases=("BTC", "ETH")))
+    return database
 
 
 def test_ready_when_database_worker_and_every_exchange_are_fine(database: Database) -> None:
