@@ -1,7 +1,7 @@
 """Ingest cost benchmark (not a test): HTTP calls per incremental cycle and the worker's peak memory.
 
 Run from ``backend/``: ``../.venv/bin/python -m benchmarks.ingest_cost --exchange upbit --symbols 100``.
-The emulated exchange (``tests/emulator``) runs in a child process on 127.0.0.1 so that the measured peak memory
+The emulated exchange (``tests/support/emulator``) runs in a child process on 127.0.0.1 so that the measured peak memory
 (``ru_maxrss``) is the worker's alone. Symbols beyond the 33 bundled pairs are synthetic names (``S0000``…) whose
 candles are the real bundled series of the real pairs re-used round-robin. The worker side is a real
 ``ExchangeCycle`` with ``CcxtSource`` on a SQLite file: a first cycle (lookback backfill), then two incremental

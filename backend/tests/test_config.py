@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from app.config import BUNDLED_DATA_DIR, Settings
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO_ROOT
 
 
 def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> Settings:
@@ -76,7 +74,7 @@ def test_postgres_url_switches_database(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_env_example_documents_every_setting() -> None:
-    text = (ROOT / ".env.example").read_text()
+    text = (REPO_ROOT / ".env.example").read_text()
     documented = set(re.findall(r"^#?\s*DANTARO_([A-Z0-9_]+)=", text, flags=re.MULTILINE))
     expected = {name.upper() for name in Settings.model_fields}
     assert expected - documented == set(), "add these to .env.example"

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import BACKEND_DIR, REPO_ROOT
+from tests.support.paths import APP_DIR, REPO_ROOT
 
-APP = BACKEND_DIR / "app"
+APP = APP_DIR
 ARCHITECTURE = REPO_ROOT / "docs" / "architecture.md"
 ROW = re.compile(r"^\| `app/(?P<part>[\w.]+)/?` \| .* \| (?P<imports>[^|]*) \|$", re.MULTILINE)
 NO_IO = {"socket", "urllib", "http", "ssl", "asyncio", "subprocess", "sqlite3"}  # analysis computes, never reads

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
 from collections.abc import Mapping, Sequence
 from functools import reduce
 
@@ -17,24 +15,11 @@ from app.analysis.levels import SWING_K, swing_candidates
 from app.analysis.market import sentiment_for, trend_for
 from app.analysis.recommend import label_for
 from app.analysis.symbol_indicators import candle_arrays
-from app.config import BUNDLED_DATA_DIR
 from app.domain import AnalysisResult, Candle, Label, Ticker
+from tests.support.candles import Universe, bundled_universe
 
-Universe = dict[str, dict[str, list[Candle]]]
 HOUR_MS = 3_600_000
 LOOKBACK = 500
-
-
-def load_universe(*, lookback: int = LOOKBACK) -> Universe:
-    """The newest ``lookback`` real 1h and 1d candles of all 33 bundled pairs."""
-    universe: Universe = {}
-    for timeframe in ("1h", "1d"):
-        for path in sorted((BUNDLED_DATA_DIR / timeframe).glob("*.json.gz")):
-            symbol = path.name.split("-")[0].replace("_", "/")
-            rows = json.loads(gzip.decompress(path.read_bytes()))[-lookback:]
-            candles = [Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])) for r in rows]
-            universe.setdefault(symbol, {})[timeframe] = candles
-    return universe
 
 
 def run(
@@ -45,7 +30,7 @@ def run(
 
 @pytest.fixture(scope="module")
 def universe() -> Universe:
-    return load_universe()
+    return bundled_universe(lookback=LOOKBACK)
 
 
 @pytest.fixture(scope="module")

@@ -14,12 +14,12 @@ from app.analysis.factors import DAILY_WEIGHTS, INTRADAY_WEIGHTS, default_weight
 from app.analysis.reasons import reasons, unit_word
 from app.analysis.symbol_indicators import MOMENTUM_PERIODS, SymbolIndicators
 from app.domain import AnalysisResult, Label
-from tests.analysis.test_engine import Universe, load_universe
+from tests.support.candles import Universe, bundled_universe
 
 
 @pytest.fixture(scope="module")
 def universe() -> Universe:
-    return load_universe(lookback=300)
+    return bundled_universe(lookback=300)
 
 
 @pytest.fixture(scope="module")

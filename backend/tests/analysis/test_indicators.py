@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import gzip
-import json
 import math
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from app.analysis import indicators as ind
-from app.config import BUNDLED_DATA_DIR
+from tests.support.candles import bundled_candles, candle_rows
 
 FloatArray = ind.FloatArray
 
 
 def load_ohlcv(base: str, timeframe: str = "1h") -> dict[str, FloatArray]:
     """Real bundled candles of one pair as columns: time, open, high, low, close, volume."""
-    path = Path(BUNDLED_DATA_DIR) / timeframe / f"{base}_USDT-{timeframe}.json.gz"
-    rows = np.array(json.loads(gzip.decompress(path.read_bytes())), dtype=np.float64)
+    rows = np.array(candle_rows(bundled_candles(base, timeframe)), dtype=np.float64)
     return {name: rows[:, i] for i, name in enumerate(("time", "open", "high", "low", "close", "volume"))}
 
 

@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,17 +16,10 @@ from app.api.schemas import ErrorResponse
 from app.config import get_settings
 from app.storage.models import AnalysisRunModel
 from tests.support.api import DEV_AUTH, Database, make_settings, migrated_database, running_client
+from tests.support.paths import BACKEND_DIR
 from tests.support.snapshots import build_snapshot
 
-BACKEND_DIR = Path(__file__).resolve().parents[2]
 FORBIDDEN_MODULES = ("pandas", "numpy", "ccxt", "app.analysis", "app.exchange")
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with migrated_database(tmp_path) as db:
-        db.publish(build_snapshot(bases=("BTC", "ETH")))
-        yield db
 
 
 def test_importing_app_main_loads_no_analysis_stack_and_builds_nothing(tmp_path: Path) -> None:
@@ -70,9 +62,9 @@ def test_uvicorn_entry_points_build_from_the_environment(
         get_settings.cache_clear()
 
 
-def test_unhandled_errors_are_a_generic_500_without_internals(database: Database) -> None:
-    with running_client(make_settings(database.url)) as client:
-        with database.session_factory.begin() as session:
+def test_unhandled_errors_are_a_generic_500_without_internals(published: Database) -> None:
+    with running_client(make_settings(published.url)) as client:
+        with published.session_factory.begin() as session:
             session.execute(text(f"ALTER TABLE {AnalysisRunModel.__tablename__} RENAME TO moved_away"))
         with capture_logs() as logs:
             response = client.get("/api/v1/market-status", params={"use_cache": "false"}, headers=DEV_AUTH)
@@ -87,7 +79,7 @@ def test_unhandled_errors_are_a_generic_500_without_internals(database: Database
         assert leak not in response.text
 
 
-def test_every_error_uses_the_one_shape(database: Database) -> None:
+def test_every_error_uses_the_one_shape(published: Database) -> None:
     requests = [
         ("GET", "/nope", {}, 404),
         ("POST", "/api/v1/recommendations", DEV_AUTH, 405),
@@ -99,7 +91,7 @@ def test_every_error_uses_the_one_shape(database: Database) -> None:
         ("GET", "/api/v1/market-status?exchange=kraken", DEV_AUTH, 404),
         ("GET", "/api/v1/market-status?exchange=upbit", DEV_AUTH, 503),
     ]
-    with running_client(make_settings(database.url)) as client:
+    with running_client(make_settings(published.url)) as client:
         for method, path, headers, status in requests:
             response = client.request(method, path, headers=headers)
             assert response.status_code == status, (path, response.text)
@@ -108,8 +100,8 @@ def test_every_error_uses_the_one_shape(database: Database) -> None:
             assert "Traceback" not in response.text
 
 
-def test_openapi_documents_the_routes_and_bearer_auth(database: Database) -> None:
-    with running_client(make_settings(database.url)) as client:
+def test_openapi_documents_the_routes_and_bearer_auth(published: Database) -> None:
+    with running_client(make_settings(published.url)) as client:
         spec = client.get("/openapi.json").json()
     paths = spec["paths"]
     assert {"/health", "/api/v1/recommendations", "/api/v1/market-status"} <= set(paths)

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from sqlalchemy.exc import OperationalError
@@ -19,19 +18,11 @@ from tests.support.api import (
     Database,
     inside_one_rate_window,
     make_settings,
-    migrated_database,
     running_client,
 )
-from tests.support.snapshots import build_snapshot
+from tests.support.clocks import ManualClock
 
 RECOMMENDATIONS = "/api/v1/recommendations"
-
-
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with migrated_database(tmp_path) as db:
-        db.publish(build_snapshot(bases=("BTC", "ETH", "SOL")))
-        yield db
 
 
 def _bearer(secret: str) -> dict[str, str]:
@@ -49,14 +40,14 @@ def _assert_401(response_status: int, headers: dict[str, str], body: dict[str, o
     "headers",
     [{}, {"Authorization": "Basic dXNlcjpwYXNz"}, {"Authorization": "Bearer"}, _bearer("dk_abc_not-the-secret")],
 )
-def test_missing_or_wrong_key_is_401_with_www_authenticate(database: Database, headers: dict[str, str]) -> None:
-    with running_client(make_settings(database.url)) as client:
+def test_missing_or_wrong_key_is_401_with_www_authenticate(published: Database, headers: dict[str, str]) -> None:
+    with running_client(make_settings(published.url)) as client:
         response = client.get(RECOMMENDATIONS, headers=headers)
     _assert_401(response.status_code, dict(response.headers), response.json())
 
 
-def test_every_data_route_requires_a_key(database: Database) -> None:
-    with running_client(make_settings(database.url)) as client:
+def test_every_data_route_requires_a_key(published: Database) -> None:
+    with running_client(make_settings(published.url)) as client:
         statuses = {
             path: client.get(path).status_code
             for path in (RECOMMENDATIONS, "/api/v1/market-status", "/api/v1/support-levels/BTC")
@@ -64,35 +55,35 @@ def test_every_data_route_requires_a_key(database: Database) -> None:
     assert set(statuses.values()) == {401}, statuses
 
 
-def test_a_key_from_the_table_works_until_revoked(database: Database) -> None:
-    _, secret = database.create_key()
-    revoked_id, revoked_secret = database.create_key(name="old server")
-    database.revoke_key(revoked_id)
-    with running_client(make_settings(database.url, env="production", dev_key_enabled=False)) as client:
+def test_a_key_from_the_table_works_until_revoked(published: Database) -> None:
+    _, secret = published.create_key()
+    revoked_id, revoked_secret = published.create_key(name="old server")
+    published.revoke_key(revoked_id)
+    with running_client(make_settings(published.url, env="production", dev_key_enabled=False)) as client:
         assert client.get(RECOMMENDATIONS, headers=_bearer(secret)).status_code == 200
         refused = client.get(RECOMMENDATIONS, headers=_bearer(revoked_secret))
     _assert_401(refused.status_code, dict(refused.headers), refused.json())
 
 
-def test_verification_records_last_use(database: Database) -> None:
-    key_id, secret = database.create_key()
-    with running_client(make_settings(database.url)) as client:
+def test_verification_records_last_use(published: Database) -> None:
+    key_id, secret = published.create_key()
+    with running_client(make_settings(published.url)) as client:
         assert client.get(RECOMMENDATIONS, headers=_bearer(secret)).status_code == 200
-    with database.session_factory() as session:
+    with published.session_factory() as session:
         (row,) = [row for row in ApiKeyRepository(session).list() if row.key_id == key_id]
     assert row.last_used_at is not None
 
 
-def test_dev_key_works_in_development_only(database: Database) -> None:
-    with running_client(make_settings(database.url, env="development")) as client:
+def test_dev_key_works_in_development_only(published: Database) -> None:
+    with running_client(make_settings(published.url, env="development")) as client:
         assert client.get(RECOMMENDATIONS, headers=DEV_AUTH).status_code == 200
-    with running_client(make_settings(database.url, env="production", dev_key_enabled=False)) as client:
+    with running_client(make_settings(published.url, env="production", dev_key_enabled=False)) as client:
         response = client.get(RECOMMENDATIONS, headers=DEV_AUTH)
     _assert_401(response.status_code, dict(response.headers), response.json())
 
 
-def test_production_refuses_to_start_with_the_dev_key_enabled(database: Database) -> None:
-    settings = make_settings(database.url, env="production", dev_key_enabled=True)
+def test_production_refuses_to_start_with_the_dev_key_enabled(published: Database) -> None:
+    settings = make_settings(published.url, env="production", dev_key_enabled=True)
     with pytest.raises(ConfigurationError, match="DANTARO_DEV_KEY_ENABLED=false"):
         create_app(settings)
 
@@ -108,14 +99,14 @@ def test_app_from_the_environment_refuses_production_dev_key(monkeypatch: pytest
         get_settings.cache_clear()
 
 
-def test_dev_key_can_be_disabled_in_development(database: Database) -> None:
-    with running_client(make_settings(database.url, dev_key_enabled=False)) as client:
+def test_dev_key_can_be_disabled_in_development(published: Database) -> None:
+    with running_client(make_settings(published.url, dev_key_enabled=False)) as client:
         assert client.get(RECOMMENDATIONS, headers=DEV_AUTH).status_code == 401
 
 
-def test_rate_limit_answers_429_with_retry_after(database: Database) -> None:
-    _, secret = database.create_key(rate_limit_per_min=2)
-    with running_client(make_settings(database.url)) as client:
+def test_rate_limit_answers_429_with_retry_after(published: Database) -> None:
+    _, secret = published.create_key(rate_limit_per_min=2)
+    with running_client(make_settings(published.url)) as client:
         inside_one_rate_window()
         statuses = [client.get(RECOMMENDATIONS, headers=_bearer(secret)).status_code for _ in range(2)]
         limited = client.get(RECOMMENDATIONS, headers=_bearer(secret))
@@ -124,30 +115,22 @@ def test_rate_limit_answers_429_with_retry_after(database: Database) -> None:
     assert limited.json()["error"]["code"] == "rate_limited"
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
-def test_positive_verifications_are_cached_for_the_ttl_and_revocation_follows(database: Database) -> None:
-    key_id, secret = database.create_key()
+def test_positive_verifications_are_cached_for_the_ttl_and_revocation_follows(published: Database) -> None:
+    key_id, secret = published.create_key()
     lookups: list[str] = []
-    real_lookup = database_key_lookup(database.session_factory)
+    real_lookup = database_key_lookup(published.session_factory)
 
     def counting_lookup(candidate: str) -> ApiPrincipal | None:
         lookups.append(candidate)
         return real_lookup(candidate)
 
-    clock = _Clock()
+    clock = ManualClock()
     verifier = KeyVerifier(lookup=counting_lookup, dev_key_active=False, ttl_s=1.0, clock=clock)
     first = verifier.verify(secret)
     assert first is not None and first.key_id == key_id and first.rate_limit_per_min == 600
     assert verifier.cached(secret) == first and verifier.verify(secret) == first
     assert len(lookups) == 1
-    database.revoke_key(key_id)
+    published.revoke_key(key_id)
     clock.now_s += 0.5
     assert verifier.verify(secret) == first  # still inside the TTL
     clock.now_s += 0.6
@@ -171,7 +154,7 @@ def test_failed_verifications_are_not_cached() -> None:
 
 
 def test_rate_limiter_windows() -> None:
-    clock = _Clock()
+    clock = ManualClock()
     clock.now_s = 120.0
     limiter = RateLimiter(clock=clock)
     assert [limiter.hit("k", limit_per_min=2) for _ in range(2)] == [None, None]

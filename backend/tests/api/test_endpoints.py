@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import pytest
@@ -20,19 +19,6 @@ from app.domain import Snapshot, utc_now
 from app.storage.cache import MemoryCache
 from tests.support.api import DEV_AUTH, Database, make_settings, running_client
 from tests.support.snapshots import build_snapshot
-
-
-@pytest.fixture
-def snapshot(database: Database) -> Snapshot:
-    published = build_snapshot()
-    database.publish(published)
-    return published
-
-
-@pytest.fixture
-def client(database: Database, snapshot: Snapshot) -> Iterator[TestClient]:
-    with running_client(make_settings(database.url)) as test_client:
-        yield test_client
 
 
 def _error(response_json: object) -> ErrorResponse:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gzip
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from app.api.schemas import (
     RecommendationsResponse,
     SymbolsResponse,
 )
+from app.config import Settings
 from app.domain import Label, Snapshot, utc_now
 from tests.support.api import DEV_AUTH, Database, make_settings, running_client
 from tests.support.snapshots import build_snapshot
@@ -29,16 +29,9 @@ RECOMMENDATIONS = "/api/v1/recommendations"
 
 
 @pytest.fixture
-def snapshot(database: Database) -> Snapshot:
-    published = build_snapshot()
-    database.publish(published)
-    return published
-
-
-@pytest.fixture
-def client(database: Database, snapshot: Snapshot) -> Iterator[TestClient]:
-    with running_client(make_settings(database.url, analysis_interval_s=300)) as test_client:
-        yield test_client
+def api_settings(database: Database) -> Settings:
+    """A 300-s schedule, so Cache-Control has a horizon worth measuring."""
+    return make_settings(database.url, analysis_interval_s=300)
 
 
 def test_etag_answers_304_until_the_run_or_the_parameters_change(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -14,14 +13,13 @@ import redis
 from app.api.auth import UsageRecorder
 from app.api.ratelimit import RateLimiter, RedisRateLimiter
 from app.config import Settings
-from app.domain import Snapshot
 from app.storage.api_keys import ApiKeyRepository, ApiKeyRow
 from app.storage.cache import make_redis
 from app.storage.publish import publish
-from tests.conftest import StorageBackend
 from tests.support.api import inside_one_rate_window, running_client
+from tests.support.snapshots import MakeSnapshot
+from tests.support.storage import StorageBackend
 
-MakeSnapshot = Callable[..., Snapshot]
 RECOMMENDATIONS = "/api/v1/recommendations"
 
 

@@ -4,7 +4,6 @@ freshness gauges, and every dantaro_api_* name the alert rules and the Grafana d
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,9 +24,9 @@ from tests.support.api import (
     migrated_database,
     running_client,
 )
+from tests.support.paths import MONITORING_DIR
 from tests.support.snapshots import build_snapshot
 
-MONITORING_DIR = Path(__file__).resolve().parents[3] / "monitoring"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 
 
@@ -47,15 +46,8 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-@pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with migrated_database(tmp_path) as db:
-        db.publish(build_snapshot(bases=("BTC", "ETH")))
-        yield db
-
-
-def test_requests_are_counted_by_route_template_method_and_status(database: Database) -> None:
-    with running_client(make_settings(database.url)) as client:
+def test_requests_are_counted_by_route_template_method_and_status(published: Database) -> None:
+    with running_client(make_settings(published.url)) as client:
         for symbol in ("BTC", "ETH", "ETH/USDT"):
             assert client.get(f"/api/v1/support-levels/{symbol}", headers=DEV_AUTH).status_code == 200
         assert client.get("/api/v1/support-levels/NOPE", headers=DEV_AUTH).status_code == 404
@@ -79,10 +71,10 @@ def test_requests_are_counted_by_route_template_method_and_status(database: Data
     assert fastest <= value(samples, "dantaro_api_request_duration_seconds_bucket", route=levels, le="5.0") == 4
 
 
-def test_tiers_rate_limits_and_freshness_gauges(database: Database) -> None:
-    _, secret = database.create_key(rate_limit_per_min=2)
+def test_tiers_rate_limits_and_freshness_gauges(published: Database) -> None:
+    _, secret = published.create_key(rate_limit_per_min=2)
     auth = {"Authorization": f"Bearer {secret}"}
-    with running_client(make_settings(database.url)) as client:
+    with running_client(make_settings(published.url)) as client:
         inside_one_rate_window()
         statuses = [client.get("/api/v1/market-status", headers=auth).status_code for _ in range(4)]
         client.get("/api/v1/recommendations?use_cache=false", headers=DEV_AUTH)
@@ -117,7 +109,7 @@ def _referenced_api_metrics() -> set[str]:
 
 @pytest.mark.redis
 def test_every_api_metric_the_alerts_and_dashboard_use_is_exported(
-    database: Database, redis_url: str, redis_prefix: str
+    published: Database, redis_url: str, redis_prefix: str
 ) -> None:
     referenced = _referenced_api_metrics()
     assert {"dantaro_api_requests_total", "dantaro_api_redis_up", "dantaro_api_data_stale"} <= referenced
@@ -125,11 +117,11 @@ def test_every_api_metric_the_alerts_and_dashboard_use_is_exported(
     snapshot = build_snapshot(bases=("BTC", "ETH"))
     publish(
         snapshot,
-        session_factory=database.session_factory,
+        session_factory=published.session_factory,
         cache=RedisCache(client_redis, prefix=redis_prefix, ttl_s=60),
     )
     client_redis.close()
-    settings = make_settings(database.url, redis_url=redis_url, redis_prefix=redis_prefix)
+    settings = make_settings(published.url, redis_url=redis_url, redis_prefix=redis_prefix)
     with running_client(settings) as client:
         for _ in range(3):
             assert client.get("/api/v1/recommendations", headers=DEV_AUTH).status_code == 200
@@ -140,13 +132,13 @@ def test_every_api_metric_the_alerts_and_dashboard_use_is_exported(
     assert value(samples, "dantaro_api_snapshot_reads_total", tier="redis") == 1
 
 
-def test_an_in_process_workers_registry_is_exposed_too(database: Database) -> None:
+def test_an_in_process_workers_registry_is_exposed_too(published: Database) -> None:
     """`dantaro run` passes the worker's registry: one scrape shows both processes' metrics, no duplicates."""
     worker_registry = CollectorRegistry()
     Counter("dantaro_worker_runs", "runs", ["exchange", "status"], registry=worker_registry).labels(
         exchange="binance", status="succeeded"
     ).inc()
-    with running_client(make_settings(database.url), state=ApiState(extra_metrics=worker_registry)) as client:
+    with running_client(make_settings(published.url), state=ApiState(extra_metrics=worker_registry)) as client:
         client.get("/health")
         text = client.get("/metrics").text
     names = [family.name for family in text_string_to_metric_families(text)]

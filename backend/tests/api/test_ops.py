@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,36 +11,25 @@ from sqlalchemy import text
 from structlog.testing import capture_logs
 
 from app.domain import utc_now
-from app.storage.heartbeats import HeartbeatRepository
-from tests.support.api import DEV_AUTH, Database, make_settings, migrated_database, running_client
-from tests.support.services import free_port
+from tests.support.api import (
+    DEV_AUTH,
+    EXCHANGES,
+    Database,
+    make_settings,
+    migrated_database,
+    running_client,
+    write_heartbeat,
+)
+from tests.support.network import free_port
 from tests.support.snapshots import build_snapshot
-
-EXCHANGES = ["binance", "upbit"]
-
-
-def write_heartbeat(db: Database, *, worker_id: str = "worker-a", beat_at: datetime | None = None) -> None:
-    """Record a worker heartbeat, as the worker does every ``heartbeat_interval_s``."""
-    now = utc_now()
-    with db.session_factory() as session:
-        HeartbeatRepository(session).beat(
-            worker_id=worker_id,
-            hostname="test-host",
-            pid=4242,
-            started_at=now - timedelta(minutes=5),
-            state="idle",
-            current_run_id=None,
-            beat_at=beat_at or now,
-        )
-        session.commit()
 
 
 @pytest.fixture
-def database(tmp_path: Path) -> Iterator[Database]:
-    with migrated_database(tmp_path) as db:
-        for exchange in EXCHANGES:
-            db.publish(build_snapshot(exchange=exchange, bases=("BTC", "ETH")))
-        yield db
+def database(database: Database) -> Database:
+    """The API's database with a run published for every configured exchange."""
+    for exchange in EXCHANGES:
+        database.publish(build_snapshot(exchange=exchange, bases=("BTC", "ETH")))
+    return database
 
 
 def test_ready_when_database_worker_and_every_exchange_are_fine(database: Database) -> None:

@@ -3,29 +3,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 import schemathesis
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.api.app import create_app
 from app.api.schemas import ErrorResponse
-from tests.support.api import DEV_AUTH, make_settings, migrated_database
-from tests.support.snapshots import build_snapshot
+from tests.support.api import DEV_AUTH
 
 MAX_EXAMPLES = 12
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[TestClient]:
-    with migrated_database(tmp_path) as db:
-        db.publish(build_snapshot(bases=("BTC", "ETH", "SOL")))
-        with TestClient(create_app(make_settings(db.url)), raise_server_exceptions=False) as test_client:
-            yield test_client
 
 
 def _check(client: TestClient, case: schemathesis.Case, *, authorised: bool) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,16 +21,17 @@ from app.domain import Snapshot
 from app.storage.cache import CacheError, MemoryCache, RedisCache, SnapshotCache
 from app.storage.publish import publish
 from app.storage.reader import SnapshotReader
-from tests.conftest import StorageBackend
-from tests.support.api import DEV_AUTH, running_client
+from tests.support.api import DEV_AUTH, make_settings, running_client
+from tests.support.clocks import ManualClock
+from tests.support.snapshots import MakeSnapshot
+from tests.support.storage import StorageBackend
+from tests.support.waiting import wait_for
 
-MakeSnapshot = Callable[..., Snapshot]
 RECOMMENDATIONS = "/api/v1/recommendations"
 
 
 def _settings(backend: StorageBackend, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": backend.url, "redis_url": None, "exchanges": ["binance"]}
-    return Settings(**{**values, **overrides})
+    return make_settings(backend.url, **{"exchanges": ["binance"], **overrides})
 
 
 @pytest.fixture
@@ -41,15 +42,6 @@ def silent_redis_url() -> Iterator[str]:
     server.listen(64)
     yield f"redis://127.0.0.1:{server.getsockname()[1]}/0"
     server.close()
-
-
-def _wait_for(predicate: Callable[[], bool], *, timeout_s: float) -> float:
-    started = time.monotonic()
-    while not predicate():
-        if time.monotonic() - started > timeout_s:
-            raise AssertionError(f"condition not met within {timeout_s} s")
-        time.sleep(0.01)
-    return time.monotonic() - started
 
 
 def _run_id(client: TestClient) -> str:
@@ -66,12 +58,22 @@ def test_a_new_run_reaches_two_api_processes_by_notification(
     publish(make_snapshot(run_id="run-a"), session_factory=backend.session_factory, cache=worker_cache)
     settings = _settings(backend, redis_url=redis_url, redis_prefix=redis_prefix)
     with running_client(settings) as first, running_client(settings) as second:
-        _wait_for(lambda: redis_client.pubsub_numsub(worker_cache.channel)[0][1] >= 2, timeout_s=3)
+        wait_for(
+            lambda: redis_client.pubsub_numsub(worker_cache.channel)[0][1] >= 2,
+            timeout_s=3,
+            what="both APIs to subscribe",
+            poll_s=0.01,
+        )
         assert _run_id(first) == _run_id(second) == "run-a"
         assert first.get(RECOMMENDATIONS, headers=DEV_AUTH).json()["data_source"] == "memory"
         publish(make_snapshot(run_id="run-b"), session_factory=backend.session_factory, cache=worker_cache)
         # Well inside the 1-s periodic pointer check: the notification dropped the in-process copies.
-        elapsed_s = _wait_for(lambda: _run_id(first) == "run-b" and _run_id(second) == "run-b", timeout_s=1.0)
+        elapsed_s = wait_for(
+            lambda: _run_id(first) == "run-b" and _run_id(second) == "run-b",
+            timeout_s=1.0,
+            what="both APIs to serve run-b",
+            poll_s=0.01,
+        )
         assert elapsed_s < 0.5
         body = second.get(RECOMMENDATIONS, headers=DEV_AUTH).json()
     assert body["run_id"] == "run-b" and body["data_source"] in {"redis", "memory"}
@@ -136,18 +138,10 @@ class FlakyCache:
         return self.inner.get(exchange, run_id)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_s = 500.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
 def test_the_reader_leaves_a_failing_cache_and_returns_when_it_is_back(
     backend: StorageBackend, cache: SnapshotCache, make_snapshot: MakeSnapshot
 ) -> None:
-    flaky, clock = FlakyCache(cache), Clock()
+    flaky, clock = FlakyCache(cache), ManualClock(500.0)
     reader = SnapshotReader(
         session_factory=backend.session_factory, cache=flaky, clock_s=clock, cache_retry_after_s=5.0
     )
@@ -172,7 +166,7 @@ def test_the_reader_leaves_a_failing_cache_and_returns_when_it_is_back(
 
 
 def test_notifications_drop_only_superseded_copies(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
-    cache, clock = MemoryCache(), Clock()
+    cache, clock = MemoryCache(), ManualClock(500.0)
     reader = SnapshotReader(session_factory=backend.session_factory, cache=cache, clock_s=clock)
     publish(make_snapshot(run_id="run-a"), session_factory=backend.session_factory, cache=cache)
     assert reader.get("binance") is not None

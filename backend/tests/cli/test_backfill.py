@@ -24,8 +24,8 @@ from app.storage.db import make_engine, make_session_factory
 from app.storage.migrate import upgrade
 from app.storage.models import CandleModel
 from tests.support.emulator import Emulator
+from tests.support.paths import REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[3]
 DANTARO = [sys.executable, "-m", "app.cli"]
 HOUR_MS = timeframe_ms("1h")
 BASES = ["BTC", "ETH", "SOL"]
@@ -83,16 +83,17 @@ def test_backfill_resumes_after_being_killed(tmp_path: Path, emulator: Emulator)
         "BTC,ETH,SOL",
     ]
     env = env_for(url, emulator)
-    process = subprocess.Popen(args, env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(args, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     first_line = process.stdout.readline()  # plain progress lines (not a TTY): one per committed chunk
     assert first_line.startswith("backfill KRW") or first_line.startswith("backfill BTC/KRW"), first_line
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=10)
+    process.stdout.close()  # the pipe is a file: left open it is a ResourceWarning (an error in this suite)
     assert process.returncode == -signal.SIGKILL
     assert stored(url, "BTC/KRW") and not stored(url, "SOL/KRW")  # interrupted mid-way
     calls_before = emulator.calls("/v1/candles")
-    done = subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(args, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert emulator.calls("/v1/candles") - calls_before < 3 * 3  # BTC is not fetched again (only ETH's gap is re-asked)
     now_ms = time.time_ns() // 1_000_000

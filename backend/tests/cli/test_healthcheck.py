@@ -17,9 +17,9 @@ from app.storage import migrate
 from app.storage.db import make_engine, make_session_factory
 from app.storage.repositories import HeartbeatRepository
 from app.worker.healthcheck import worker_health
-from tests.conftest import StorageBackend
+from tests.support.paths import REPO_ROOT
+from tests.support.storage import StorageBackend
 
-ROOT = Path(__file__).resolve().parents[3]
 HOUR_MS = timeframe_ms("1h")
 
 
@@ -54,11 +54,11 @@ def test_health_needs_a_recent_beat_from_this_host(backend: StorageBackend) -> N
 def test_cli_exit_codes_and_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'dantaro.sqlite3'}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DANTARO_")}
-    env.update(DANTARO_DATABASE_URL=url, PYTHONPATH=str(ROOT / "backend"))
+    env.update(DANTARO_DATABASE_URL=url, PYTHONPATH=str(REPO_ROOT / "backend"))
     command = [sys.executable, "-m", "app.cli", "healthcheck", "worker"]
 
     def run() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+        return subprocess.run(command, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
 
     unmigrated = run()
     assert unmigrated.returncode == 1 and unmigrated.stderr.startswith("database unavailable:")

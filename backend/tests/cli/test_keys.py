@@ -12,7 +12,7 @@ from app.cli.keys import parse_rate_limit
 from app.config import get_settings
 from app.errors import UsageError
 from app.storage.api_keys import ApiKeyRepository, hash_secret
-from tests.conftest import StorageBackend
+from tests.support.storage import StorageBackend
 
 SECRET = re.compile(r"^dk_([0-9a-f]+)_\S+$", re.MULTILINE)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import math
 from pathlib import Path
@@ -11,10 +10,10 @@ import numpy as np
 import pytest
 
 from app.cli import main
-from app.config import BUNDLED_DATA_DIR
 from app.evaluate.bench import build_universe
 from app.evaluate.candle_files import load_folder
 from app.evaluate.stats import quintile_spread, spearman_ic, summarise
+from tests.support.candles import bundled_candles, candle_rows, write_candle_file
 
 PAIRS = ("BTC", "ETH", "SOL", "ADA", "XRP", "DOGE", "BNB")
 STATS = {"mean_ic", "t_stat", "share_positive", "quintile_spread"}
@@ -25,12 +24,8 @@ def candle_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Real 1h candles (the last 400 of seven pairs), one gzip and one plain file per format."""
     folder = tmp_path_factory.mktemp("candles")
     for index, base in enumerate(PAIRS):
-        rows = json.loads(gzip.decompress((BUNDLED_DATA_DIR / "1h" / f"{base}_USDT-1h.json.gz").read_bytes()))[-400:]
-        data = json.dumps(rows).encode()
-        if index % 2:
-            (folder / f"{base}_USDT-1h.json").write_bytes(data)
-        else:
-            (folder / f"{base}_USDT-1h.json.gz").write_bytes(gzip.compress(data))
+        suffix = ".json" if index % 2 else ".json.gz"
+        write_candle_file(folder / f"{base}_USDT-1h{suffix}", candle_rows(bundled_candles(base, "1h")[-400:]))
     return folder
 
 

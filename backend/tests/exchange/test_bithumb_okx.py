@@ -13,9 +13,7 @@ import ccxt.async_support as ccxt_async
 import pytest
 
 from app.domain import Candle, Market
-from tests.exchange.test_ccxt import (
-    DAY_MS,
-    HOUR_MS,
+from tests.support.recorded_ccxt import (
     NOW_MS,
     SECRET_OPTIONS,
     RecordedHttp,
@@ -24,9 +22,11 @@ from tests.exchange.test_ccxt import (
     make_source,
     ok,
     upbit_candle,
-    upbit_candles,
     upbit_ms,
+    upbit_shaped_routes,
 )
+
+HOUR_MS, DAY_MS = 3_600_000, 86_400_000
 
 
 class FakeBithumb(RecordedHttp, ccxt_async.bithumb):  # type: ignore[misc]
@@ -38,13 +38,7 @@ class FakeOkx(RecordedHttp, ccxt_async.okx):  # type: ignore[misc]
 
 
 def bithumb_routes(counts: list[int]) -> dict[str, Route]:
-    tickers = fixture("bithumb/ticker.json")
-    return {
-        "/v1/market/all": lambda q: ok(fixture("bithumb/market_all.json")),
-        "/v1/ticker": lambda q: ok([t for t in tickers if t["market"] in q["markets"].split(",")]),
-        "/v1/candles/minutes/60": upbit_candles(fixture("bithumb/candles_minutes_60.json"), counts),
-        "/v1/candles/days": upbit_candles(fixture("bithumb/candles_days.json"), counts),
-    }
+    return upbit_shaped_routes("bithumb", counts)
 
 
 def okx_candles(cap: int) -> Route:

@@ -1,79 +1,36 @@
 """CcxtSource against the real ccxt exchange classes, fed recorded responses in each exchange's own JSON shape.
 
-Only the socket is replaced: the fakes below override ccxt's low-level ``fetch`` and then do what ccxt's own
-``fetch`` does with a response (``handle_errors``, ``handle_http_status_code``), so request building, parsing,
-ordering and error mapping are ccxt's real code. Fixtures: ``fixtures/exchange`` (see its README).
+Only the socket is replaced (``tests.support.recorded_ccxt``), so request building, parsing, ordering and error
+mapping are ccxt's real code. Fixtures: ``fixtures/exchange`` (see its README).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import ccxt.async_support as ccxt_async
 import pytest
 from structlog.testing import capture_logs
 
-from app.domain import Candle, Market
-from app.exchange import CcxtSource, ExchangeUnavailable, RateLimited, RetryPolicy
+from app.domain import Market
+from app.exchange import ExchangeUnavailable, RateLimited
+from tests.support.candles import bundled_candles
+from tests.support.recorded_ccxt import (
+    NOW_MS,
+    SECRET_OPTIONS,
+    RecordedHttp,
+    Reply,
+    Route,
+    fixture,
+    make_source,
+    ok,
+    upbit_candle,
+    upbit_ms,
+    upbit_shaped_routes,
+)
 
-FIXTURES = Path(__file__).parents[1] / "fixtures" / "exchange"
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
-NOW_MS: int = json.loads((FIXTURES / "server_now.json").read_text())["now_ms"]
-SECRET_OPTIONS = {"apiKey": "key-do-not-log-123", "secret": "secret-do-not-log-456"}
-
-
-def fixture(name: str) -> Any:
-    return json.loads((FIXTURES / name).read_text())
-
-
-@dataclass
-class Reply:
-    status: int
-    body: str
-    headers: dict[str, str] = field(default_factory=dict)
-
-
-def ok(payload: Any) -> Reply:
-    return Reply(200, json.dumps(payload), {"Content-Type": "application/json"})
-
-
-Route = Callable[[dict[str, str]], Reply]
-
-
-class RecordedHttp:
-    """ccxt's async ``fetch`` with the network replaced by routes keyed by URL path."""
-
-    def __init__(self, config: dict[str, Any], routes: dict[str, Route]) -> None:
-        super().__init__(config)  # type: ignore[call-arg]
-        self.config = config
-        self.routes = routes
-        self.requests: list[tuple[str, dict[str, str]]] = []
-        self.failures: list[Reply] = []  # served first, in order
-        self.closed = False
-
-    async def fetch(self, url: str, method: str = "GET", headers: Any = None, body: Any = None) -> Any:
-        parts = urlsplit(url)
-        query = dict(parse_qsl(parts.query))
-        self.requests.append((parts.path, query))
-        route = self.routes.get(parts.path)
-        reply = self.failures.pop(0) if self.failures else route(query) if route else Reply(404, "Not Found")
-        ex: Any = self
-        text = ex.on_rest_response(reply.status, "", url, method, reply.headers, reply.body, headers, body)
-        parsed = ex.parse_json(text)
-        ex.last_response_headers = reply.headers
-        ex.handle_errors(reply.status, "", url, method, reply.headers, text, parsed, headers, body)
-        ex.handle_http_status_code(reply.status, "", url, method, text)
-        return parsed
-
-    async def close(self) -> None:
-        self.closed = True
-        await super().close()  # type: ignore[misc]
 
 
 class FakeUpbit(RecordedHttp, ccxt_async.upbit):  # type: ignore[misc]
@@ -84,33 +41,8 @@ class FakeBinance(RecordedHttp, ccxt_async.binance):  # type: ignore[misc]
     pass
 
 
-def upbit_candles(newest_first: list[dict[str, Any]], counts: list[int]) -> Route:
-    """Upbit's candle endpoint: newest first, at most 200, strictly before ``to`` when given."""
-
-    def serve(query: dict[str, str]) -> Reply:
-        count = int(query.get("count", "200"))
-        counts.append(count)
-        to_ms = upbit_ms(query["to"]) if "to" in query else None
-        rows = [c for c in newest_first if query["market"] == c["market"]]
-        rows = [c for c in rows if to_ms is None or upbit_ms(c["candle_date_time_utc"]) < to_ms]
-        return ok(rows[: min(count, 200)])
-
-    return serve
-
-
-def upbit_ms(text: str) -> int:
-    moment = datetime.fromisoformat(text if text.endswith("Z") or "+" in text else text + "Z")
-    return int(moment.timestamp() * 1000)
-
-
 def upbit_routes(counts: list[int]) -> dict[str, Route]:
-    tickers = fixture("upbit/ticker.json")
-    return {
-        "/v1/market/all": lambda q: ok(fixture("upbit/market_all.json")),
-        "/v1/ticker": lambda q: ok([t for t in tickers if t["market"] in q["markets"].split(",")]),
-        "/v1/candles/minutes/60": upbit_candles(fixture("upbit/candles_minutes_60.json"), counts),
-        "/v1/candles/days": upbit_candles(fixture("upbit/candles_days.json"), counts),
-    }
+    return upbit_shaped_routes("upbit", counts)
 
 
 def binance_klines(query: dict[str, str]) -> Reply:
@@ -131,26 +63,6 @@ def binance_routes() -> dict[str, Route]:
     }
 
 
-def make_source(
-    fake: type[RecordedHttp], routes: dict[str, Route], exchange_id: str, quote: str, options: dict[str, Any]
-) -> tuple[CcxtSource, RecordedHttp]:
-    made: list[RecordedHttp] = []
-
-    def factory(config: dict[str, Any]) -> RecordedHttp:
-        made.append(fake(config, routes))
-        return made[0]
-
-    source = CcxtSource(
-        exchange_id,
-        quote=quote,
-        options=options,
-        timeframes=["1h", "1d"],
-        exchange_factory=factory,
-        retry_policy=RetryPolicy(max_attempts=1),  # errors surface on the first failure here; see test_exchange_retry
-    )
-    return source, made[0]
-
-
 @pytest.fixture
 async def upbit() -> Any:
     counts: list[int] = []
@@ -164,17 +76,6 @@ async def binance() -> Any:
     source, fake = make_source(FakeBinance, binance_routes(), "binance", "USDT", dict(SECRET_OPTIONS))
     yield source, fake
     await source.close()
-
-
-def upbit_candle(raw: dict[str, Any]) -> Candle:
-    return Candle(
-        open_time_ms=upbit_ms(raw["candle_date_time_utc"]),
-        open=raw["opening_price"],
-        high=raw["high_price"],
-        low=raw["low_price"],
-        close=raw["trade_price"],
-        volume=raw["candle_acc_trade_volume"],
-    )
 
 
 async def test_upbit_markets_are_the_krw_spot_markets(upbit: Any) -> None:
@@ -276,13 +177,9 @@ async def test_binance_tickers_parse_24hr_fields(binance: Any) -> None:
 
 
 async def test_binance_candles_are_the_bundled_closed_candles(binance: Any) -> None:
-    import gzip
-
     source, _ = binance
     candles = await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=None, limit=24, now_ms=NOW_MS)
-    data_file = Path(__file__).parents[2] / "app" / "data" / "binance-spot" / "1h" / "BTC_USDT-1h.json.gz"
-    bundled = [Candle(int(r[0]), *r[1:6]) for r in json.loads(gzip.decompress(data_file.read_bytes()))]
-    closed = [c for c in bundled if c.open_time_ms + HOUR_MS <= NOW_MS]
+    closed = [c for c in bundled_candles("BTC", "1h") if c.open_time_ms + HOUR_MS <= NOW_MS]
     assert candles == closed[-24:]
     assert candles[-1].open_time_ms + HOUR_MS <= NOW_MS < candles[-1].open_time_ms + 2 * HOUR_MS
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import shutil
 from pathlib import Path
@@ -11,17 +10,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from app.config import BUNDLED_DATA_DIR
-from app.domain import Candle, Market
+from app.domain import Market
 from app.exchange import ReplaySource, SymbolNotFound
+from tests.support.candles import bundled_candles, candle_rows, write_candle_file
 
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
-BTC_1H = BUNDLED_DATA_DIR / "1h" / "BTC_USDT-1h.json.gz"
-
-
-def raw_rows(path: Path) -> list[list[float]]:
-    with gzip.open(path, "rt") as handle:
-        rows: list[list[float]] = json.load(handle)
-    return rows
+BTC_1H = bundled_candles("BTC", "1h")
 
 
 def bundled(*, warmup: int = 300, resume_from_ms: int | None = None, data_dir: Path = BUNDLED_DATA_DIR) -> ReplaySource:
@@ -37,19 +31,14 @@ def bundled(*, warmup: int = 300, resume_from_ms: int | None = None, data_dir: P
 def small_copy(tmp_path: Path, *, hours: int, plain_json: bool = False) -> Path:
     """The first ``hours`` hourly BTC and ETH candles of the bundled data, gzip or plain JSON."""
     for base in ("BTC", "ETH"):
-        rows = raw_rows(BUNDLED_DATA_DIR / "1h" / f"{base}_USDT-1h.json.gz")[:hours]
-        target = tmp_path / "1h" / f"{base}_USDT-1h.json"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if plain_json:
-            target.write_text(json.dumps(rows))
-        else:
-            target.with_suffix(".json.gz").write_bytes(gzip.compress(json.dumps(rows).encode()))
+        name = f"{base}_USDT-1h.json" if plain_json else f"{base}_USDT-1h.json.gz"
+        write_candle_file(tmp_path / "1h" / name, candle_rows(bundled_candles(base, "1h")[:hours]))
     return tmp_path
 
 
 async def test_clock_starts_after_warmup_and_advances_one_step() -> None:
     source = bundled(warmup=300)
-    first_open = int(raw_rows(BTC_1H)[0][0])
+    first_open = BTC_1H[0].open_time_ms
     assert await source.start_cycle() == first_open + 300 * HOUR_MS
     assert await source.start_cycle() == first_open + 301 * HOUR_MS
     candles = await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=None, limit=1000, now_ms=2**62)
@@ -72,15 +61,14 @@ async def test_candles_never_close_after_the_simulated_now() -> None:
 async def test_since_returns_the_oldest_from_since_and_matches_the_file() -> None:
     source = bundled(warmup=300)
     await source.start_cycle()
-    rows = raw_rows(BTC_1H)
-    since_ms = int(rows[10][0])
+    since_ms = BTC_1H[10].open_time_ms
     candles = await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=since_ms, limit=3, now_ms=2**62)
-    assert candles == [Candle(int(r[0]), *r[1:6]) for r in rows[10:13]]
+    assert candles == list(BTC_1H[10:13])
     assert await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=2**50, limit=3, now_ms=2**62) == []
 
 
 async def test_resume_starts_one_step_after_the_resume_point_but_never_before_warmup() -> None:
-    first_open = int(raw_rows(BTC_1H)[0][0])
+    first_open = BTC_1H[0].open_time_ms
     later = first_open + 1000 * HOUR_MS
     assert await bundled(warmup=300, resume_from_ms=later).start_cycle() == later + HOUR_MS
     assert await bundled(warmup=300, resume_from_ms=first_open).start_cycle() == first_open + 300 * HOUR_MS
@@ -88,7 +76,7 @@ async def test_resume_starts_one_step_after_the_resume_point_but_never_before_wa
 
 async def test_exhausted_clock_stays_at_the_last_close_and_logs_once(tmp_path: Path) -> None:
     source = bundled(data_dir=small_copy(tmp_path, hours=10), warmup=8)
-    first_open = int(raw_rows(BTC_1H)[0][0])
+    first_open = BTC_1H[0].open_time_ms
     with capture_logs() as logs:
         clock = [await source.start_cycle() for _ in range(5)]
     end_ms = first_open + 10 * HOUR_MS
@@ -99,16 +87,15 @@ async def test_exhausted_clock_stays_at_the_last_close_and_logs_once(tmp_path: P
 async def test_tickers_are_computed_from_the_candles_closed_by_now() -> None:
     source = bundled(warmup=500)
     now_ms = await source.start_cycle()
-    rows = raw_rows(BTC_1H)
-    closed = [r for r in rows if r[0] + HOUR_MS <= now_ms]
+    closed = [c for c in BTC_1H if c.open_time_ms + HOUR_MS <= now_ms]
     last_day = closed[-24:]
     tickers = await source.fetch_tickers(["BTC/USDT", "NOPE/USDT"])
     assert list(tickers) == ["BTC/USDT"]
     btc = tickers["BTC/USDT"]
-    assert btc.last == closed[-1][4] and btc.timestamp_ms == now_ms
-    assert btc.change_24h_pct == pytest.approx((closed[-1][4] / closed[-25][4] - 1) * 100)
-    assert btc.base_volume_24h == pytest.approx(sum(r[5] for r in last_day))
-    assert btc.quote_volume_24h == pytest.approx(sum(r[4] * r[5] for r in last_day))
+    assert btc.last == closed[-1].close and btc.timestamp_ms == now_ms
+    assert btc.change_24h_pct == pytest.approx((closed[-1].close / closed[-25].close - 1) * 100)
+    assert btc.base_volume_24h == pytest.approx(sum(c.volume for c in last_day))
+    assert btc.quote_volume_24h == pytest.approx(sum(c.close * c.volume for c in last_day))
 
 
 async def test_markets_and_plain_json_files(tmp_path: Path) -> None:
@@ -116,12 +103,11 @@ async def test_markets_and_plain_json_files(tmp_path: Path) -> None:
     assert await source.load_markets() == [Market("BTC/USDT", "BTC", "USDT"), Market("ETH/USDT", "ETH", "USDT")]
     now_ms = await source.start_cycle()
     candles = await source.fetch_closed_candles("ETH/USDT", "1h", since_ms=None, limit=10, now_ms=now_ms)
-    rows = raw_rows(BUNDLED_DATA_DIR / "1h" / "ETH_USDT-1h.json.gz")
-    assert candles == [Candle(int(r[0]), *r[1:6]) for r in rows[:5]]
+    assert candles == list(bundled_candles("ETH", "1h")[:5])
 
 
 async def test_duplicate_and_unsorted_rows_are_normalised(tmp_path: Path) -> None:
-    rows = raw_rows(BTC_1H)[:6]
+    rows = candle_rows(BTC_1H[:6])
     shuffled = [rows[3], rows[0], rows[5], rows[1], rows[2], rows[4], [*rows[2][:4], 1.0, 2.0]]
     (tmp_path / "1h").mkdir()
     (tmp_path / "1h" / "BTC_USDT-1h.json").write_text(json.dumps(shuffled))

@@ -5,13 +5,12 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.support.services import ApiServer, create_api_key, dantaro_env, free_port, run_dantaro
-
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.network import free_port
+from tests.support.paths import REPO_ROOT
+from tests.support.processes import ApiServer, create_api_key, dantaro_env, run_dantaro
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +30,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, 
 
 
 def _api_test(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, str(ROOT / "api_test.py"), *args]
+    command = [sys.executable, str(REPO_ROOT / "api_test.py"), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-DEPLOY = ROOT / "deployment" / "deploy.sh"
+from tests.support.paths import DEPLOYMENT_DIR, REPO_ROOT
+
+DEPLOY = DEPLOYMENT_DIR / "deploy.sh"
 VENV = Path(sys.executable).parent.parent
 SOURCE_PARTS = ("backend", "deployment", "docs", "monitoring", "migrate.py", "requirements.txt", "pyproject.toml")
 
@@ -28,7 +29,7 @@ def source(tmp_path: Path) -> Path:
     target.mkdir()
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache")
     for part in SOURCE_PARTS:
-        origin = ROOT / part
+        origin = REPO_ROOT / part
         if origin.is_dir():
             shutil.copytree(origin, target / part, ignore=ignore)
         elif origin.exists():

@@ -16,43 +16,22 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
+import httpx2
 import pytest
-from sqlalchemy import text
 
-from app.config import DEVELOPMENT_KEY
-from app.storage.db import make_engine
-from tests.support.services import (
-    ApiServer,
-    DantaroProcess,
-    PrivatePostgres,
-    PrivateRedis,
-    Reply,
-    create_api_key,
-    dantaro_env,
-    fetch,
-    hourly_open_times,
-    log_events,
-    open_time_steps,
-    require_postgres_binaries,
-    require_redis_server,
-    run_dantaro,
-)
+from tests.support.api import DEV_AUTH
+from tests.support.load import Reply, fetch
+from tests.support.processes import ApiServer, DantaroProcess, create_api_key, dantaro_env, log_events, run_dantaro
+from tests.support.queries import hourly_open_times, open_time_steps, query
+from tests.support.services import PrivatePostgres, PrivateRedis, require_postgres_binaries, require_redis_server
+from tests.support.waiting import wait_for
 
 HOUR_MS = 3_600_000
-DEV_HEADERS = {"Authorization": f"Bearer {DEVELOPMENT_KEY}"}
 
 
 def _published_runs(url: str) -> list[str]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text("SELECT run_id FROM analysis_runs WHERE published_at IS NOT NULL ORDER BY published_at")
-            )
-            return [str(row[0]) for row in rows]
-    finally:
-        engine.dispose()
+    rows = query(url, "SELECT run_id FROM analysis_runs WHERE published_at IS NOT NULL ORDER BY published_at")
+    return [str(row[0]) for row in rows]
 
 
 def _is_db_failure(event: dict[str, Any]) -> bool:
@@ -61,16 +40,7 @@ def _is_db_failure(event: dict[str, Any]) -> bool:
     return event.get("level") in {"error", "warning"} and ("OperationalError" in text or "Connection refused" in text)
 
 
-def _wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout_s} s")
-
-
-def _poll_until(client: httpx.Client, until: Callable[[Reply], bool], *, timeout_s: float) -> list[Reply]:
+def _poll_until(client: httpx2.Client, until: Callable[[Reply], bool], *, timeout_s: float) -> list[Reply]:
     replies: list[Reply] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -107,7 +77,7 @@ def _env(tmp_path: Path, database: PrivatePostgres, cache: PrivateRedis) -> dict
     )
 
 
-def _check_outage(client: httpx.Client, database: PrivatePostgres, worker: DantaroProcess) -> str:
+def _check_outage(client: httpx2.Client, database: PrivatePostgres, worker: DantaroProcess) -> str:
     """Stop PostgreSQL: the API answers 200 from cache, stale once older than 2 s; the worker lives and logs."""
     fresh = _poll_until(client, lambda reply: reply.stale is False, timeout_s=5)[-1]
     assert fresh.run_id is not None
@@ -126,11 +96,11 @@ def _check_outage(client: httpx.Client, database: PrivatePostgres, worker: Danta
     return fresh.run_id
 
 
-def _check_resumed(client: httpx.Client, database: PrivatePostgres, *, fresh_run: str) -> None:
+def _check_resumed(client: httpx2.Client, database: PrivatePostgres, *, fresh_run: str) -> None:
     """Start PostgreSQL again: two more runs are published and the API serves a fresh one."""
     database.start()
     resumed_at_runs = len(_published_runs(database.url))
-    _wait_for(
+    wait_for(
         lambda: len(_published_runs(database.url)) >= resumed_at_runs + 2,
         timeout_s=20,
         what="two runs published after the database returned",
@@ -160,9 +130,9 @@ def test_postgres_stopped_serves_stale_cache_and_the_worker_resumes_losing_nothi
         try:
             worker.start()
             api.start()
-            _wait_for(lambda: len(_published_runs(database.url)) >= 2, timeout_s=30, what="two published runs")
+            wait_for(lambda: len(_published_runs(database.url)) >= 2, timeout_s=30, what="two published runs")
             before = hourly_open_times(database.url)
-            with httpx.Client(base_url=api.base_url, headers=DEV_HEADERS, timeout=5.0) as client:
+            with httpx2.Client(base_url=api.base_url, headers=DEV_AUTH, timeout=5.0) as client:
                 fresh_run = _check_outage(client, database, worker)
                 _check_resumed(client, database, fresh_run=fresh_run)
             _check_nothing_lost(before, hourly_open_times(database.url))
@@ -181,7 +151,7 @@ def test_a_verified_key_keeps_reading_the_cache_while_postgres_is_down(tmp_path:
         assert published.returncode == 0, published.stderr[-3000:]
         api = ApiServer(env, log_path=tmp_path / "api.log").start()
         try:
-            with httpx.Client(base_url=api.base_url, headers=headers, timeout=5.0) as client:
+            with httpx2.Client(base_url=api.base_url, headers=headers, timeout=5.0) as client:
                 assert fetch(client, "/api/v1/recommendations").status == 200
                 database.stop(mode="fast")
                 time.sleep(1.5)  # past the key's positive cache entry

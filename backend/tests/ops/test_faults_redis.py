@@ -11,21 +11,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
 import redis
 
-from tests.support.services import (
-    ApiServer,
-    Load,
-    PrivateRedis,
-    Reply,
-    create_api_key,
-    dantaro_env,
-    fetch,
-    require_redis_server,
-    run_dantaro,
-)
+from tests.support.load import Load, Reply, fetch
+from tests.support.processes import ApiServer, create_api_key, dantaro_env, run_dantaro
+from tests.support.services import PrivateRedis, require_redis_server
 
 PATHS = ["/api/v1/recommendations", "/api/v1/support-levels/BTC", "/api/v1/market-status"]
 
@@ -44,7 +36,7 @@ def _current_run_id(redis_url: str) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _poll(client: httpx.Client, path: str, *, until: str, timeout_s: float) -> list[Reply]:
+def _poll(client: httpx2.Client, path: str, *, until: str, timeout_s: float) -> list[Reply]:
     """Request ``path`` until a reply satisfies ``until`` (``cache_ok`` or ``run:<id>``); returns every reply."""
     replies: list[Reply] = []
     deadline = time.monotonic() + timeout_s
@@ -87,7 +79,7 @@ def _check_recovery(api: ApiServer, server: PrivateRedis, env: dict[str, str], *
     """Start Redis again (empty), publish a new run into it: the API serves it within seconds, cache ok."""
     server.start()
     assert _current_run_id(server.url) is None  # the killed server kept nothing
-    with httpx.Client(base_url=api.base_url, headers=headers, timeout=5.0) as client:
+    with httpx2.Client(base_url=api.base_url, headers=headers, timeout=5.0) as client:
         old_run = _poll(client, "/api/v1/market-status", until="cache_ok", timeout_s=10)[-1].run_id
         _publish_once(env)
         new_run = _current_run_id(server.url)

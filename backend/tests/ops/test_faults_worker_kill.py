@@ -12,46 +12,27 @@ import signal
 import time
 from pathlib import Path
 
-import httpx
+import httpx2
 import pytest
-from sqlalchemy import text
 
-from app.config import DEVELOPMENT_KEY
-from app.storage.db import make_engine
-from tests.support.services import (
-    ApiServer,
-    DantaroProcess,
-    Reply,
-    dantaro_env,
-    fetch,
-    hourly_open_times,
-    open_time_steps,
-    run_dantaro,
-)
+from tests.support.api import DEV_AUTH
+from tests.support.load import Reply, fetch
+from tests.support.processes import ApiServer, DantaroProcess, dantaro_env, run_dantaro
+from tests.support.queries import hourly_open_times, open_time_steps, query
 
 HOUR_MS = 3_600_000
-DEV_HEADERS = {"Authorization": f"Bearer {DEVELOPMENT_KEY}"}
 RUN_ROWS = ("recommendations", "support_levels", "market_status")
-
-
-def _query(url: str, sql: str) -> list[tuple[object, ...]]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as connection:
-            return [tuple(row) for row in connection.execute(text(sql))]
-    finally:
-        engine.dispose()
 
 
 def _runs(url: str) -> dict[str, tuple[str, bool, int]]:
     """run_id → (status, published, symbols_ok)."""
-    rows = _query(url, "SELECT run_id, status, published_at IS NOT NULL, symbols_ok FROM analysis_runs")
+    rows = query(url, "SELECT run_id, status, published_at IS NOT NULL, symbols_ok FROM analysis_runs")
     return {str(run_id): (str(status), bool(published), int(str(ok))) for run_id, status, published, ok in rows}
 
 
 def _rows_of(url: str, run_id: str) -> dict[str, int]:
     return {
-        table: int(str(_query(url, f"SELECT COUNT(*) FROM {table} WHERE run_id = '{run_id}'")[0][0]))
+        table: int(str(query(url, f"SELECT COUNT(*) FROM {table} WHERE run_id = '{run_id}'")[0][0]))
         for table in RUN_ROWS
     }
 
@@ -68,19 +49,19 @@ def _wait_for_running(url: str, *, known: set[str], timeout_s: float) -> str:
     raise AssertionError(f"no new run reached status running within {timeout_s} s")
 
 
-def _served(client: httpx.Client) -> Reply:
+def _served(client: httpx2.Client) -> Reply:
     reply = fetch(client, "/api/v1/recommendations?top_n=100")
     assert reply.status == 200, reply
     return reply
 
 
-def _recommendation_count(client: httpx.Client) -> tuple[str, int]:
+def _recommendation_count(client: httpx2.Client) -> tuple[str, int]:
     body = client.get("/api/v1/recommendations", params={"top_n": 100}).json()
     return str(body["run_id"]), len(body["recommendations"])
 
 
 def _assert_candles_whole(url: str) -> None:
-    duplicates = _query(
+    duplicates = query(
         url,
         "SELECT exchange, symbol, timeframe, open_time_ms FROM candles "
         "GROUP BY exchange, symbol, timeframe, open_time_ms HAVING COUNT(*) > 1",
@@ -91,7 +72,7 @@ def _assert_candles_whole(url: str) -> None:
         assert steps == {HOUR_MS}, f"{symbol}: hourly open-time steps {sorted(steps)[:5]}"
 
 
-def _kill_mid_run(client: httpx.Client, worker: DantaroProcess, url: str, *, first_run: str) -> str:
+def _kill_mid_run(client: httpx2.Client, worker: DantaroProcess, url: str, *, first_run: str) -> str:
     """Start the worker, SIGKILL it while its run is ``running``: the API keeps serving ``first_run`` whole."""
     worker.start()
     killed_run = _wait_for_running(url, known={first_run}, timeout_s=20)
@@ -107,7 +88,7 @@ def _kill_mid_run(client: httpx.Client, worker: DantaroProcess, url: str, *, fir
     return killed_run
 
 
-def _next_run_completes(client: httpx.Client, env: dict[str, str], url: str, *, done: set[str]) -> None:
+def _next_run_completes(client: httpx2.Client, env: dict[str, str], url: str, *, done: set[str]) -> None:
     """A new worker's run succeeds and the API serves all of it within a few seconds."""
     second = run_dantaro(["worker", "--once"], env)
     assert second.returncode == 0, second.stderr[-3000:]
@@ -134,7 +115,7 @@ def test_worker_killed_mid_run_leaves_no_partial_run_and_the_next_run_completes(
         assert first.returncode == 0, first.stderr[-3000:]
         (first_run,) = _runs(url)
         api.start()
-        with httpx.Client(base_url=api.base_url, headers=DEV_HEADERS, timeout=5.0) as client:
+        with httpx2.Client(base_url=api.base_url, headers=DEV_AUTH, timeout=5.0) as client:
             assert _served(client).run_id == first_run
             killed_run = _kill_mid_run(client, worker, url, first_run=first_run)
             _next_run_completes(client, full, url, done={first_run, killed_run})

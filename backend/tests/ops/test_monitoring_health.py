@@ -19,12 +19,12 @@ import uvicorn
 from app.api.app import create_app
 from app.config import Settings
 from app.domain import utc_now
-from tests.api.test_ops import write_heartbeat
-from tests.support.api import make_settings, migrated_database
-from tests.support.services import free_port, wait_for_port
+from tests.support.api import make_settings, migrated_database, write_heartbeat
+from tests.support.network import free_port, wait_for_port
+from tests.support.paths import MONITORING_DIR
 from tests.support.snapshots import build_snapshot
 
-PROBE = Path(__file__).resolve().parents[3] / "monitoring" / "health.py"
+PROBE = MONITORING_DIR / "health.py"
 MEMORY_CHECK_INTERVAL_S = 1.0  # SnapshotReader's default
 INERT_RESOURCES = ["--warn-pct", "100.1", "--crit-pct", "100.2"]  # CPU/memory/disk never decide the verdict here
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from app.storage.api_keys import ApiKeyRepository, hash_secret
 from app.storage.models import ApiKeyModel
-from tests.conftest import StorageBackend
+from tests.support.storage import StorageBackend
 
 CREATED_AT = datetime(2022, 10, 1, tzinfo=UTC)
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from sqlalchemy import func, select
 
 from app.domain import Candle, timeframe_ms
 from app.storage.candles import UPSERT_BATCH_ROWS, CandleRepository
 from app.storage.gaps import Gap
 from app.storage.models import CandleModel
-from tests.conftest import StorageBackend
+from tests.support.candles import bundled_candles
+from tests.support.storage import StorageBackend
 
-Loader = Callable[[str, str], tuple[Candle, ...]]
 HOUR_MS = timeframe_ms("1h")
 
 
@@ -26,7 +24,7 @@ def _count(backend: StorageBackend) -> int:
         return session.execute(select(func.count()).select_from(CandleModel)).scalar_one()
 
 
-def test_upsert_is_idempotent_and_counts_inserted_rows(backend: StorageBackend, bundled_candles: Loader) -> None:
+def test_upsert_is_idempotent_and_counts_inserted_rows(backend: StorageBackend) -> None:
     candles = bundled_candles("BTC", "1h")[: UPSERT_BATCH_ROWS * 2 + 37]
     assert _store(backend, "BTC/USDT", candles[:700]) == 700
     assert _store(backend, "BTC/USDT", candles[:700]) == 0
@@ -35,16 +33,14 @@ def test_upsert_is_idempotent_and_counts_inserted_rows(backend: StorageBackend, 
     assert _store(backend, "BTC/USDT", ()) == 0
 
 
-def test_same_times_for_other_symbols_and_timeframes_are_distinct(
-    backend: StorageBackend, bundled_candles: Loader
-) -> None:
+def test_same_times_for_other_symbols_and_timeframes_are_distinct(backend: StorageBackend) -> None:
     assert _store(backend, "BTC/USDT", bundled_candles("BTC", "1h")[:50]) == 50
     assert _store(backend, "ETH/USDT", bundled_candles("ETH", "1h")[:50]) == 50
     assert _store(backend, "BTC/USDT", bundled_candles("BTC", "1d")[:50], timeframe="1d") == 50
     assert _count(backend) == 150
 
 
-def test_last_and_latest_open_times(backend: StorageBackend, bundled_candles: Loader) -> None:
+def test_last_and_latest_open_times(backend: StorageBackend) -> None:
     btc, eth = bundled_candles("BTC", "1h")[:100], bundled_candles("ETH", "1h")[:120]
     with backend.session_factory() as session:
         repo = CandleRepository(session)
@@ -59,7 +55,7 @@ def test_last_and_latest_open_times(backend: StorageBackend, bundled_candles: Lo
         assert repo.latest_open_time_ms(exchange="upbit", timeframe="1h") is None
 
 
-def test_load_returns_the_newest_closed_candles_ascending(backend: StorageBackend, bundled_candles: Loader) -> None:
+def test_load_returns_the_newest_closed_candles_ascending(backend: StorageBackend) -> None:
     stored = {base: bundled_candles(base, "1h")[:300] for base in ("BTC", "ETH", "SOL")}
     for base, candles in stored.items():
         _store(backend, f"{base}/USDT", candles)
@@ -80,7 +76,7 @@ def test_load_returns_the_newest_closed_candles_ascending(backend: StorageBacken
         assert all(c.open_time_ms + HOUR_MS <= until_ms for c in loaded[f"{base}/USDT"])
 
 
-def test_load_includes_a_candle_closing_exactly_at_until(backend: StorageBackend, bundled_candles: Loader) -> None:
+def test_load_includes_a_candle_closing_exactly_at_until(backend: StorageBackend) -> None:
     candles = bundled_candles("ETH", "1h")[:10]
     _store(backend, "ETH/USDT", candles)
     with backend.session_factory() as session:
@@ -103,7 +99,7 @@ def test_load_includes_a_candle_closing_exactly_at_until(backend: StorageBackend
     assert short["ETH/USDT"] == list(candles[-3:])
 
 
-def test_load_keeps_gaps_as_gaps(backend: StorageBackend, bundled_candles: Loader) -> None:
+def test_load_keeps_gaps_as_gaps(backend: StorageBackend) -> None:
     candles = bundled_candles("SOL", "1h")[:20]
     with_gap = candles[:8] + candles[12:]
     _store(backend, "SOL/USDT", with_gap)
@@ -118,7 +114,7 @@ def test_load_keeps_gaps_as_gaps(backend: StorageBackend, bundled_candles: Loade
     assert loaded["SOL/USDT"] == list(with_gap[-14:])
 
 
-def test_gaps_of_stored_candles_per_symbol_and_span(backend: StorageBackend, bundled_candles: Loader) -> None:
+def test_gaps_of_stored_candles_per_symbol_and_span(backend: StorageBackend) -> None:
     candles = bundled_candles("SOL", "1h")[:20]
     _store(backend, "SOL/USDT", candles[:8] + candles[12:])
     _store(backend, "ETH/USDT", bundled_candles("ETH", "1h")[:20])

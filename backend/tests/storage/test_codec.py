@@ -16,7 +16,7 @@ from app.domain import Label, Snapshot
 from app.storage.cache import SnapshotCache
 from app.storage.codec import decode, decode_snapshot, encode_snapshot
 from app.storage.runs import RunRepository
-from tests.conftest import StorageBackend
+from tests.support.storage import StorageBackend
 
 MakeSnapshot = Callable[..., Snapshot]
 T = TypeVar("T")

@@ -11,7 +11,7 @@ from sqlalchemy.exc import StatementError
 
 from app.storage.db import make_engine
 from app.storage.heartbeats import HeartbeatRepository
-from tests.conftest import StorageBackend
+from tests.support.storage import StorageBackend
 
 
 def test_sqlite_engine_creates_parent_dir_and_sets_pragmas(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from app.storage.leases import ABANDONED_ERROR, abandon_running, advisory_key, c
 from app.storage.models import AnalysisRunModel, JobClaimModel
 from app.storage.runs import RunRepository
 from app.worker.job_gate import JobGate, cycle_slot, interval_slot
-from tests.conftest import StorageBackend
+from tests.support.storage import StorageBackend
 
 
 def slot_holder(session: Session, *, job: str, slot: int) -> str | None:

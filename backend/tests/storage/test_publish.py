@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -15,35 +14,26 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 from structlog.testing import capture_logs
 
-from app.domain import Snapshot
 from app.storage.cache import PAYLOAD_GRACE_S, MemoryCache, RedisCache, SnapshotCache, make_redis
 from app.storage.publish import publish
 from app.storage.reader import SnapshotReader
 from app.storage.runs import RunRepository
-from tests.conftest import SNAPSHOT_AS_OF_MS, StorageBackend
+from tests.support.clocks import ManualClock
+from tests.support.network import free_port
+from tests.support.snapshots import SNAPSHOT_AS_OF_MS, MakeSnapshot
+from tests.support.storage import StorageBackend
 
-MakeSnapshot = Callable[..., Snapshot]
 HOUR_MS = 3_600_000
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now_s = 1000.0
-
-    def __call__(self) -> float:
-        return self.now_s
-
-
-def _reader(backend: StorageBackend, cache: SnapshotCache | None, clock: FakeClock, **kwargs: Any) -> SnapshotReader:
+def _reader(backend: StorageBackend, cache: SnapshotCache | None, clock: ManualClock, **kwargs: Any) -> SnapshotReader:
     return SnapshotReader(session_factory=backend.session_factory, cache=cache, clock_s=clock, **kwargs)
 
 
 def test_reader_serves_memory_cache_and_database_tiers(
     backend: StorageBackend, cache: SnapshotCache, make_snapshot: MakeSnapshot
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     reader = _reader(backend, cache, clock, memory_check_interval_s=1.0)
     assert reader.get("binance") is None
     first = make_snapshot(run_id="run-1")
@@ -65,7 +55,7 @@ def test_reader_serves_memory_cache_and_database_tiers(
 def test_publish_commits_the_run_with_its_outcome(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
     snapshot = make_snapshot(run_id="run-p")
     publish(snapshot, session_factory=backend.session_factory, cache=None)
-    reader = _reader(backend, None, FakeClock())
+    reader = _reader(backend, None, ManualClock())
     assert reader.get("binance") == (snapshot, "database")
     assert reader.get("binance") == (snapshot, "memory")
     with backend.session_factory() as session:
@@ -75,7 +65,7 @@ def test_publish_commits_the_run_with_its_outcome(backend: StorageBackend, make_
 def test_an_uncommitted_run_is_invisible(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
     first = make_snapshot(run_id="run-1")
     publish(first, session_factory=backend.session_factory, cache=None)
-    reader = _reader(backend, None, FakeClock(), memory_check_interval_s=0.0)
+    reader = _reader(backend, None, ManualClock(), memory_check_interval_s=0.0)
     with backend.session_factory() as writer:
         RunRepository(writer).save_snapshot(make_snapshot(run_id="run-2", as_of_ms=SNAPSHOT_AS_OF_MS + HOUR_MS))
         assert reader.get("binance", use_cache=False) == (first, "database")
@@ -109,15 +99,9 @@ def test_readers_never_see_a_pointer_without_its_payload(cache: SnapshotCache, m
     assert cache.current_run_id("binance") == "run-149"
 
 
-def _unused_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def dead_redis_cache() -> Iterator[RedisCache]:
-    client = make_redis(f"redis://127.0.0.1:{_unused_port()}/0", timeout_s=0.2)
+    client = make_redis(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
     yield RedisCache(client, prefix="dantaro_dead", ttl_s=60)
     client.close()
 
@@ -127,7 +111,7 @@ def test_failing_redis_falls_back_to_the_database(
 ) -> None:
     snapshot = make_snapshot(run_id="run-d")
     publish(snapshot, session_factory=backend.session_factory, cache=dead_redis_cache)  # logged, not raised
-    clock = FakeClock()
+    clock = ManualClock()
     reader = _reader(backend, dead_redis_cache, clock, memory_check_interval_s=0.0)
     assert reader.get("binance") == (snapshot, "database")
     clock.now_s += 1
@@ -170,12 +154,12 @@ def test_a_corrupt_redis_payload_falls_back_to_the_database(
     snapshot = make_snapshot(run_id="run-c")
     publish(snapshot, session_factory=backend.session_factory, cache=cache)
     redis_client.set(cache.payload_key("binance", "run-c"), b"\x80\x04not json")
-    reader = _reader(backend, cache, FakeClock())
+    reader = _reader(backend, cache, ManualClock())
     assert reader.get("binance") == (snapshot, "database")
 
 
 def test_memory_cache_drops_replaced_runs_after_the_grace_period(make_snapshot: MakeSnapshot) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     cache = MemoryCache(clock_s=clock)
     first, second = make_snapshot(run_id="run-1"), make_snapshot(run_id="run-2")
     cache.put(first)
@@ -190,7 +174,7 @@ def test_memory_cache_drops_replaced_runs_after_the_grace_period(make_snapshot: 
 def test_an_overdue_copy_is_served_while_one_refresh_rechecks_it(
     backend: StorageBackend, cache: SnapshotCache, make_snapshot: MakeSnapshot
 ) -> None:
-    clock = FakeClock()
+    clock = ManualClock()
     spawned: list[Callable[[], None]] = []
     reader = _reader(backend, cache, clock, memory_check_interval_s=1.0, spawn=spawned.append)
     first = make_snapshot(run_id="run-1")
@@ -213,7 +197,7 @@ def test_an_overdue_copy_is_served_while_one_refresh_rechecks_it(
 def test_a_failing_refresh_is_logged_and_the_copy_still_served(
     backend: StorageBackend, make_snapshot: MakeSnapshot
 ) -> None:
-    clock, down = FakeClock(), threading.Event()
+    clock, down = ManualClock(), threading.Event()
     spawned: list[Callable[[], None]] = []
 
     def sessions() -> Session:

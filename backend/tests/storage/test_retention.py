@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
 from app.config import Settings
-from app.domain import Candle, Snapshot, timeframe_ms, utc_now
+from app.domain import timeframe_ms, utc_now
 from app.storage.leases import claim_slot
 from app.storage.models import AnalysisRunModel, CandleModel, JobClaimModel, RecommendationModel, SupportLevelsModel
 from app.storage.repositories import CandleRepository, RunRepository
 from app.storage.retention import RetentionPolicy, apply_retention, candle_keep_ms
 from app.worker.service import Worker
-from tests.conftest import StorageBackend
+from tests.support.candles import bundled_candles
+from tests.support.snapshots import MakeSnapshot
+from tests.support.storage import StorageBackend
 
 HOUR_MS = timeframe_ms("1h")
 DAY_MS = timeframe_ms("1d")
@@ -25,9 +26,7 @@ def _count(backend: StorageBackend, model: type, *where: object) -> int:
         return int(session.execute(select(func.count()).select_from(model).where(*where)).scalar_one())  # type: ignore[arg-type]
 
 
-def _seed(
-    backend: StorageBackend, make_snapshot: Callable[..., Snapshot], bundled: Callable[[str, str], tuple[Candle, ...]]
-) -> None:
+def _seed(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
     now = utc_now()
     with backend.session_factory() as session:
         runs = RunRepository(session)
@@ -43,9 +42,15 @@ def _seed(
         runs.start(run_id="upbit-old", exchange="upbit", started_at=now - timedelta(days=60))
         runs.save_snapshot(make_snapshot(run_id="upbit-old", exchange="upbit"), published_at=now - timedelta(days=60))
         candles = CandleRepository(session)
-        candles.upsert(exchange="binance", symbol="BTC/USDT", timeframe="1h", candles=bundled("BTC", "1h")[-300:])
-        candles.upsert(exchange="binance", symbol="ETH/USDT", timeframe="1h", candles=bundled("ETH", "1h")[-300:])
-        candles.upsert(exchange="binance", symbol="BTC/USDT", timeframe="1d", candles=bundled("BTC", "1d")[-500:])
+        candles.upsert(
+            exchange="binance", symbol="BTC/USDT", timeframe="1h", candles=bundled_candles("BTC", "1h")[-300:]
+        )
+        candles.upsert(
+            exchange="binance", symbol="ETH/USDT", timeframe="1h", candles=bundled_candles("ETH", "1h")[-300:]
+        )
+        candles.upsert(
+            exchange="binance", symbol="BTC/USDT", timeframe="1d", candles=bundled_candles("BTC", "1d")[-500:]
+        )
         for slot in range(12):
             claim_slot(
                 session, job="cycle:binance", slot=slot, holder="h:1", claimed_at=now - timedelta(days=slot * 5 + 2)
@@ -55,10 +60,9 @@ def _seed(
 
 def test_retention_prunes_in_batches_and_keeps_what_is_served(
     backend: StorageBackend,
-    make_snapshot: Callable[..., Snapshot],
-    bundled_candles: Callable[[str, str], tuple[Candle, ...]],
+    make_snapshot: MakeSnapshot,
 ) -> None:
-    _seed(backend, make_snapshot, bundled_candles)
+    _seed(backend, make_snapshot)
     newest_1h = bundled_candles("BTC", "1h")[-1].open_time_ms
     newest_1d = bundled_candles("BTC", "1d")[-1].open_time_ms
     policy = RetentionPolicy(
@@ -93,10 +97,9 @@ def test_candle_window_is_the_larger_of_lookback_and_retention() -> None:
 
 async def test_worker_retention_runs_once_per_slot(
     backend: StorageBackend,
-    make_snapshot: Callable[..., Snapshot],
-    bundled_candles: Callable[[str, str], tuple[Candle, ...]],
+    make_snapshot: MakeSnapshot,
 ) -> None:
-    _seed(backend, make_snapshot, bundled_candles)
+    _seed(backend, make_snapshot)
     settings = Settings(_env_file=None, database_url=backend.url, retention_days=30, candle_retention_days=400)
     workers = [
         Worker(settings=settings, engine=backend.engine, session_factory=backend.session_factory, cycles=[])

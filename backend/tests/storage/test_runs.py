@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -12,9 +11,9 @@ from app.domain import RunStatus, Snapshot
 from app.storage.heartbeats import HeartbeatRepository
 from app.storage.models import AnalysisRunModel, RecommendationModel
 from app.storage.runs import RunNotFoundError, RunRepository
-from tests.conftest import SNAPSHOT_AS_OF_MS, StorageBackend
+from tests.support.snapshots import SNAPSHOT_AS_OF_MS, MakeSnapshot
+from tests.support.storage import StorageBackend
 
-MakeSnapshot = Callable[..., Snapshot]
 HOUR_MS = 3_600_000
 
 
@@ -31,8 +30,9 @@ def test_saved_snapshot_comes_back_identical(backend: StorageBackend, make_snaps
     with backend.session_factory() as session:
         loaded = RunRepository(session).latest_snapshot(exchange="binance")
     assert loaded == snapshot
-    assert loaded is not None and [rec.rank for rec in loaded.recommendations] == [1, 2, 3, 4, 5, 6]
-    assert loaded.levels["BTC/USDT"].levels[0].sources == ("swing_low", "1d")
+    assert loaded is not None and [rec.rank for rec in loaded.recommendations] == list(range(1, 9))  # 8 bundled
+    assert loaded.levels["BTC/USDT"].levels[0].sources == ("7d_extreme",)
+    assert loaded.errors == {"LUNA/USDT": "no bundled history"} and loaded.universe_size == 9
 
 
 def test_latest_snapshot_is_the_newest_published_run(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:

@@ -1,4 +1,5 @@
-"""Shared setup for the API tests: a migrated SQLite database, published real-data snapshots, clients, keys."""
+"""Shared setup for the API tests: a migrated SQLite database, published real-data snapshots, clients, keys,
+worker heartbeats."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.api.app import ApiState, create_app
 from app.api.ratelimit import WINDOW_S
 from app.config import DEVELOPMENT_KEY, Settings
-from app.domain import Snapshot
+from app.domain import Snapshot, utc_now
 from app.storage.api_keys import ApiKeyRepository
 from app.storage.cache import MemoryCache
 from app.storage.db import make_engine, make_session_factory
+from app.storage.heartbeats import HeartbeatRepository
 from app.storage.migrate import upgrade
 from app.storage.publish import publish
 
@@ -81,3 +84,19 @@ def inside_one_rate_window(*, margin_s: float = 5.0) -> None:
     left_s = WINDOW_S - time.monotonic() % WINDOW_S
     if left_s < margin_s:
         time.sleep(left_s + 0.05)
+
+
+def write_heartbeat(db: Database, *, worker_id: str = "worker-a", beat_at: datetime | None = None) -> None:
+    """Record a worker heartbeat, as the worker does every ``heartbeat_interval_s``."""
+    now = utc_now()
+    with db.session_factory() as session:
+        HeartbeatRepository(session).beat(
+            worker_id=worker_id,
+            hostname="test-host",
+            pid=4242,
+            started_at=now - timedelta(minutes=5),
+            state="idle",
+            current_run_id=None,
+            beat_at=beat_at or now,
+        )
+        session.commit()

@@ -1,4 +1,4 @@
-"""Paths of the checkout the tests read: the repository root, the backend and the recorded fixtures."""
+"""Where the repository's files are, computed once from this file's place (``backend/tests/support/``)."""
 
 from __future__ import annotations
 
@@ -6,4 +6,8 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BACKEND_DIR = REPO_ROOT / "backend"
-FIXTURES_DIR = BACKEND_DIR / "tests" / "fixtures"
+APP_DIR = BACKEND_DIR / "app"
+TESTS_DIR = BACKEND_DIR / "tests"
+EXCHANGE_FIXTURES_DIR = TESTS_DIR / "fixtures" / "exchange"
+MONITORING_DIR = REPO_ROOT / "monitoring"
+DEPLOYMENT_DIR = REPO_ROOT / "deployment"

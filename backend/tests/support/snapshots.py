@@ -1,20 +1,20 @@
-"""Snapshots for the API tests, derived from the bundled real Binance daily candles (no app.analysis).
+"""The one Snapshot factory of the test suite: every figure derived from the bundled real Binance candles.
 
-The figures are simple, honest statistics of the real prices (returns, volume ratio, volatility, drawdown,
-window highs and lows) so every field the API serves carries a real value of the right unit and range.
+No ``app.analysis``: the numbers are plain, honest statistics of the real prices closed by ``as_of_ms`` (epoch
+ms): the price, 24-hour change, volume and range from the hourly candles; the scores, levels and market from the
+newest 90 daily ones. A base without enough bundled history is reported in ``errors`` (as the worker reports a
+symbol it could not analyse) and still counts in ``universe_size``. A wider window whose extreme is the narrower
+window's adds no level of its own: that level is ``None``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
-import json
 import statistics
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 
-from app.config import BUNDLED_DATA_DIR
 from app.domain import (
     Candle,
     Label,
@@ -27,19 +27,27 @@ from app.domain import (
     timeframe_ms,
     utc_now,
 )
+from tests.support.candles import bundled_bases, closed
 
-FIXTURE_BASES = ("BTC", "ETH", "SOL", "ADA", "XRP", "DOGE", "LTC", "ATOM")
+MakeSnapshot = Callable[..., Snapshot]  # build_snapshot, as the make_snapshot fixture hands it out
+SNAPSHOT_BASES = ("BTC", "ETH", "SOL", "ADA", "XRP", "DOGE", "LTC", "ATOM", "LUNA")  # LUNA is not bundled
+SNAPSHOT_AS_OF_MS = 1_664_582_400_000  # 2022-10-01 00:00 UTC, inside the bundled 1h and 1d history
 LOOKBACK_DAYS = 90
+HOURS_NEEDED = 25  # the last 24 hours and the close before them
 LEVEL_WINDOWS_DAYS = (7, 30, 90)
 TOUCH_TOLERANCE = 0.01
 
 
-def load_daily_candles(base: str, *, limit: int = LOOKBACK_DAYS) -> list[Candle]:
-    """The newest ``limit`` bundled daily candles of ``base``/USDT."""
-    path = BUNDLED_DATA_DIR / "1d" / f"{base}_USDT-1d.json.gz"
-    with gzip.open(path, "rt") as handle:
-        rows = json.load(handle)
-    return [Candle(int(row[0]), *(float(value) for value in row[1:6])) for row in rows[-limit:]]
+@dataclasses.dataclass(frozen=True)
+class _Series:
+    """The closed candles of one symbol that its figures come from."""
+
+    hourly: Sequence[Candle]
+    daily: Sequence[Candle]
+
+    @property
+    def last_close(self) -> float:
+        return self.hourly[-1].close
 
 
 def _label(total: float) -> Label:
@@ -57,13 +65,12 @@ def _max_drawdown(closes: Sequence[float]) -> float:
     return worst
 
 
-def _recommendation(symbol: str, candles: Sequence[Candle]) -> Recommendation:
-    closes = [c.close for c in candles]
+def _recommendation(symbol: str, series: _Series) -> Recommendation:
+    closes = [c.close for c in series.daily]
     returns = [b / a - 1 for a, b in zip(closes[-31:-1], closes[-30:], strict=True)]
-    quote_volumes = [c.volume * c.close for c in candles]
+    quote_volumes = [c.volume * c.close for c in series.daily]
     volume_ratio = statistics.fmean(quote_volumes[-7:]) / statistics.fmean(quote_volumes)
-    volatility = statistics.pstdev(returns)
-    drawdown = _max_drawdown(closes)
+    volatility, drawdown = statistics.pstdev(returns), _max_drawdown(closes)
     scores = {
         "technical_score": sum(r > 0 for r in returns[-14:]) / 14,
         "volume_score": volume_ratio / (1 + volume_ratio),
@@ -71,27 +78,27 @@ def _recommendation(symbol: str, candles: Sequence[Candle]) -> Recommendation:
         "risk_score": 1 - drawdown,
     }
     total = statistics.fmean(scores.values())
+    day = series.hourly[-24:]
     return Recommendation(
         symbol=symbol,
         rank=0,
         total_score=total,
         label=_label(total),
-        current_price=closes[-1],
-        price_change_24h=(closes[-1] / closes[-2] - 1) * 100,
-        volume_24h=quote_volumes[-1],
+        current_price=series.last_close,
+        price_change_24h=(series.last_close / series.hourly[-25].close - 1) * 100,
+        volume_24h=sum(c.close * c.volume for c in day),
         details={
             "return_30d_pct": (closes[-1] / closes[-31] - 1) * 100,
             "volatility_30d": volatility,
             "max_drawdown_90d": drawdown,
-            "timeframe": "1d",
+            "range_24h": {"high": max(c.high for c in day), "low": min(c.low for c in day)},
         },
         **scores,
     )
 
 
-def _level(candles: Sequence[Candle], *, kind: str, window_days: int) -> Level:
-    recent = candles[-window_days:]
-    last_close = candles[-1].close
+def _level(series: _Series, *, kind: str, window_days: int) -> Level:
+    recent = series.daily[-window_days:]
     price = min(c.low for c in recent) if kind == "support" else max(c.high for c in recent)
     touched = [c for c in recent if abs((c.low if kind == "support" else c.high) / price - 1) <= TOUCH_TOLERANCE]
     return Level(
@@ -101,24 +108,30 @@ def _level(candles: Sequence[Candle], *, kind: str, window_days: int) -> Level:
         sources=(f"{window_days}d_extreme",),
         touches=len(touched),
         last_touched_at=ms_to_datetime(touched[-1].open_time_ms),
-        distance_pct=(price / last_close - 1) * 100,
+        distance_pct=(price / series.last_close - 1) * 100,
     )
 
 
-def _support_levels(symbol: str, candles: Sequence[Candle]) -> SupportLevels:
-    supports = [_level(candles, kind="support", window_days=days) for days in LEVEL_WINDOWS_DAYS]
-    resistances = [_level(candles, kind="resistance", window_days=days) for days in LEVEL_WINDOWS_DAYS]
+def _distinct(levels: Sequence[Level]) -> list[Level | None]:
+    """Each window's level, ``None`` where a wider window found the same extreme as the narrower one."""
+    return [level if i == 0 or level.price != levels[i - 1].price else None for i, level in enumerate(levels)]
+
+
+def _support_levels(symbol: str, series: _Series) -> SupportLevels:
+    supports = _distinct([_level(series, kind="support", window_days=d) for d in LEVEL_WINDOWS_DAYS])
+    resistances = _distinct([_level(series, kind="resistance", window_days=d) for d in LEVEL_WINDOWS_DAYS])
+    support, resistance = [[level.price if level else None for level in side] for side in (supports, resistances)]
     return SupportLevels(
         symbol=symbol,
-        aggressive_support=supports[0].price,
-        moderate_support=supports[1].price,
-        conservative_support=supports[2].price,
-        aggressive_resistance=resistances[0].price,
-        moderate_resistance=resistances[1].price,
-        conservative_resistance=resistances[2].price,
+        aggressive_support=support[0],
+        moderate_support=support[1],
+        conservative_support=support[2],
+        aggressive_resistance=resistance[0],
+        moderate_resistance=resistance[1],
+        conservative_resistance=resistance[2],
         calculation_method="window_extremes",
-        data_points_count=len(candles),
-        levels=(*supports, *resistances),
+        data_points_count=len(series.daily),
+        levels=tuple(level for level in (*supports, *resistances) if level),
     )
 
 
@@ -136,32 +149,58 @@ def _market(recs: Sequence[Recommendation]) -> MarketStatus:
         average_volatility=statistics.fmean(rec.details["volatility_30d"] for rec in recs),
         top_gainers=tuple((rec.symbol, rec.price_change_24h) for rec in by_change[:3]),
         top_losers=tuple((rec.symbol, rec.price_change_24h) for rec in by_change[::-1][:3]),
-        analysis_summary={"mean_return_30d_pct": mean_change_30d},
-        details={"source": "bundled binance 1d"},
+        analysis_summary={"mean_return_30d_pct": mean_change_30d, "labels": sorted({rec.label.value for rec in recs})},
+        details={"source": "bundled binance", "timeframes": ["1h", "1d"]},
     )
+
+
+def _series(bases: Sequence[str], *, as_of_ms: int) -> tuple[dict[str, _Series], dict[str, str]]:
+    """The closed candles of every base with enough history, and why the others were left out."""
+    available = set(bundled_bases())
+    series: dict[str, _Series] = {}
+    errors: dict[str, str] = {}
+    for base in bases:
+        symbol = f"{base}/USDT"
+        if base not in available:
+            errors[symbol] = "no bundled history"
+            continue
+        hourly, daily = closed(base, "1h", as_of_ms=as_of_ms), closed(base, "1d", as_of_ms=as_of_ms)
+        if len(hourly) < HOURS_NEEDED or len(daily) < LOOKBACK_DAYS:
+            errors[symbol] = f"under {HOURS_NEEDED} hours or {LOOKBACK_DAYS} days of history closed by {as_of_ms}"
+            continue
+        series[symbol] = _Series(hourly[-HOURS_NEEDED:], daily[-LOOKBACK_DAYS:])
+    return series, errors
+
+
+def _ranked(series: Mapping[str, _Series]) -> tuple[Recommendation, ...]:
+    unranked = [_recommendation(symbol, one) for symbol, one in series.items()]
+    ranked = sorted(unranked, key=lambda rec: rec.total_score, reverse=True)
+    return tuple(dataclasses.replace(rec, rank=index) for index, rec in enumerate(ranked, start=1))
 
 
 def build_snapshot(
     *,
-    exchange: str = "binance",
-    bases: Sequence[str] = FIXTURE_BASES,
-    generated_at: datetime | None = None,
     run_id: str | None = None,
+    exchange: str = "binance",
+    bases: Sequence[str] = SNAPSHOT_BASES,
+    as_of_ms: int = SNAPSHOT_AS_OF_MS,
+    generated_at: datetime | None = None,
 ) -> Snapshot:
-    """A complete snapshot of ``bases``/USDT computed from their newest real daily candles."""
-    candles = {f"{base}/USDT": load_daily_candles(base) for base in bases}
-    unranked = [_recommendation(symbol, series) for symbol, series in candles.items()]
-    ranked = sorted(unranked, key=lambda rec: rec.total_score, reverse=True)
-    recs = tuple(dataclasses.replace(rec, rank=index + 1) for index, rec in enumerate(ranked))
-    last_open_ms = max(series[-1].open_time_ms for series in candles.values())
+    """A complete hourly snapshot of ``bases``/USDT from the real candles closed by ``as_of_ms``."""
+    series, errors = _series(bases, as_of_ms=as_of_ms)
+    if not series:
+        raise ValueError(f"none of {list(bases)} has enough history closed by {as_of_ms}: {errors}")
+    recs = _ranked(series)
+    last_open_ms = max(one.hourly[-1].open_time_ms for one in series.values())
     return Snapshot(
         run_id=run_id or uuid.uuid4().hex,
         exchange=exchange,
-        timeframe="1d",
-        data_as_of=ms_to_datetime(last_open_ms + timeframe_ms("1d")),
+        timeframe="1h",
+        data_as_of=ms_to_datetime(last_open_ms + timeframe_ms("1h")),
         generated_at=generated_at or utc_now() - timedelta(seconds=1),
         universe_size=len(bases),
         recommendations=recs,
-        levels={symbol: _support_levels(symbol, series) for symbol, series in candles.items()},
+        levels={symbol: _support_levels(symbol, one) for symbol, one in series.items()},
         market=_market(recs),
+        errors=errors,
     )

@@ -22,8 +22,8 @@ from app.storage.cache import SnapshotCache
 from app.storage.models import AnalysisRunModel, CandleModel
 from app.storage.reader import SnapshotReader
 from app.worker.cycle import ExchangeCycle, log_gaps
-from tests.conftest import StorageBackend
-from tests.support.services import copy_replay_pairs
+from tests.support.candles import copy_replay_pairs
+from tests.support.storage import StorageBackend
 
 BASES = ("BTC", "ETH", "SOL", "XRP", "ADA")
 HOUR_MS = timeframe_ms("1h")

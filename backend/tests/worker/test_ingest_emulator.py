@@ -23,8 +23,9 @@ from app.storage.reader import SnapshotReader
 from app.storage.repositories import CandleRepository
 from app.worker.cycle import ExchangeCycle
 from app.worker.main import open_worker
-from tests.conftest import StorageBackend
-from tests.support.emulator import Emulator, Fault, closed_port
+from tests.support.emulator import Emulator, Fault
+from tests.support.network import free_port
+from tests.support.storage import StorageBackend
 
 BASES = ["BTC", "ETH", "SOL"]
 HOUR_MS = timeframe_ms("1h")
@@ -77,7 +78,7 @@ def make_cycle(
     options = {**emulator.ccxt_options(), "timeout": 1000}
     if unreachable:  # the same URLs on a port nothing listens on
         options["urls"] = {
-            "api": {"public": options["urls"]["api"]["public"].replace(str(emulator.port), str(closed_port()))}
+            "api": {"public": options["urls"]["api"]["public"].replace(str(emulator.port), str(free_port()))}
         }
 
     async def sleep(seconds: float) -> None:

@@ -5,7 +5,6 @@ after one real cycle, with values from that cycle; the endpoint serves them; ``r
 from __future__ import annotations
 
 import re
-import socket
 import time
 import urllib.request
 from pathlib import Path
@@ -19,11 +18,12 @@ from app.exchange import build_source
 from app.worker.cycle import ExchangeCycle, log_run_finished
 from app.worker.metrics import start_metrics_server
 from app.worker.service import Worker
-from tests.conftest import StorageBackend
-from tests.support.services import copy_replay_pairs
+from tests.support.candles import copy_replay_pairs
+from tests.support.network import free_port
+from tests.support.paths import MONITORING_DIR
+from tests.support.storage import StorageBackend
 
-ROOT = Path(__file__).resolve().parents[3]
-MONITORING_FILES = (ROOT / "monitoring" / "alerts.yml", ROOT / "monitoring" / "grafana" / "dantaro-central.json")
+MONITORING_FILES = (MONITORING_DIR / "alerts.yml", MONITORING_DIR / "grafana" / "dantaro-central.json")
 BASES = ("BTC", "ETH", "SOL")
 
 
@@ -84,15 +84,9 @@ async def test_one_cycle_exposes_every_monitored_worker_metric(backend: StorageB
     assert summary["duration_s"] == round(outcome.duration_s, 3) and 0 < summary["duration_s"] < 60
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_metrics_endpoint_serves_the_default_registry_and_tolerates_a_taken_port() -> None:
     assert start_metrics_server(Settings(_env_file=None, worker_metrics_port=0)) is False
-    settings = Settings(_env_file=None, worker_metrics_port=_free_port())
+    settings = Settings(_env_file=None, worker_metrics_port=free_port())
     assert start_metrics_server(settings) is True
     with urllib.request.urlopen(f"http://127.0.0.1:{settings.worker_metrics_port}/metrics", timeout=5) as response:
         body = response.read().decode()

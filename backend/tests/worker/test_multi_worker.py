@@ -9,26 +9,27 @@ and the stored hourly history has no holes.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from itertools import pairwise
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from app.storage import migrate
 from app.storage.db import make_engine
 from app.storage.leases import ABANDONED_ERROR
-from tests.support.services import copy_replay_pairs
+from tests.support.candles import copy_replay_pairs
+from tests.support.paths import REPO_ROOT
+from tests.support.processes import DANTARO, dantaro_env
+from tests.support.queries import select_rows
+from tests.support.waiting import wait_for
 
 pytestmark = pytest.mark.postgres
 
-ROOT = Path(__file__).resolve().parents[3]
 BASES = ("BTC", "ETH", "SOL", "XRP")
 INTERVAL_S = 1.5
 SLOTS_BEFORE_KILL = 6
@@ -50,30 +51,19 @@ def database(postgres_database_factory: Callable[[], str]) -> Iterator[tuple[str
 
 
 def _env(url: str, replay_dir: Path, data_dir: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DANTARO_")}
-    env.update(
+    return dantaro_env(
+        data_dir,
         DANTARO_DATABASE_URL=url,
-        DANTARO_DATA_DIR=str(data_dir),
         DANTARO_REPLAY_DATA_DIR=str(replay_dir),
-        DANTARO_REPLAY_WARMUP_CANDLES="100",
-        DANTARO_LOOKBACK_CANDLES="150",
         DANTARO_ANALYSIS_INTERVAL_S=str(INTERVAL_S),
         DANTARO_HEARTBEAT_INTERVAL_S="1",
         DANTARO_WORKER_METRICS_PORT="0",
-        DANTARO_LOG_FORMAT="json",
-        PYTHONPATH=str(ROOT / "backend"),
     )
-    return env
-
-
-def _rows(engine: Engine, sql: str) -> list[tuple[object, ...]]:
-    with engine.connect() as connection:
-        return [tuple(row) for row in connection.execute(text(sql))]
 
 
 def _claims(engine: Engine) -> list[tuple[int, str, float]]:
     """(slot, holder pid, claimed at epoch s) of every cycle claim, by slot."""
-    rows = _rows(
+    rows = select_rows(
         engine, "SELECT slot, holder, EXTRACT(EPOCH FROM claimed_at) FROM job_claims WHERE job = 'cycle:binance'"
     )
     return sorted((int(slot), str(holder).rsplit(":", 1)[1], float(at)) for slot, holder, at in rows)  # type: ignore[call-overload, arg-type]
@@ -81,20 +71,11 @@ def _claims(engine: Engine) -> list[tuple[int, str, float]]:
 
 def _runs(engine: Engine) -> list[tuple[float, str, str | None, object]]:
     """(started at epoch s, status, error, data_as_of) of every run, oldest first."""
-    rows = _rows(
+    rows = select_rows(
         engine,
         "SELECT EXTRACT(EPOCH FROM started_at), status, error, data_as_of FROM analysis_runs ORDER BY started_at",
     )
     return [(float(at), str(status), error, as_of) for at, status, error, as_of in rows]  # type: ignore[misc, arg-type]
-
-
-def _wait_for(condition: Callable[[], bool], *, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
 
 
 def test_three_workers_run_each_slot_once_and_take_over(
@@ -103,14 +84,11 @@ def test_three_workers_run_each_slot_once_and_take_over(
     url, engine = database
     env = _env(url, replay_dir, tmp_path)
     logs = [(tmp_path / f"worker-{i}.log").open("w") for i in range(3)]
-    workers = [
-        subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=env, cwd=ROOT, stderr=log, stdout=log)
-        for log in logs
-    ]
+    workers = [subprocess.Popen([*DANTARO, "worker"], env=env, cwd=REPO_ROOT, stderr=log, stdout=log) for log in logs]
     by_pid = {str(process.pid): process for process in workers}
     try:
-        _wait_for(lambda: len(_claims(engine)) >= SLOTS_BEFORE_KILL, timeout_s=60, what="six claimed slots")
-        _wait_for(lambda: all(s != "running" for _, s, _, _ in _runs(engine)), timeout_s=30, what="runs to end")
+        wait_for(lambda: len(_claims(engine)) >= SLOTS_BEFORE_KILL, timeout_s=60, what="six claimed slots")
+        wait_for(lambda: all(s != "running" for _, s, _, _ in _runs(engine)), timeout_s=30, what="runs to end")
         claims, runs = _claims(engine), _runs(engine)
         assert len(runs) == len(claims)  # every claimed slot was run once, nothing ran without a claim
         run_slots = [int(started // INTERVAL_S) for started, _, _, _ in runs]
@@ -126,12 +104,12 @@ def test_three_workers_run_each_slot_once_and_take_over(
         def taken_over() -> bool:
             return any(at > killed_at and pid != victim_pid for _, pid, at in _claims(engine))
 
-        _wait_for(taken_over, timeout_s=INTERVAL_S + TAKEOVER_TOLERANCE_S + 5, what="another worker to claim a slot")
+        wait_for(taken_over, timeout_s=INTERVAL_S + TAKEOVER_TOLERANCE_S + 5, what="another worker to claim a slot")
         first_after = min(at for _, pid, at in _claims(engine) if at > killed_at)
         assert first_after - killed_at <= INTERVAL_S + TAKEOVER_TOLERANCE_S
         holders = sorted({pid for _, pid, _ in claims})
         print(f"slots before kill: {len(claims)} by workers {holders}; takeover after {first_after - killed_at:.2f} s")
-        _wait_for(
+        wait_for(
             lambda: _runs(engine)[-1][1] == "succeeded" and _runs(engine)[-1][0] > killed_at,
             timeout_s=30,
             what="the next run to succeed",
@@ -153,12 +131,12 @@ def test_three_workers_run_each_slot_once_and_take_over(
         assert status == "succeeded" or error in (ABANDONED_ERROR, "interrupted by shutdown"), (status, error)
     published_as_of = [as_of for _, status, _, as_of in runs if status == "succeeded"]
     assert all(a < b for a, b in pairwise(published_as_of))  # the shared replay clock never goes backwards
-    total, distinct = _rows(
+    total, distinct = select_rows(
         engine,
         "SELECT COUNT(*), COUNT(DISTINCT (exchange, symbol, timeframe, open_time_ms)) FROM candles",
     )[0]
     assert total == distinct
-    count, first_ms, last_ms = _rows(
+    count, first_ms, last_ms = select_rows(
         engine,
         "SELECT COUNT(*), MIN(open_time_ms), MAX(open_time_ms) FROM candles "
         "WHERE symbol = 'BTC/USDT' AND timeframe = '1h'",

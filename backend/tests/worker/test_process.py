@@ -14,18 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.services import dantaro_env, log_events
-
-ROOT = Path(__file__).resolve().parents[3]
-DANTARO = [sys.executable, "-m", "app.cli"]
-
-
-def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
-    return dantaro_env(tmp_path, **extra)
+from tests.support.paths import REPO_ROOT
+from tests.support.processes import DANTARO, dantaro_env, log_events
 
 
 def _run(args: list[str], env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout_s, check=False)
+    return subprocess.run(args, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout_s, check=False)
 
 
 def _runs(tmp_path: Path) -> list[tuple[str, str | None]]:
@@ -35,14 +29,14 @@ def _runs(tmp_path: Path) -> list[tuple[str, str | None]]:
 
 
 def test_worker_refuses_an_unmigrated_database_in_one_line(tmp_path: Path) -> None:
-    result = _run([*DANTARO, "worker", "--once"], _env(tmp_path))
+    result = _run([*DANTARO, "worker", "--once"], dantaro_env(tmp_path))
     assert result.returncode != 0
     assert "run `dantaro migrate upgrade`" in result.stderr
     assert "Traceback" not in result.stderr
 
 
 def test_worker_once_publishes_and_resumes_the_replay_clock(tmp_path: Path) -> None:
-    env = _env(tmp_path)
+    env = dantaro_env(tmp_path)
     assert _run([*DANTARO, "migrate", "upgrade"], env).returncode == 0
     first = _run([*DANTARO, "worker", "--once"], env)
     assert first.returncode == 0, first.stderr[-2000:]
@@ -58,7 +52,7 @@ def test_worker_once_publishes_and_resumes_the_replay_clock(tmp_path: Path) -> N
 def test_worker_once_exits_non_zero_when_the_cycle_fails(tmp_path: Path) -> None:
     empty = tmp_path / "empty-replay"
     (empty / "1h").mkdir(parents=True)
-    env = _env(tmp_path, DANTARO_REPLAY_DATA_DIR=str(empty))
+    env = dantaro_env(tmp_path, DANTARO_REPLAY_DATA_DIR=str(empty))
     assert _run([*DANTARO, "migrate", "upgrade"], env).returncode == 0
     result = _run([*DANTARO, "worker", "--once"], env)
     assert result.returncode == 1
@@ -67,9 +61,9 @@ def test_worker_once_exits_non_zero_when_the_cycle_fails(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_worker_stops_cleanly_on_signal(tmp_path: Path, signum: signal.Signals) -> None:
-    env = _env(tmp_path, DANTARO_ANALYSIS_INTERVAL_S="0.5")
+    env = dantaro_env(tmp_path, DANTARO_ANALYSIS_INTERVAL_S="0.5")
     assert _run([*DANTARO, "migrate", "upgrade"], env).returncode == 0
-    process = subprocess.Popen([*DANTARO, "worker"], env=env, cwd=ROOT, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen([*DANTARO, "worker"], env=env, cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and len(_runs(tmp_path)) < 2:
@@ -86,7 +80,7 @@ def test_worker_stops_cleanly_on_signal(tmp_path: Path, signum: signal.Signals) 
 
 
 def test_worker_refuses_development_defaults_in_production(tmp_path: Path) -> None:
-    env = _env(tmp_path, DANTARO_ENV="production", DANTARO_DEV_KEY_ENABLED="false")
+    env = dantaro_env(tmp_path, DANTARO_ENV="production", DANTARO_DEV_KEY_ENABLED="false")
     env["DANTARO_DATABASE_URL"] = "postgresql+psycopg2://dantaro:CHANGE_ME@127.0.0.1:5432/dantaro"
     result = _run([*DANTARO, "worker", "--once"], env)
     assert result.returncode == 2

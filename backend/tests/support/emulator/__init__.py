@@ -18,21 +18,18 @@ What it serves (``now_ms`` is the emulator's clock: ``fixed_now_ms`` when a test
 
 from __future__ import annotations
 
-import gzip
 import json
-import socket
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from app.config import BUNDLED_DATA_DIR
 from app.domain import Candle, timeframe_ms
+from tests.support.candles import bundled_candles
 
 DAY_MS = 86_400_000
 Row = tuple[int, float, float, float, float, float]
@@ -48,10 +45,9 @@ class Fault:
     delay_s: float = 0.0
 
 
-def load_rows(base: str, timeframe: str, data_dir: Path = BUNDLED_DATA_DIR) -> list[Row]:
-    """The bundled ``BASE_USDT`` candles of one timeframe, ascending."""
-    with gzip.open(data_dir / timeframe / f"{base}_USDT-{timeframe}.json.gz", "rt") as handle:
-        return [(int(r[0]), *map(float, r[1:6])) for r in json.load(handle)]  # type: ignore[misc]
+def load_rows(base: str, timeframe: str) -> list[Row]:
+    """The bundled ``BASE_USDT`` candles of one timeframe as rows, ascending."""
+    return [(c.open_time_ms, c.open, c.high, c.low, c.close, c.volume) for c in bundled_candles(base, timeframe)]
 
 
 def iso(ms: int) -> str:
@@ -108,7 +104,7 @@ class Emulator:
         key = (base, timeframe)
         if key not in self._rows:
             real = load_rows(self.aliases.get(base, base), timeframe)
-            self._rows[key] = [(r[0] + self.shift_ms, *r[1:]) for r in real]  # type: ignore[misc]
+            self._rows[key] = [(r[0] + self.shift_ms, *r[1:]) for r in real]
         return [r for r in self._rows[key] if (base, timeframe, r[0]) not in self.gaps]
 
     def closed(self, base: str, timeframe: str, *, since_ms: int = 0) -> list[Candle]:
@@ -223,13 +219,6 @@ def reply(request: BaseHTTPRequestHandler, status: int, payload: Any, headers: d
         request.wfile.write(body)
     except (BrokenPipeError, ConnectionResetError):  # the client timed out first (the slow-response fault)
         return
-
-
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def synthetic_bases(count: int, *, real: Iterable[str]) -> dict[str, str]:
