@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.domain import Horizon, default_horizons, horizon_for
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DATA_DIR = PACKAGE_DIR / "data" / "binance-spot"
 DEVELOPMENT_KEY = "development-user-server-key"
@@ -62,6 +64,11 @@ class Settings(BaseSettings):
     lookback_candles: int = Field(default=500, ge=50, le=5000)
     universe_size: int = Field(default=100, ge=1, le=1000)
     factor_weights: JsonObject = Field(default_factory=dict)
+    horizons: CsvList = Field(default_factory=list)  # candles of the analysis timeframe; empty = its defaults
+    default_horizon: str = ""  # a served horizon's name (e.g. 4h); empty = the first
+    fit_window_days: float = Field(default=60.0, gt=0)
+    fit_min_days: float = Field(default=14.0, gt=0)
+    refit_interval_s: float = Field(default=86400.0, gt=0)
     liquidity_min_quote_volume: float = Field(default=0.0, ge=0)
     liquidity_min_share_of_median: float = Field(default=0.05, ge=0, le=1)
     analysis_interval_s: float = Field(default=60.0, gt=0)
@@ -96,7 +103,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("exchanges", "timeframes", "cors_origins", mode="before")
+    @field_validator("exchanges", "timeframes", "cors_origins", "horizons", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -123,7 +130,26 @@ class Settings(BaseSettings):
         missing = {self.analysis_timeframe, self.levels_timeframe} - set(self.timeframes)
         if missing:
             raise ValueError(f"timeframes must include {sorted(missing)} (analysis and levels timeframes)")
+        names = [h.name for h in self.served_horizons]
+        if self.default_horizon and self.default_horizon not in names:
+            raise ValueError(f"default_horizon {self.default_horizon!r} is not a served horizon; use one of {names}")
         return self
+
+    @property
+    def served_horizons(self) -> tuple[Horizon, ...]:
+        """The horizons scores are served for: ``horizons`` (candles) or the analysis timeframe's defaults."""
+        if not self.horizons:
+            return default_horizons(self.analysis_timeframe)
+        try:
+            counts = sorted({int(text) for text in self.horizons})
+        except ValueError:
+            raise ValueError(f"horizons must be whole numbers of candles, e.g. 1,4,24; got {self.horizons}") from None
+        return tuple(horizon_for(count, timeframe=self.analysis_timeframe) for count in counts)
+
+    @property
+    def served_default_horizon(self) -> str:
+        """The horizon the legacy fields follow when a request names none."""
+        return self.default_horizon or self.served_horizons[0].name
 
     @property
     def resolved_database_url(self) -> str:

@@ -34,6 +34,23 @@ def timeframe_ms(timeframe: str) -> int:
     return int(match.group(1)) * _UNIT_MS[match.group(2)]
 
 
+def horizon_for(candles: int, *, timeframe: str) -> Horizon:
+    """The horizon of ``candles`` candles of ``timeframe``, named by its length: 4 x ``1h`` -> ``4h``."""
+    match = _TIMEFRAME_RE.match(timeframe)
+    if match is None or candles < 1:
+        raise ValueError(f"a horizon is a positive number of {timeframe!r} candles, not {candles}")
+    return Horizon(name=f"{int(match.group(1)) * candles}{match.group(2)}", candles=candles)
+
+
+def default_horizons(timeframe: str) -> tuple[Horizon, ...]:
+    """The served horizons when none are configured: 1, 4 and a day of candles below 1d (1h: ``1h 4h 24h``),
+    1, 3 and 7 candles from 1d up (1d: ``1d 3d 7d``)."""
+    step_ms = timeframe_ms(timeframe)
+    day_ms = _UNIT_MS["d"]
+    counts = (1, 3, 7) if step_ms >= day_ms else tuple(sorted({1, 4, max(1, day_ms // step_ms)}))
+    return tuple(horizon_for(count, timeframe=timeframe) for count in counts)
+
+
 def ms_to_datetime(value_ms: int) -> datetime:
     """UTC datetime for a millisecond epoch timestamp."""
     return datetime.fromtimestamp(value_ms / 1000, tz=UTC)
@@ -121,8 +138,56 @@ class Ticker:
 
 
 @dataclass(frozen=True, slots=True)
+class Horizon:
+    """A served forecast horizon: ``candles`` of the analysis timeframe, named by its length (``4h``, ``3d``)."""
+
+    name: str
+    candles: int
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonScore:
+    """One symbol's composite at one horizon: score in [0, 1], its rank, the calibrated probability and label."""
+
+    score: float
+    rank: int
+    label: Label
+    probability_outperform: float | None  # P(forward return beats the universe median); None without calibration
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonModel:
+    """How one horizon's scores and labels were made: factor weights, where they came from, the measured edge.
+
+    ``weights_source`` is ``fitted`` (walk-forward fit on stored candles), ``configured`` (``DANTARO_FACTOR_WEIGHTS``)
+    or ``prior`` (the documented prior: too little history to fit). ``calibration`` is the monotone map from a
+    score's cross-sectional percentile (0..1) to the probability of beating the universe median, as knots.
+    ``labels_active`` is False when there is no measured edge; then every label is HOLD and ``note`` says why.
+    """
+
+    horizon: str
+    candles: int
+    weights: Mapping[str, float]
+    weights_source: str
+    fitted_at: datetime | None = None
+    fit_start: datetime | None = None  # first and last cross-section the fit used (their forward returns closed)
+    fit_end: datetime | None = None
+    cross_sections: int = 0
+    walk_forward_ic: float | None = None  # mean out-of-sample Spearman IC of the score inside the fit window
+    walk_forward_t: float | None = None  # its Newey-West t statistic
+    calibration: tuple[tuple[float, float], ...] = ()
+    calibration_samples: int = 0
+    labels_active: bool = False
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Recommendation:
-    """One symbol's ranked recommendation; every score is in [0, 1]."""
+    """One symbol's ranked recommendation; every score is in [0, 1].
+
+    ``rank``, ``total_score`` and ``label`` are those of ``horizon`` (the default served horizon);
+    ``scores_by_horizon`` holds every served horizon's score, rank, label and probability.
+    """
 
     symbol: str
     rank: int
@@ -136,6 +201,10 @@ class Recommendation:
     price_change_24h: float  # percent
     volume_24h: float  # quote currency
     details: Mapping[str, Any] = field(default_factory=dict)
+    horizon: str = ""
+    probability_outperform: float | None = None
+    calibration_samples: int = 0
+    scores_by_horizon: Mapping[str, HorizonScore] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +260,8 @@ class AnalysisResult:
     levels: Mapping[str, SupportLevels]
     market: MarketStatus
     data_as_of_ms: int  # close time of the last closed candle used
-    errors: Mapping[str, str] = field(default_factory=dict)  # symbol -> why it was left out
+    errors: Mapping[str, str] = field(default_factory=dict)  # symbol -> why it was left out (or what was cut)
+    models: Mapping[str, HorizonModel] = field(default_factory=dict)  # horizon name -> how its scores were made
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,3 +278,5 @@ class Snapshot:
     levels: Mapping[str, SupportLevels]
     market: MarketStatus
     errors: Mapping[str, str] = field(default_factory=dict)
+    models: Mapping[str, HorizonModel] = field(default_factory=dict)  # horizon name -> how its scores were made
+    default_horizon: str = ""

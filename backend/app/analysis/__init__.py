@@ -4,7 +4,17 @@ Imports only numpy, pandas and ``app.domain``. ``analyse`` is the entry point th
 """
 
 from app.analysis.engine import AnalysisError, analyse
-from app.analysis.factors import FactorWeights
+from app.analysis.model_fit import FitSettings, fit_models, prior_model
+from app.analysis.panel import FactorHistory, factor_history
 from app.analysis.recommend import LiquidityGate
 
-__all__ = ["AnalysisError", "FactorWeights", "LiquidityGate", "analyse"]
+__all__ = [
+    "AnalysisError",
+    "FactorHistory",
+    "FitSettings",
+    "LiquidityGate",
+    "analyse",
+    "factor_history",
+    "fit_models",
+    "prior_model",
+]

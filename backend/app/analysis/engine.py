@@ -9,7 +9,10 @@ Invariants:
   timeframe (``calculation_method`` ends in ``_fallback``); kinds are relative to the analysis-timeframe last close.
 - The market trend follows the ``benchmark_base`` symbol (the most traded one if several quotes exist); without it
   the most traded symbol stands in (``market.details["benchmark"]`` names the one used).
-- ``weights`` (factor weights) and ``liquidity`` (the BUY gate) default to ``FactorWeights()`` / ``LiquidityGate()``.
+- One composite per horizon in ``horizons`` (default ``default_horizons(analysis_timeframe)``), with that horizon's
+  ``models`` entry; a horizon without a model gets the prior model (labels HOLD, its note says why). The legacy
+  fields of each recommendation follow ``default_horizon`` (default: the first horizon). ``liquidity`` (the BUY
+  gate) defaults to ``LiquidityGate()``.
 - ``data_as_of_ms`` is the latest close time (open time + timeframe) of the analysis candles used.
 - Raises ``AnalysisError`` (a ``ValueError``) when no symbol can be analysed, and ``ValueError`` for an unknown
   timeframe string.
@@ -20,9 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from app.analysis import indicators as ind
-from app.analysis.factors import FactorWeights
 from app.analysis.levels import LEVEL_ATR_PERIOD, MIN_LEVEL_CANDLES, PivotInput, support_levels
 from app.analysis.market import BenchmarkTrend, benchmark_trend, market_status
+from app.analysis.model_fit import prior_model
 from app.analysis.recommend import LiquidityGate, rank
 from app.analysis.symbol_indicators import (
     DAY_MS,
@@ -34,7 +37,18 @@ from app.analysis.symbol_indicators import (
     compute_indicators,
     stack_right_aligned,
 )
-from app.domain import AnalysisResult, Candle, SupportLevels, Ticker, timeframe_ms
+from app.domain import (
+    AnalysisResult,
+    Candle,
+    Horizon,
+    HorizonModel,
+    SupportLevels,
+    Ticker,
+    default_horizons,
+    timeframe_ms,
+)
+
+NO_MODEL_NOTE = "labels are HOLD: no model has been fitted for this horizon yet; prior weights used"
 
 
 class AnalysisError(ValueError):
@@ -53,7 +67,9 @@ def analyse(
     analysis_timeframe: str,
     levels_timeframe: str,
     benchmark_base: str = "BTC",
-    weights: FactorWeights | None = None,
+    horizons: tuple[Horizon, ...] | None = None,
+    models: Mapping[str, HorizonModel] | None = None,
+    default_horizon: str | None = None,
     liquidity: LiquidityGate | None = None,
 ) -> AnalysisResult:
     """Recommendations, support levels and market status from closed candles (symbol -> timeframe -> candles)."""
@@ -72,11 +88,21 @@ def analyse(
         raise AnalysisError(errors)
     panel = compute_indicators(series, timeframe=analysis_timeframe, tickers=tickers)
     metrics = panel.metrics
+    served = _served_models(
+        horizons or default_horizons(analysis_timeframe), models or {}, timeframe=analysis_timeframe
+    )
     levels = _all_levels(
         metrics, candles, series, analysis_timeframe=analysis_timeframe, levels_timeframe=levels_timeframe
     )
     return AnalysisResult(
-        recommendations=rank(metrics, timeframe=analysis_timeframe, weights=weights, liquidity=liquidity),
+        recommendations=rank(
+            metrics,
+            panel.last_rows,
+            timeframe=analysis_timeframe,
+            models=served,
+            default_horizon=default_horizon or next(iter(served)),
+            liquidity=liquidity,
+        ),
         levels=levels,
         market=market_status(
             metrics,
@@ -85,7 +111,16 @@ def analyse(
         ),
         data_as_of_ms=max(m.close_time_ms for m in metrics),
         errors=errors,
+        models=served,
     )
+
+
+def _served_models(
+    horizons: tuple[Horizon, ...], models: Mapping[str, HorizonModel], *, timeframe: str
+) -> dict[str, HorizonModel]:
+    """Each horizon's model, the prior model where none was fitted."""
+    candle_ms = timeframe_ms(timeframe)
+    return {h.name: models.get(h.name) or prior_model(h, candle_ms=candle_ms, note=NO_MODEL_NOTE) for h in horizons}
 
 
 def _levels_series(

@@ -1,8 +1,9 @@
-"""Human-readable reasons for a recommendation, in the timeframe's own units ("20-hour average", "24 days").
+"""Reasons a trader reads: the factors that moved this symbol's score most, with their value and their standing.
 
-Invariants: pure string formatting of values already computed; a reason is left out when its value is NaN. The
-first reasons name the factors that moved the composite most (score furthest from the neutral 0.5), then the
-liquidity gate when it applied.
+Invariants: pure string formatting of values already computed. A factor appears only when it carries weight and
+pulled the score (``weight × (score − 0.5)`` ≠ 0), largest pull first; its text gives the indicator's own value in
+the timeframe's units and where it stands in the universe ("RSI 24, among the 10 % most oversold in the universe").
+A factor whose value is NaN is left out. The liquidity gate, when it applied, is the last reason.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ from collections.abc import Callable, Mapping
 from app.analysis.symbol_indicators import (
     DRAWDOWN_WINDOW,
     MOMENTUM_PERIODS,
+    REVERSAL_PERIODS,
     SLOW_EMA_SPAN,
+    VOLATILITY_LONG_WINDOW,
+    VOLATILITY_WINDOW,
     VOLUME_PERIOD,
     SymbolIndicators,
 )
 
-RSI_OVERSOLD, RSI_OVERBOUGHT = 30.0, 70.0
-ALWAYS_SHOWN = ("rsi", "volume")
+TOP_REASONS = 3
 _UNIT_WORDS = {"m": "minute", "h": "hour", "d": "day", "w": "week", "M": "month"}
 
 
@@ -39,58 +42,147 @@ def _span(count: int, timeframe: str) -> str:
     return f"{count}-{word}" if " " not in word else f"{count}-candle ({timeframe})"
 
 
-def _rsi(m: SymbolIndicators) -> str | None:
-    if not math.isfinite(m.rsi):
-        return None
-    zone = "oversold" if m.rsi <= RSI_OVERSOLD else "overbought" if m.rsi >= RSI_OVERBOUGHT else "neutral"
-    return f"RSI {m.rsi:.0f} ({zone})"
+def _over(count: int, timeframe: str) -> str:
+    word = unit_word(timeframe)
+    return f"the last {word}" if count == 1 else f"the last {count} {word}s"
 
 
-_TEXTS: dict[str, tuple[str, Callable[[SymbolIndicators, str], str]]] = {
-    "rsi": ("rsi", lambda m, tf: _rsi(m) or ""),
-    "bollinger": ("percent_b", lambda m, tf: f"Bollinger %B {m.percent_b:.2f}"),
-    "macd": ("macd_hist", lambda m, tf: f"MACD histogram {'above' if m.macd_hist > 0 else 'below'} zero"),
+def _move(log_return: float, count: int, timeframe: str) -> str:
+    change = math.expm1(log_return) * 100
+    return f"{'fell' if change < 0 else 'rose'} {abs(change):.2f}% over {_over(count, timeframe)}"
+
+
+def _volatility(sigma: float, window: int, timeframe: str) -> str:
+    return f"volatility {sigma * 100:.2f}% per {unit_word(timeframe)} over {_over(window, timeframe)}"
+
+
+def _macd(m: SymbolIndicators, timeframe: str) -> tuple[float, str]:
+    if not m.atr > 0:
+        return math.nan, ""
+    return m.macd_hist / m.atr, f"MACD histogram {m.macd_hist / m.atr:+.2f} ATR"
+
+
+Text = Callable[[SymbolIndicators, str], tuple[float, str]]  # (the value the text needs, the text)
+# factor -> (value text, how the bullish end of the universe is called, how the bearish end is called)
+_TEXTS: dict[str, tuple[Text, str, str]] = {
+    "reversal_1": (
+        lambda m, tf: (m.returns[0], _move(m.returns[0], REVERSAL_PERIODS[0], tf)),
+        "weakest",
+        "strongest",
+    ),
+    "reversal_4": (
+        lambda m, tf: (m.returns[1], _move(m.returns[1], REVERSAL_PERIODS[1], tf)),
+        "weakest",
+        "strongest",
+    ),
+    "reversal_24": (
+        lambda m, tf: (m.returns[2], _move(m.returns[2], REVERSAL_PERIODS[2], tf)),
+        "weakest",
+        "strongest",
+    ),
+    "close_position": (
+        lambda m, tf: (m.close_position, f"closed {m.close_position * 100:.0f}% up its last {unit_word(tf)}'s range"),
+        "closest to their candle's low",
+        "closest to their candle's high",
+    ),
+    "rsi": (lambda m, tf: (m.rsi, f"RSI {m.rsi:.0f}"), "most oversold", "most overbought"),
+    "bollinger": (
+        lambda m, tf: (m.percent_b, f"Bollinger %B {m.percent_b:.2f}"),
+        "lowest in their Bollinger bands",
+        "highest in their Bollinger bands",
+    ),
+    "macd": (
+        lambda m, tf: (
+            m.macd_hist / m.atr if m.atr > 0 else math.nan,
+            f"MACD histogram {m.macd_hist / m.atr:+.2f} ATR" if m.atr > 0 else "",
+        ),
+        "strongest MACD",
+        "weakest MACD",
+    ),
     "momentum": (
-        "volatility",
-        lambda m, tf: f"{math.expm1(m.momentum[1]) * 100:+.1f}% over {MOMENTUM_PERIODS[1]} {unit_word(tf)}s",
+        lambda m, tf: (m.momentum[1], f"{math.expm1(m.momentum[1]) * 100:+.1f}% over {_over(MOMENTUM_PERIODS[1], tf)}"),
+        "with the strongest momentum",
+        "with the weakest momentum",
     ),
     "trend": (
-        "ema50_distance_pct",
         lambda m, tf: (
-            f"price {abs(m.ema50_distance_pct):.1f}% {'above' if m.ema50_distance_pct >= 0 else 'below'} "
-            f"its {_span(SLOW_EMA_SPAN, tf)} EMA"
+            m.ema50_distance_pct,
+            f"price {abs(m.ema50_distance_pct):.1f}% {'above' if m.ema50_distance_pct >= 0 else 'below'} its "
+            f"{_span(SLOW_EMA_SPAN, tf)} EMA",
         ),
+        "furthest above trend",
+        "furthest below trend",
     ),
-    "volume": ("volume_ratio", lambda m, tf: f"volume {m.volume_ratio:.1f}× its {_span(VOLUME_PERIOD, tf)} average"),
+    "volume": (
+        lambda m, tf: (m.volume_ratio, f"volume {m.volume_ratio:.1f}× its {_span(VOLUME_PERIOD, tf)} average"),
+        "with the most unusual volume",
+        "with the quietest volume",
+    ),
     "obv": (
-        "obv_trend",
-        lambda m, tf: f"on-balance volume {'rising' if m.obv_trend > 0 else 'falling'} ({m.obv_trend:+.2f})",
+        lambda m, tf: (m.obv_trend, f"on-balance volume {m.obv_trend:+.2f}"),
+        "with the strongest buying flow",
+        "with the strongest selling flow",
     ),
-    "low_volatility": ("volatility", lambda m, tf: f"volatility {m.volatility * 100:.2f}% per {unit_word(tf)}"),
-    "drawdown": ("drawdown", lambda m, tf: f"{m.drawdown * 100:.1f}% below the {_span(DRAWDOWN_WINDOW, tf)} high"),
-    "liquidity": ("volume_24h", lambda m, tf: f"24h quote volume {m.volume_24h:,.0f}"),
+    "low_volatility": (
+        lambda m, tf: (
+            m.volatility,
+            f"volatility {m.volatility * 100:.2f}% per {unit_word(tf)} over {_over(VOLATILITY_WINDOW, tf)}",
+        ),
+        "calmest",
+        "most volatile",
+    ),
+    "low_volatility_long": (
+        lambda m, tf: (
+            m.volatility_long,
+            f"volatility {m.volatility_long * 100:.2f}% per {unit_word(tf)} over {_over(VOLATILITY_LONG_WINDOW, tf)}",
+        ),
+        "calmest",
+        "most volatile",
+    ),
+    "drawdown": (
+        lambda m, tf: (m.drawdown, f"{m.drawdown * 100:.1f}% below its {_span(DRAWDOWN_WINDOW, tf)} high"),
+        "closest to their high",
+        "furthest below their high",
+    ),
+    "liquidity": (lambda m, tf: (m.volume_24h, f"24h quote volume {m.volume_24h:,.0f}"), "most traded", "least traded"),
 }
 
 
-def _factor_text(name: str, m: SymbolIndicators, timeframe: str) -> str | None:
-    attribute, text = _TEXTS[name]
-    if not math.isfinite(getattr(m, attribute)) or (name == "momentum" and not math.isfinite(m.momentum[1])):
+def standing(score: float, *, bullish: str, bearish: str) -> str:
+    """Where a factor score (0..1, 1 = the universe's most bullish reading) stands, in words."""
+    if score >= 0.9:
+        return f"among the 10 % {bullish} in the universe"
+    if score >= 0.75:
+        return f"among the 25 % {bullish} in the universe"
+    if score <= 0.1:
+        return f"among the 10 % {bearish} in the universe"
+    if score <= 0.25:
+        return f"among the 25 % {bearish} in the universe"
+    return "near the middle of the universe"
+
+
+def factor_reason(name: str, m: SymbolIndicators, score: float, *, timeframe: str) -> str | None:
+    """One factor's reason, or None when its value is unknown."""
+    text, bullish, bearish = _TEXTS[name]
+    value, words = text(m, timeframe)
+    if not math.isfinite(value) or not math.isfinite(score) or not words:
         return None
-    return text(m, timeframe) or None
+    return f"{words}, {standing(score, bullish=bullish, bearish=bearish)}"
 
 
 def reasons(
-    m: SymbolIndicators, scores: Mapping[str, float], *, timeframe: str, gated: bool, gate: float, top: int = 4
+    m: SymbolIndicators,
+    scores: Mapping[str, float],
+    pulls: Mapping[str, float],
+    *,
+    timeframe: str,
+    gated: bool,
+    gate: float,
+    top: int = TOP_REASONS,
 ) -> list[str]:
-    """The ``top`` most influential factors (RSI and volume always) with their scores, then the liquidity gate."""
-    ranked = sorted((n for n in scores if math.isfinite(scores[n])), key=lambda n: (-abs(scores[n] - 0.5), n))
-    chosen = ranked[:top] + [n for n in ALWAYS_SHOWN if n in ranked[top:]]
-    out: list[str] = []
-    for name in chosen:
-        text = _factor_text(name, m, timeframe)
-        if text is not None:
-            verdict = "bullish" if scores[name] > 0.5 else "bearish" if scores[name] < 0.5 else "neutral"
-            out.append(f"{text} — {verdict} vs the universe ({name} score {scores[name]:.2f})")
+    """The ``top`` factors that pulled the score most (by ``pulls``, never a zero-weight one), then the gate."""
+    ranked = sorted((n for n, pull in pulls.items() if pull != 0), key=lambda n: (-abs(pulls[n]), n))
+    out = [text for n in ranked if (text := factor_reason(n, m, scores[n], timeframe=timeframe)) is not None][:top]
     if gated:
         out.append(f"not a buy: 24h quote volume {m.volume_24h:,.0f} is below the minimum {gate:,.0f}")
     return out

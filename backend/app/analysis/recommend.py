@@ -1,49 +1,57 @@
-"""Recommendations: the cross-sectional factor composite, labels, confidence, reasons and ranking.
+"""Recommendations: one composite per served horizon, calibrated probabilities and labels, reasons, ranking.
 
-Definitions (docs/analysis.md has the full table; every score is in [0, 1], rounded to 4 decimals):
-- total_score = the weighted composite of the rank-normalised factors (``app.analysis.factors``).
-- technical_score = the same weighted mean restricted to the technical factors (RSI, Bollinger, MACD, momentum,
-  trend); volume_score = restricted to the volume factors (volume z-score, OBV trend).
-- volatility_score (absolute, not ranked): moderate volatility is best. With sigma the per-candle log-return std and
-  target = 4 % * sqrt(timeframe / 1 day), volatility_score = exp(-ln(sigma / target)^2 / (2 ln(2)^2)).
-- risk_score (absolute, higher = riskier) = 0.5 * d / (d + 0.05) + 0.5 * sigma / (sigma + target), d the drawdown
-  from the 30-candle high.
-- Labels by total_score: >= 0.70 STRONG_BUY, >= 0.60 BUY, > 0.40 HOLD, > 0.30 SELL, else STRONG_SELL. The
-  liquidity gate caps a symbol below the minimum quote volume at HOLD (a reason says so).
-- confidence = agreement * quality: agreement = 1 - 2 * weighted std of the available factor scores (0 when they
-  disagree as much as possible, 1 when all equal); quality = share of the factor weight available * history
-  coverage (candles / 200, at most 1) * universe coverage (universe size / 10, at most 1).
-- Ranking: total_score descending, ties by symbol; ranks are 1..n.
+Definitions (docs/analysis.md §2; every score is in [0, 1], rounded to 4 decimals):
+- Per horizon h: score_h = the composite of the rank-normalised factors with h's model weights
+  (``app.analysis.factors.composite``); rank_h by score_h descending (ties by symbol, ranks 1..n).
+- probability_outperform_h = the model's calibration at the score's cross-sectional percentile: the measured
+  probability that the symbol's h-forward return beats the universe median. None when h has no active labels.
+- Labels by probability: >= 0.56 STRONG_BUY, >= 0.52 BUY, <= 0.44 STRONG_SELL, <= 0.48 SELL, else HOLD; every label is
+  HOLD when the model has no measured edge (``HorizonModel.labels_active`` false, ``note`` says why). The liquidity
+  gate caps a symbol below the minimum quote volume at HOLD (a reason says so).
+- The legacy fields (``total_score``, ``rank``, ``label``) are the default horizon's; ``scores_by_horizon`` has all.
+- technical_score / volume_score = the default horizon's composite restricted to the technical / volume factors
+  (equal weights when those weights are all 0); volatility_score and risk_score are absolute (see below).
+- volatility_score: moderate volatility is best; target = 4 % * sqrt(timeframe / 1 day),
+  exp(-ln(sigma / target)^2 / (2 ln(2)^2)). risk_score = 0.5 d / (d + 0.05) + 0.5 sigma / (sigma + target).
+- confidence = agreement * quality (weighted dispersion of the factor scores; history and universe coverage).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from app.analysis.factors import (
-    TECHNICAL_FACTORS,
-    VOLUME_FACTORS,
-    FactorWeights,
-    default_weights,
-    factor_scores,
-    weighted_mean,
-)
+from app.analysis import indicators as ind
+from app.analysis.calibration import probability
+from app.analysis.factors import composite, contributions, factor_scores
 from app.analysis.reasons import reasons
+from app.analysis.statistics import row_percentiles
 from app.analysis.symbol_indicators import DAY_MS, SymbolIndicators
-from app.domain import Label, Recommendation, timeframe_ms
+from app.domain import HorizonModel, HorizonScore, Label, Recommendation, timeframe_ms
 
 TARGET_DAILY_VOLATILITY = 0.04
 VOLATILITY_WIDTH = math.log(2.0)
 DRAWDOWN_REFERENCE = 0.05
-STRONG_BUY_MIN, BUY_MIN, HOLD_ABOVE, SELL_ABOVE = 0.70, 0.60, 0.40, 0.30
+STRONG_BUY_MIN, BUY_MIN, SELL_MAX, STRONG_SELL_MAX = 0.56, 0.52, 0.48, 0.44
 SCORE_DECIMALS = 4
 FULL_HISTORY_CANDLES = 200
 FULL_UNIVERSE = 10
+TECHNICAL_FACTORS = (
+    "reversal_1",
+    "reversal_4",
+    "reversal_24",
+    "close_position",
+    "rsi",
+    "bollinger",
+    "macd",
+    "momentum",
+    "trend",
+)
+VOLUME_FACTORS = ("volume", "obv")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,25 +62,14 @@ class LiquidityGate:
     min_share_of_median: float = 0.05
 
     def threshold(self, volumes: Sequence[float]) -> float:
-        """The minimum quote volume for this universe."""
-        median = float(np.median(volumes)) if volumes else 0.0
+        """The minimum quote volume for this universe (unknown volumes are ignored, never turn it into NaN)."""
+        known = np.asarray([v for v in volumes if math.isfinite(v)], dtype=np.float64)
+        median = float(np.median(known)) if known.size else 0.0
         return max(self.min_quote_volume_24h, self.min_share_of_median * median)
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreCard:
-    """The component scores, the total and the confidence of one symbol, each in [0, 1]."""
-
-    technical: float
-    volume: float
-    volatility: float
-    risk: float
-    total: float
-    confidence: float
-
-
 def _clip01(value: float) -> float:
-    return min(1.0, max(0.0, value))
+    return min(1.0, max(0.0, value)) if math.isfinite(value) else 0.5
 
 
 def target_volatility(timeframe: str) -> float:
@@ -94,123 +91,167 @@ def risk_score(*, drawdown: float, sigma: float, target: float) -> float:
     return _clip01(0.5 * drawdown / (drawdown + DRAWDOWN_REFERENCE) + 0.5 * sigma / (sigma + target))
 
 
-def label_for(total_score: float) -> Label:
-    """The label the thresholds give a total score."""
-    if total_score >= STRONG_BUY_MIN:
-        return Label.STRONG_BUY
-    if total_score >= BUY_MIN:
-        return Label.BUY
-    if total_score > HOLD_ABOVE:
+def label_for_probability(p: float | None) -> Label:
+    """The label the probability thresholds give (HOLD without a probability)."""
+    if p is None or not math.isfinite(p):
         return Label.HOLD
-    if total_score > SELL_ABOVE:
+    if p >= STRONG_BUY_MIN:
+        return Label.STRONG_BUY
+    if p >= BUY_MIN:
+        return Label.BUY
+    if p <= STRONG_SELL_MAX:
+        return Label.STRONG_SELL
+    if p <= SELL_MAX:
         return Label.SELL
-    return Label.STRONG_SELL
+    return Label.HOLD
 
 
-def confidence(scores: dict[str, float], weights: dict[str, float], *, candles: int, universe: int) -> float:
+def confidence(scores: Mapping[str, float], weights: Mapping[str, float], *, candles: int, universe: int) -> float:
     """Factor agreement times data quality, in [0, 1]."""
-    available = [n for n in weights if math.isfinite(scores[n]) and weights[n] > 0]
-    total = sum(weights.values())
+    used = [n for n, w in weights.items() if w > 0]
+    available = [n for n in used if math.isfinite(scores[n])]
     if not available:
         return 0.0
     w = np.array([weights[n] for n in available])
     s = np.array([scores[n] for n in available])
     mean = float(np.sum(w * s) / np.sum(w))
     agreement = _clip01(1.0 - 2.0 * math.sqrt(float(np.sum(w * (s - mean) ** 2) / np.sum(w))))
-    coverage = float(np.sum(w)) / total
-    quality = coverage * min(1.0, candles / FULL_HISTORY_CANDLES) * min(1.0, universe / FULL_UNIVERSE)
-    return agreement * quality
+    coverage = float(np.sum(w)) / sum(weights[n] for n in used)
+    return agreement * coverage * min(1.0, candles / FULL_HISTORY_CANDLES) * min(1.0, universe / FULL_UNIVERSE)
 
 
-def score_card(
-    m: SymbolIndicators, scores: dict[str, float], weights: dict[str, float], *, timeframe: str, universe: int
-) -> ScoreCard:
-    """All component scores, the composite and the confidence of one symbol."""
-    target = target_volatility(timeframe)
-    values = (
-        weighted_mean(scores, weights, names=TECHNICAL_FACTORS),
-        weighted_mean(scores, weights, names=VOLUME_FACTORS),
-        volatility_score(m.volatility, target=target),
-        risk_score(drawdown=m.drawdown, sigma=m.volatility, target=target),
-        weighted_mean(scores, weights, names=list(weights)),
-        confidence(scores, weights, candles=m.candles, universe=universe),
+def family_score(scores: Mapping[str, float], weights: Mapping[str, float], *, names: Sequence[str]) -> float:
+    """The composite restricted to ``names`` (equal weights when theirs are all 0)."""
+    chosen = {n: weights.get(n, 0.0) for n in names}
+    if sum(chosen.values()) <= 0:
+        chosen = dict.fromkeys(names, 1.0)
+    row = {n: np.array([scores[n]]) for n in names}
+    return float(composite(row, chosen)[0])
+
+
+@dataclass(frozen=True, slots=True)
+class HorizonRanking:
+    """One horizon's scores, ranks, probabilities and labels for the whole universe (symbol order of the input)."""
+
+    model: HorizonModel
+    scores: ind.FloatArray
+    ranks: list[int]
+    probabilities: ind.FloatArray
+    labels: list[Label]
+
+
+def _gated(label: Label, gated: bool) -> Label:
+    return Label.HOLD if gated and label in (Label.BUY, Label.STRONG_BUY) else label
+
+
+def rank_horizon(
+    symbols: Sequence[str], scores: Mapping[str, ind.FloatArray], model: HorizonModel, *, gated: ind.FloatArray
+) -> HorizonRanking:
+    """Score, rank, calibrate and label every symbol at one horizon."""
+    values = np.round(composite(scores, model.weights), SCORE_DECIMALS)
+    order = sorted(range(len(symbols)), key=lambda i: (-values[i], symbols[i]))
+    ranks = [0] * len(symbols)
+    for position, index in enumerate(order, start=1):
+        ranks[index] = position
+    active = model.labels_active and bool(model.calibration)
+    probabilities = (
+        probability(model.calibration, row_percentiles(values)[0]) if active else np.full(len(symbols), np.nan)
     )
-    return ScoreCard(*(round(_clip01(v), SCORE_DECIMALS) for v in values))
-
-
-def contributions(scores: dict[str, float], weights: dict[str, float]) -> dict[str, float | None]:
-    """Each factor's share of the composite (weight / available weight * score); they sum to total_score."""
-    available = sum(weights[n] for n in weights if math.isfinite(scores[n]))
-    return {
-        n: round(weights[n] * scores[n] / available, SCORE_DECIMALS) if math.isfinite(scores[n]) and available else None
-        for n in weights
-    }
-
-
-def _finite_or_none(value: float, digits: int) -> float | None:
-    return round(value, digits) if math.isfinite(value) else None
+    labels = [label_for_probability(float(p)) if active else Label.HOLD for p in probabilities]
+    labels = [
+        Label.HOLD if gate and label in (Label.BUY, Label.STRONG_BUY) else label
+        for label, gate in zip(labels, gated, strict=True)
+    ]
+    return HorizonRanking(model, values, ranks, np.round(probabilities, SCORE_DECIMALS), labels)
 
 
 def rank(
     metrics: Sequence[SymbolIndicators],
+    last_rows: Mapping[str, ind.FloatArray],
     *,
     timeframe: str,
-    weights: FactorWeights | None = None,
+    models: Mapping[str, HorizonModel],
+    default_horizon: str,
     liquidity: LiquidityGate | None = None,
 ) -> tuple[Recommendation, ...]:
-    """Recommendations for ``metrics`` (one exchange's universe), best total score first, ranks 1..n."""
-    w = (weights or default_weights(timeframe_ms(timeframe))).as_dict()
+    """Recommendations for ``metrics`` (one exchange's universe), best default-horizon score first."""
+    symbols = [m.symbol for m in metrics]
     gate = (liquidity or LiquidityGate()).threshold([m.volume_24h for m in metrics])
-    matrix = factor_scores(metrics)
-    rows = [{name: float(matrix[name][i]) for name in matrix} for i in range(len(metrics))]
-    cards = [
-        score_card(m, s, w, timeframe=timeframe, universe=len(metrics)) for m, s in zip(metrics, rows, strict=True)
+    gated = np.array([not m.volume_24h >= gate for m in metrics])
+    scores = factor_scores(last_rows)
+    rankings = {name: rank_horizon(symbols, scores, model, gated=gated) for name, model in models.items()}
+    rows = [{name: float(values[i]) for name, values in scores.items()} for i in range(len(metrics))]
+    built = [
+        _recommendation(m, i, rows[i], rankings, default_horizon, timeframe=timeframe, gate=gate, gated=bool(gated[i]))
+        for i, m in enumerate(metrics)
     ]
-    order = sorted(range(len(metrics)), key=lambda i: (-cards[i].total, metrics[i].symbol))
-    return tuple(
-        _recommendation(metrics[i], cards[i], rows[i], w, position=position, timeframe=timeframe, gate=gate)
-        for position, i in enumerate(order, start=1)
-    )
+    return tuple(sorted(built, key=lambda r: r.rank))
+
+
+def _horizon_scores(index: int, rankings: Mapping[str, HorizonRanking]) -> dict[str, HorizonScore]:
+    return {
+        name: HorizonScore(
+            score=float(r.scores[index]),
+            rank=r.ranks[index],
+            label=r.labels[index],
+            probability_outperform=None if math.isnan(r.probabilities[index]) else float(r.probabilities[index]),
+        )
+        for name, r in rankings.items()
+    }
 
 
 def _recommendation(
     m: SymbolIndicators,
-    card: ScoreCard,
-    scores: dict[str, float],
-    weights: dict[str, float],
+    index: int,
+    scores: Mapping[str, float],
+    rankings: Mapping[str, HorizonRanking],
+    default_horizon: str,
     *,
-    position: int,
     timeframe: str,
     gate: float,
+    gated: bool,
 ) -> Recommendation:
-    label = label_for(card.total)
-    gated = m.volume_24h < gate
-    if gated and label in (Label.STRONG_BUY, Label.BUY):
-        label = Label.HOLD
+    by_horizon = _horizon_scores(index, rankings)
+    main, model = by_horizon[default_horizon], rankings[default_horizon].model
+    weights = model.weights
+    target = target_volatility(timeframe)
+    pulls = contributions(scores, weights)
     details: dict[str, Any] = {
-        "confidence": card.confidence,
+        "confidence": round(
+            confidence(scores, weights, candles=m.candles, universe=len(rankings[default_horizon].ranks)),
+            SCORE_DECIMALS,
+        ),
         "liquidity_ok": not gated,
         "min_quote_volume_24h": round(gate, 2),
         "factor_scores": {n: _finite_or_none(v, SCORE_DECIMALS) for n, v in scores.items()},
-        "contributions": contributions(scores, weights),
-        "weights": weights,
-        "reasons": reasons(m, scores, timeframe=timeframe, gated=gated, gate=gate),
+        "contributions": {n: round(v, SCORE_DECIMALS) for n, v in pulls.items()},
+        "weights": {n: w for n, w in weights.items() if w > 0},
+        "labels_note": model.note,
+        "reasons": reasons(m, scores, pulls, timeframe=timeframe, gated=gated, gate=gate),
         **indicator_values(m),
     }
     return Recommendation(
         symbol=m.symbol,
-        rank=position,
-        total_score=card.total,
-        technical_score=card.technical,
-        volume_score=card.volume,
-        volatility_score=card.volatility,
-        risk_score=card.risk,
-        label=label,
+        rank=main.rank,
+        total_score=main.score,
+        technical_score=round(_clip01(family_score(scores, weights, names=TECHNICAL_FACTORS)), SCORE_DECIMALS),
+        volume_score=round(_clip01(family_score(scores, weights, names=VOLUME_FACTORS)), SCORE_DECIMALS),
+        volatility_score=round(volatility_score(m.volatility, target=target), SCORE_DECIMALS),
+        risk_score=round(risk_score(drawdown=m.drawdown, sigma=m.volatility, target=target), SCORE_DECIMALS),
+        label=main.label,
         current_price=m.close,
         price_change_24h=round(m.price_change_24h_pct, 4),
         volume_24h=m.volume_24h,
         details=details,
+        horizon=default_horizon,
+        probability_outperform=main.probability_outperform,
+        calibration_samples=model.calibration_samples,
+        scores_by_horizon=by_horizon,
     )
+
+
+def _finite_or_none(value: float, digits: int) -> float | None:
+    return round(value, digits) if math.isfinite(value) else None
 
 
 def _sig(value: float, digits: int = 6) -> float | None:
@@ -230,11 +271,14 @@ def indicator_values(m: SymbolIndicators) -> dict[str, Any]:
         "volume_zscore": _finite_or_none(m.volume_z, 3),
         "obv_trend": _finite_or_none(m.obv_trend, 4),
         "volatility": _finite_or_none(m.volatility * 100, 4),  # percent per candle
+        "volatility_long": _finite_or_none(m.volatility_long * 100, 4),
         "atr": _sig(m.atr),
         "atr_pct": _finite_or_none(m.atr_pct, 4),
         "ema20_distance_pct": _finite_or_none(m.ema20_distance_pct, 3),
         "ema50_distance_pct": _finite_or_none(m.ema50_distance_pct, 3),
         "momentum_pct": [_finite_or_none(math.expm1(r) * 100, 3) for r in m.momentum],
+        "returns_pct": [_finite_or_none(math.expm1(r) * 100, 3) for r in m.returns],
+        "close_position": _finite_or_none(m.close_position, 4),
         "price_change_24_candles": _finite_or_none(m.change_24_candles_pct, 3),
         "drawdown_30_candles": _finite_or_none(m.drawdown * 100, 3),
         "candles": m.candles,

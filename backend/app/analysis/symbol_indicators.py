@@ -9,8 +9,12 @@ Invariants:
   one.
 - Units: prices in the quote currency; ``volatility`` is the std of per-candle log returns as a fraction;
   ``drawdown`` is a fraction of the 30-candle high; ``*_pct`` fields are percent; ``volume_24h`` is quote volume;
-  ``momentum`` holds log returns over ``MOMENTUM_PERIODS`` candles. A value whose warm-up the symbol's history does
-  not cover is NaN (never an error): the ranking treats it as a missing factor.
+  ``momentum`` holds log returns over ``MOMENTUM_PERIODS`` candles, ``returns`` over ``REVERSAL_PERIODS``;
+  ``close_position`` is where the last close sits in its candle's range (0 at the low, 1 at the high). A value whose
+  warm-up the symbol's history does not cover is NaN (never an error): the ranking treats it as a missing factor.
+- ``indicator_matrices`` is the one definition of every indicator over a (candles x symbols) matrix; the snapshot
+  at the last candle (``compute_indicators``) and the history the model is fitted on (``app.analysis.panel``) both
+  read it.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ BREADTH_EMA_SPAN = 20
 SLOW_EMA_SPAN = 50
 OBV_TREND_PERIODS = 20
 MOMENTUM_PERIODS = (6, 24, 72)
-WINDOW_TAIL = 64  # > every fixed window (+1 for shifted ones), so the last row equals the full computation
+REVERSAL_PERIODS = (1, 4, 24)  # log returns the short-term reversal factors read
+VOLATILITY_LONG_WINDOW = 168  # a week of hours
+WINDOW_TAIL = 256  # > every fixed window (+1 for shifted ones), so the last row equals the full computation
 MIN_CANDLES = MACD_SLOW + MACD_SIGNAL  # 35: one more than the first MACD histogram value needs
 DAY_MS = 86_400_000
 
@@ -77,6 +83,9 @@ class SymbolIndicators:
     change_24_candles_pct: float
     momentum: tuple[float, ...]  # log returns over MOMENTUM_PERIODS candles
     drawdown: float  # 1 - close / highest high of the last DRAWDOWN_WINDOW candles
+    returns: tuple[float, ...]  # log returns over REVERSAL_PERIODS candles
+    volatility_long: float  # std of per-candle log returns over VOLATILITY_LONG_WINDOW candles
+    close_position: float  # (close - low) / (high - low) of the last candle; 0.5 for a candle without range
     ema20: float
     ema50: float
     ema20_distance_pct: float
@@ -87,9 +96,11 @@ class SymbolIndicators:
 
 @dataclass(frozen=True, slots=True)
 class IndicatorPanel:
-    """Per-symbol metrics plus the universe's median ATR% per candle (its own history, oldest first)."""
+    """Per-symbol metrics, their last-row indicator values by name (one entry per symbol, in order) and the
+    universe's median ATR% per candle (its own history, oldest first)."""
 
     metrics: list[SymbolIndicators]
+    last_rows: dict[str, ind.FloatArray]
     median_atr_pct_history: ind.FloatArray
 
 
@@ -151,19 +162,53 @@ def _recursive_matrices(high: ind.FloatArray, low: ind.FloatArray, close: ind.Fl
     }
 
 
-def _window_matrices(high: ind.FloatArray, close: ind.FloatArray, volume: ind.FloatArray) -> dict[str, ind.FloatArray]:
+def _close_position(high: ind.FloatArray, low: ind.FloatArray, close: ind.FloatArray) -> ind.FloatArray:
+    span = high - low
+    neutral = np.where(np.isfinite(span), 0.5, np.nan)
+    return np.divide(close - low, span, out=neutral, where=span > 0)
+
+
+def _window_matrices(
+    high: ind.FloatArray, low: ind.FloatArray, close: ind.FloatArray, volume: ind.FloatArray, *, per_day: int
+) -> dict[str, ind.FloatArray]:
     """Indicators over fixed windows; their last row only needs the last ``WINDOW_TAIL`` rows of input."""
     obv_change = ind.obv(close, volume) - ind.shift(ind.obv(close, volume), periods=OBV_TREND_PERIODS)
     traded = ind.rolling_mean(volume, window=OBV_TREND_PERIODS) * OBV_TREND_PERIODS
-    return {
+    out = {
         "percent_b": ind.bollinger_percent_b(close, period=BOLLINGER_PERIOD, num_std=BOLLINGER_STD),
         "volume_ratio": ind.volume_ratio(volume, period=VOLUME_PERIOD),
         "volume_z": ind.volume_zscore(volume, period=VOLUME_PERIOD),
         "obv_trend": np.divide(obv_change, traded, out=np.full(close.shape, np.nan), where=traded > 0),
         "volatility": ind.realised_volatility(close, window=VOLATILITY_WINDOW),
+        "volatility_long": ind.realised_volatility(close, window=VOLATILITY_LONG_WINDOW),
         "change_24_candles_pct": ind.price_change_pct(close, periods=CHANGE_PERIODS),
         "drawdown": ind.drawdown(high, close, window=DRAWDOWN_WINDOW),
+        "close_position": _close_position(high, low, close),
+        "quote_volume_24h": ind.rolling_mean(close * volume, window=per_day) * per_day,
     }
+    for periods in sorted({*MOMENTUM_PERIODS, *REVERSAL_PERIODS}):
+        out[f"log_return_{periods}"] = ind.momentum(close, periods=periods)
+    return out
+
+
+def indicator_matrices(
+    high: ind.FloatArray,
+    low: ind.FloatArray,
+    close: ind.FloatArray,
+    volume: ind.FloatArray,
+    *,
+    timeframe: str,
+    tail_rows: int | None = None,
+    recursive: Mapping[str, ind.FloatArray] | None = None,
+) -> dict[str, ind.FloatArray]:
+    """Every indicator as a (candles x symbols) matrix; with ``tail_rows`` only the last rows (>= WINDOW_TAIL).
+
+    ``recursive`` passes the full-history recursive indicators when the caller already computed them.
+    """
+    full = recursive if recursive is not None else _recursive_matrices(high, low, close)
+    rows = slice(-tail_rows, None) if tail_rows else slice(None)
+    windowed = _window_matrices(high[rows], low[rows], close[rows], volume[rows], per_day=candles_per_day(timeframe))
+    return {name: values[rows] for name, values in full.items()} | windowed
 
 
 def compute_indicators(
@@ -174,25 +219,65 @@ def compute_indicators(
     high, low, close, volume = (
         stack_right_aligned([getattr(series[s], name) for s in symbols]) for name in ("high", "low", "close", "volume")
     )
-    matrices = _recursive_matrices(high, low, close)
-    tail = slice(-WINDOW_TAIL, None)
-    windowed = _window_matrices(high[tail], close[tail], volume[tail])
-    last = {name: values[-1] for name, values in (matrices | windowed).items()}
-    momenta = np.stack([ind.momentum(close[-p - 1 :], periods=p)[-1] for p in MOMENTUM_PERIODS], axis=1)
+    recursive = _recursive_matrices(high, low, close)
+    matrices = indicator_matrices(
+        high, low, close, volume, timeframe=timeframe, tail_rows=WINDOW_TAIL, recursive=recursive
+    )
+    last = {name: values[-1] for name, values in matrices.items()}
+    last["quote_volume_24h"] = np.array(
+        [_volume_24h(series[s], timeframe=timeframe, ticker=tickers.get(s)) for s in symbols]
+    )
     metrics = [
-        SymbolIndicators(
-            symbol=symbol,
-            close=float(close[-1, index]),
-            close_time_ms=int(series[symbol].open_time_ms[-1]) + timeframe_ms(timeframe),
-            candles=len(series[symbol]),
-            momentum=tuple(float(v) for v in momenta[index]),
-            **{name: float(values[index]) for name, values in last.items()},
-            price_change_24h_pct=_change_24h_pct(series[symbol].close, timeframe=timeframe, ticker=tickers.get(symbol)),
-            volume_24h=_volume_24h(series[symbol], timeframe=timeframe, ticker=tickers.get(symbol)),
-        )
+        _symbol(symbol, index, series[symbol], last, timeframe=timeframe, ticker=tickers.get(symbol))
         for index, symbol in enumerate(symbols)
     ]
-    return IndicatorPanel(metrics=metrics, median_atr_pct_history=_nan_median_rows(matrices["atr_pct"]))
+    median_atr = _nan_median_rows(recursive["atr_pct"])
+    return IndicatorPanel(metrics=metrics, last_rows=last, median_atr_pct_history=median_atr)
+
+
+_SNAPSHOT_FIELDS = (
+    "rsi",
+    "macd",
+    "macd_signal",
+    "macd_hist",
+    "atr",
+    "atr_pct",
+    "percent_b",
+    "volume_ratio",
+    "volume_z",
+    "obv_trend",
+    "volatility",
+    "volatility_long",
+    "change_24_candles_pct",
+    "drawdown",
+    "ema20",
+    "ema50",
+    "ema20_distance_pct",
+    "ema50_distance_pct",
+    "close_position",
+)
+
+
+def _symbol(
+    symbol: str,
+    index: int,
+    arrays: CandleArrays,
+    last: Mapping[str, ind.FloatArray],
+    *,
+    timeframe: str,
+    ticker: Ticker | None,
+) -> SymbolIndicators:
+    return SymbolIndicators(
+        symbol=symbol,
+        close=float(arrays.close[-1]),
+        close_time_ms=int(arrays.open_time_ms[-1]) + timeframe_ms(timeframe),
+        candles=len(arrays),
+        momentum=tuple(float(last[f"log_return_{p}"][index]) for p in MOMENTUM_PERIODS),
+        returns=tuple(float(last[f"log_return_{p}"][index]) for p in REVERSAL_PERIODS),
+        **{name: float(last[name][index]) for name in _SNAPSHOT_FIELDS},
+        price_change_24h_pct=_change_24h_pct(arrays.close, timeframe=timeframe, ticker=ticker),
+        volume_24h=float(last["quote_volume_24h"][index]),
+    )
 
 
 def _nan_median_rows(matrix: ind.FloatArray) -> ind.FloatArray:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from app.analysis import FactorWeights, analyse
+from app.analysis import analyse
 from app.domain import AnalysisResult, Candle
 from app.evaluate.candle_files import check_timeframe
 from app.evaluate.stats import quintile_spread, spearman_ic, summarise
@@ -46,7 +46,6 @@ class EvaluationConfig:
     seed: int = 0
     start_ms: int | None = None  # evaluate periods with open time >= start_ms (history before it still used)
     end_ms: int | None = None  # ... and < end_ms
-    weights: FactorWeights | None = None
 
 
 @dataclass(slots=True)
@@ -180,7 +179,6 @@ def evaluate(data: Mapping[str, Sequence[Candle]], config: EvaluationConfig) -> 
             tickers={},
             analysis_timeframe=config.timeframe,
             levels_timeframe=config.timeframe,
-            weights=config.weights,
         )
         _score_period(result, rows=rows, universe=universe, config=config, tally=tally, rng=rng)
         tally.periods += 1

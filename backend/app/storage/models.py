@@ -10,7 +10,7 @@ Invariants:
   (``runs.ROW_MODELS``; nested values in JSON columns), ``analysis_runs`` the ``Snapshot``'s own fields;
   ``tests/storage/test_row_mapping.py`` fails when a domain field has no column.
 The migrations in ``migrations/versions`` mirror this file exactly (0001: everything up to API keys; 0002:
-``job_claims``); change both together.
+``job_claims``; 0003: per-horizon scores and fitted models); change both together.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Text,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -42,6 +43,7 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 RUN_ID_LENGTH = 32
+EMPTY_JSON_OBJECT = text("'{}'")  # server default of JSON columns added to tables that may already hold rows
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -125,6 +127,8 @@ class AnalysisRunModel(Base):
     symbols_failed: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     errors: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    models: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, server_default=EMPTY_JSON_OBJECT)
+    default_horizon: Mapped[str] = mapped_column(String(16), nullable=False, server_default="")
 
 
 class RecommendationModel(Base):
@@ -145,6 +149,10 @@ class RecommendationModel(Base):
     price_change_24h: Mapped[float] = _price()
     volume_24h: Mapped[float] = _price()
     details: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    horizon: Mapped[str] = mapped_column(String(16), nullable=False, server_default="")
+    probability_outperform: Mapped[float | None] = _optional_price()
+    calibration_samples: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    scores_by_horizon: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, server_default=EMPTY_JSON_OBJECT)
 
 
 class SupportLevelsModel(Base):
@@ -221,3 +229,14 @@ class JobClaimModel(Base):
     slot: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     holder: Mapped[str] = mapped_column(String(64), nullable=False)
     claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ModelFitModel(Base):
+    """The newest fitted model of one exchange and horizon (the refit job upserts it; revision 0003)."""
+
+    __tablename__ = "model_fits"
+
+    exchange: Mapped[str] = mapped_column(String(64), primary_key=True)
+    horizon: Mapped[str] = mapped_column(String(16), primary_key=True)
+    fitted_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    model: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)

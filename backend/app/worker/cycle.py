@@ -35,14 +35,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.analysis import analyse
 from app.config import Settings
-from app.domain import Candle, RunStatus, Snapshot, Ticker, ms_to_datetime, timeframe_ms, utc_now
+from app.domain import Candle, HorizonModel, RunStatus, Snapshot, Ticker, ms_to_datetime, timeframe_ms, utc_now
 from app.exchange import ExchangeError, MarketSource
 from app.storage.cache import SnapshotCache
 from app.storage.gaps import find_gaps
 from app.storage.leases import ABANDONED_ERROR, abandon_running
 from app.storage.publish import publish
 from app.storage.repositories import CandleRepository, RunRepository
-from app.worker.analysis_options import factor_weights, liquidity_gate
+from app.worker.analysis_options import analysis_options
 from app.worker.universe import Universe, rules_from_settings
 
 log = structlog.get_logger(__name__)
@@ -103,8 +103,8 @@ class ExchangeCycle:
         self.universe = Universe(
             source=source, rules=rules_from_settings(settings, source.exchange_id), timeframes=settings.timeframes
         )
-        self.weights = factor_weights(settings)  # validated here: a bad setting stops the worker at start
-        self.liquidity = liquidity_gate(settings)
+        self.options = analysis_options(settings)  # validated here: a bad setting stops the worker at start
+        self.models: dict[str, HorizonModel] = {}  # the latest fitted model per horizon (the refit job sets them)
         self.last_now_ms: int | None = None
         self._db_lock = asyncio.Lock()  # fetches run concurrently; candle reads and writes one at a time (SQLite)
 
@@ -242,8 +242,10 @@ class ExchangeCycle:
             tickers=tickers,
             analysis_timeframe=self.settings.analysis_timeframe,
             levels_timeframe=self.settings.levels_timeframe,
-            weights=self.weights,
-            liquidity=self.liquidity,
+            horizons=self.options.horizons,
+            models=self.models,
+            default_horizon=self.options.default_horizon,
+            liquidity=self.options.liquidity,
         )
         return Snapshot(
             run_id=run_id,
@@ -256,6 +258,8 @@ class ExchangeCycle:
             levels=result.levels,
             market=result.market,
             errors={**collect_errors, **result.errors},
+            models=result.models,
+            default_horizon=self.options.default_horizon,
         )
 
     def _stored_until_ms(self) -> int | None:

@@ -13,7 +13,7 @@ from app.analysis import AnalysisError, analyse
 from app.analysis import indicators as ind
 from app.analysis.levels import SWING_K, swing_candidates
 from app.analysis.market import sentiment_for, trend_for
-from app.analysis.recommend import label_for
+from app.analysis.recommend import label_for_probability
 from app.analysis.symbol_indicators import candle_arrays
 from app.domain import AnalysisResult, Candle, Label, Ticker
 from tests.support.candles import Universe, bundled_universe
@@ -49,13 +49,21 @@ def test_recommendations_ranked_and_scored(result: AnalysisResult) -> None:
     assert len(recs) == 33 and not result.errors
     assert [r.rank for r in recs] == list(range(1, 34))
     assert [r.total_score for r in recs] == sorted((r.total_score for r in recs), reverse=True)
+    assert list(result.models) == ["1h", "4h", "24h"]
     for r in recs:
         for value in (r.total_score, r.technical_score, r.volume_score, r.volatility_score, r.risk_score):
             assert 0.0 <= value <= 1.0
-        assert r.label is label_for(r.total_score)
+        assert r.horizon == "1h" and set(r.scores_by_horizon) == {"1h", "4h", "24h"}
+        assert r.scores_by_horizon["1h"].score == r.total_score and r.scores_by_horizon["1h"].rank == r.rank
+        # no fitted model: the prior weights score, no probability, every label HOLD and the note says why
+        assert r.label is Label.HOLD and r.probability_outperform is None
+        assert "no model has been fitted" in r.details["labels_note"]
         assert {"rsi", "macd", "macd_signal", "macd_hist", "percent_b", "volume_ratio", "volatility"} <= set(r.details)
-        assert any(reason.startswith("RSI ") for reason in r.details["reasons"])
-    assert len({r.label for r in recs}) >= 2  # the scores discriminate between symbols
+        assert r.details["reasons"]
+    for name in result.models:
+        ranks = sorted(r.scores_by_horizon[name].rank for r in recs)
+        assert ranks == list(range(1, 34))
+    assert len({r.total_score for r in recs}) > 20  # the scores discriminate between symbols
 
 
 def test_values_come_from_the_candles(universe: Universe, result: AnalysisResult) -> None:
@@ -74,22 +82,24 @@ def test_tickers_override_change_and_volume(universe: Universe) -> None:
 
 
 @pytest.mark.parametrize(
-    ("total", "label"),
+    ("probability", "label"),
     [
         (1.0, Label.STRONG_BUY),
-        (0.70, Label.STRONG_BUY),
-        (0.6999, Label.BUY),
-        (0.60, Label.BUY),
-        (0.5999, Label.HOLD),
-        (0.4001, Label.HOLD),
-        (0.40, Label.SELL),
-        (0.3001, Label.SELL),
-        (0.30, Label.STRONG_SELL),
+        (0.56, Label.STRONG_BUY),
+        (0.5599, Label.BUY),
+        (0.52, Label.BUY),
+        (0.5199, Label.HOLD),
+        (0.4801, Label.HOLD),
+        (0.48, Label.SELL),
+        (0.4401, Label.SELL),
+        (0.44, Label.STRONG_SELL),
         (0.0, Label.STRONG_SELL),
+        (None, Label.HOLD),
+        (float("nan"), Label.HOLD),
     ],
 )
-def test_label_thresholds(total: float, label: Label) -> None:
-    assert label_for(total) is label
+def test_label_thresholds(probability: float | None, label: Label) -> None:
+    assert label_for_probability(probability) is label
 
 
 def test_bad_symbols_are_reported_not_ranked(universe: Universe) -> None:

@@ -35,6 +35,10 @@ LEGACY_ORDER: dict[type, list[str]] = {
         "volume_24h",
         "market_cap",
         "analysis_details",
+        "horizon",
+        "probability_outperform",
+        "calibration_samples",
+        "scores_by_horizon",
         "updated_at",
     ],
     SupportLevels: [

@@ -10,6 +10,7 @@ window's adds no level of its own: that level is ``None``.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import statistics
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -17,6 +18,8 @@ from datetime import datetime, timedelta
 
 from app.domain import (
     Candle,
+    HorizonModel,
+    HorizonScore,
     Label,
     Level,
     MarketStatus,
@@ -35,6 +38,8 @@ SNAPSHOT_AS_OF_MS = 1_664_582_400_000  # 2022-10-01 00:00 UTC, inside the bundle
 LOOKBACK_DAYS = 90
 HOURS_NEEDED = 25  # the last 24 hours and the close before them
 LEVEL_WINDOWS_DAYS = (7, 30, 90)
+HORIZON_HOURS = {"1h": 1, "4h": 4, "24h": 24}  # served horizons; the factory's score at h: share of up moves of h hours
+DEFAULT_HORIZON = "24h"  # the legacy fields follow the daily-candle score below
 TOUCH_TOLERANCE = 0.01
 
 
@@ -172,10 +177,77 @@ def _series(bases: Sequence[str], *, as_of_ms: int) -> tuple[dict[str, _Series],
     return series, errors
 
 
+def _up_share(hourly: Sequence[Candle], hours: int) -> float:
+    """Share of the non-overlapping ``hours``-hour moves of the last 24 hours that went up."""
+    closes = [c.close for c in hourly][::-1][::hours][::-1]
+    moves = [b > a for a, b in itertools.pairwise(closes)]
+    return sum(moves) / len(moves)
+
+
+def _ranks(values: Mapping[str, float]) -> dict[str, int]:
+    ordered = sorted(values, key=lambda symbol: (-values[symbol], symbol))
+    return {symbol: index for index, symbol in enumerate(ordered, start=1)}
+
+
+def _by_horizon(series: Mapping[str, _Series], totals: Mapping[str, float]) -> dict[str, dict[str, HorizonScore]]:
+    """Every symbol's score, rank, label and probability per horizon; the 1h horizon has no probability."""
+    scores = {h: {s: _up_share(one.hourly, hours) for s, one in series.items()} for h, hours in HORIZON_HOURS.items()}
+    scores[DEFAULT_HORIZON] = dict(totals)
+    ranks = {h: _ranks(values) for h, values in scores.items()}
+    return {
+        symbol: {
+            h: HorizonScore(
+                score=scores[h][symbol],
+                rank=ranks[h][symbol],
+                label=_label(scores[h][symbol]),
+                probability_outperform=None if h == "1h" else 0.4 + 0.2 * scores[h][symbol],
+            )
+            for h in HORIZON_HOURS
+        }
+        for symbol in series
+    }
+
+
+def _models(series: Mapping[str, _Series]) -> dict[str, HorizonModel]:
+    """One model per horizon described by the daily window the scores came from."""
+    daily = next(iter(series.values())).daily
+    start, end = ms_to_datetime(daily[0].open_time_ms), ms_to_datetime(daily[-1].open_time_ms)
+    return {
+        h: HorizonModel(
+            horizon=h,
+            candles=hours,
+            weights={"drawdown": 0.5, "low_volatility": 0.5} if h == DEFAULT_HORIZON else {"reversal_1": 1.0},
+            weights_source="fitted" if hours > 1 else "prior",
+            fitted_at=end if hours > 1 else None,
+            fit_start=start if hours > 1 else None,
+            fit_end=end if hours > 1 else None,
+            cross_sections=len(daily),
+            walk_forward_ic=0.05 * hours if hours > 1 else None,
+            walk_forward_t=2.5 if hours > 1 else None,
+            calibration=((0.25, 0.45), (0.75, 0.55)) if hours > 1 else (),
+            calibration_samples=len(daily) * len(series) if hours > 1 else 0,
+            labels_active=hours > 1,
+            note="" if hours > 1 else "labels are HOLD: prior weights, not fitted",
+        )
+        for h, hours in HORIZON_HOURS.items()
+    }
+
+
 def _ranked(series: Mapping[str, _Series]) -> tuple[Recommendation, ...]:
     unranked = [_recommendation(symbol, one) for symbol, one in series.items()]
+    by_horizon = _by_horizon(series, {rec.symbol: rec.total_score for rec in unranked})
     ranked = sorted(unranked, key=lambda rec: rec.total_score, reverse=True)
-    return tuple(dataclasses.replace(rec, rank=index) for index, rec in enumerate(ranked, start=1))
+    return tuple(
+        dataclasses.replace(
+            rec,
+            rank=index,
+            horizon=DEFAULT_HORIZON,
+            probability_outperform=by_horizon[rec.symbol][DEFAULT_HORIZON].probability_outperform,
+            calibration_samples=LOOKBACK_DAYS,
+            scores_by_horizon=by_horizon[rec.symbol],
+        )
+        for index, rec in enumerate(ranked, start=1)
+    )
 
 
 def build_snapshot(
@@ -203,4 +275,6 @@ def build_snapshot(
         levels={symbol: _support_levels(symbol, one) for symbol, one in series.items()},
         market=_market(recs),
         errors=errors,
+        models=_models(series),
+        default_horizon=DEFAULT_HORIZON,
     )

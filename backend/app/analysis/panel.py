@@ -1,0 +1,85 @@
+"""The history a model is fitted on: every factor's rank-normalised score at every candle, on one timeline.
+
+Invariants:
+- Causal: built only from the candles given; a row (an open time) holds what was known when that candle closed,
+  computed by exactly the functions that give the served last row (``indicator_matrices`` and ``FACTORS``).
+- Each column is one series computed on its own candles (a missing candle is skipped, as in serving), then placed on
+  the union timeline of open times; a symbol without a candle at a time is NaN there. ``columns`` may hold several
+  segments of one symbol (split at a price discontinuity): each is its own column, so no indicator, factor or
+  forward return ever spans the break.
+- Forward returns are log returns from a row's close to the close ``candles`` rows later on the timeline (the same
+  time distance for every symbol); NaN when either candle is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from app.analysis import indicators as ind
+from app.analysis.factors import FACTOR_NAMES, rank_normalise, raw_factors
+from app.analysis.symbol_indicators import CandleArrays, indicator_matrices, stack_right_aligned
+
+
+@dataclass(frozen=True, slots=True)
+class FactorHistory:
+    """Factor scores (factor x time x column) and log closes (time x column) of a universe on one timeline."""
+
+    open_time_ms: NDArray[np.int64]
+    scores: ind.FloatArray
+    log_close: ind.FloatArray
+    columns: tuple[str, ...]
+
+    @property
+    def rows(self) -> int:
+        """How many open times the timeline has."""
+        return int(self.open_time_ms.size)
+
+    def forward_returns(self, candles: int) -> ind.FloatArray:
+        """Log return from each row's close to the close ``candles`` rows later (NaN where either is missing)."""
+        out = np.full(self.log_close.shape, np.nan)
+        if 0 < candles < self.rows:
+            out[:-candles] = self.log_close[candles:] - self.log_close[:-candles]
+        return out
+
+
+def _placed(matrix: ind.FloatArray, lengths: list[int], positions: list[NDArray[np.intp]], rows: int) -> ind.FloatArray:
+    """Right-aligned per-column values moved to their rows on the timeline."""
+    out = np.full((rows, matrix.shape[1]), np.nan)
+    for column, (length, where) in enumerate(zip(lengths, positions, strict=True)):
+        out[where, column] = matrix[matrix.shape[0] - length :, column]
+    return out
+
+
+def factor_history(
+    columns: Mapping[str, CandleArrays], *, timeframe: str, keep_rows: int | None = None
+) -> FactorHistory:
+    """Factor scores and log closes of ``columns`` (label -> checked candles) on the union timeline of open times.
+
+    ``keep_rows`` keeps only the newest rows of the timeline (the indicators still see the whole history).
+    """
+    labels = list(columns)
+    timeline = np.unique(np.concatenate([columns[c].open_time_ms for c in labels]))
+    if keep_rows is not None:
+        timeline = timeline[-keep_rows:]
+    positions, lengths = [], []
+    for label in labels:
+        times = columns[label].open_time_ms
+        recent = times >= timeline[0]
+        positions.append(np.searchsorted(timeline, times[recent]))
+        lengths.append(int(recent.sum()))
+    high, low, close, volume = (
+        stack_right_aligned([getattr(columns[c], name) for c in labels]) for name in ("high", "low", "close", "volume")
+    )
+    raw = raw_factors(indicator_matrices(high, low, close, volume, timeframe=timeframe))
+    rows = timeline.size
+    scores = np.stack([rank_normalise(_placed(raw[name], lengths, positions, rows)) for name in FACTOR_NAMES])
+    return FactorHistory(
+        open_time_ms=timeline.astype(np.int64),
+        scores=scores,
+        log_close=np.log(_placed(close, lengths, positions, rows)),
+        columns=tuple(labels),
+    )
