@@ -94,17 +94,32 @@ def rolling_max(values: FloatArray, *, window: int) -> FloatArray:
 
 
 def seeded_recursive_mean(values: FloatArray, *, alpha: float, seed_len: int) -> FloatArray:
-    """Per column: mean of the first ``seed_len`` finite values, then ``y[t] = (1 - alpha) * y[t-1] + alpha * x[t]``."""
+    """Per column: mean of the first ``seed_len`` finite values, then ``y[t] = (1 - alpha) * y[t-1] + alpha * x[t]``.
+
+    One vectorised step per row over all columns (a column joins at its seed row), the same recurrence in the same
+    order as a per-column loop, so values are bit-identical to it.
+    """
     matrix = values.reshape(values.shape[0], -1)
     finite = np.isfinite(matrix)
     seed_row = np.argmax(finite, axis=0) + seed_len - 1
-    usable = finite.any(axis=0) & (seed_row < matrix.shape[0])
-    rows = np.arange(matrix.shape[0])[:, None]
-    prepared = np.where((rows > seed_row) & usable, matrix, np.nan)
-    columns = np.flatnonzero(usable)
-    prepared[seed_row[columns], columns] = rolling_mean(matrix, window=seed_len)[seed_row[columns], columns]
-    smoothed = pd.DataFrame(prepared).ewm(alpha=alpha, adjust=False).mean().to_numpy()
-    return np.asarray(smoothed, dtype=np.float64).reshape(values.shape)
+    columns = np.flatnonzero(finite.any(axis=0) & (seed_row < matrix.shape[0]))
+    out = np.full(matrix.shape, np.nan)
+    if columns.size == 0:
+        return out.reshape(values.shape)
+    seeds = rolling_mean(matrix, window=seed_len)[seed_row[columns], columns]
+    joining: dict[int, tuple[list[int], list[float]]] = {}
+    for column, row, seed in zip(columns.tolist(), seed_row[columns].tolist(), seeds.tolist(), strict=True):
+        joining.setdefault(row, ([], []))
+        joining[row][0].append(column)
+        joining[row][1].append(seed)
+    state = np.full(matrix.shape[1], np.nan)
+    keep = 1.0 - alpha
+    for row in range(min(joining), matrix.shape[0]):
+        state = state * keep + matrix[row] * alpha
+        if row in joining:
+            state[joining[row][0]] = joining[row][1]
+        out[row] = state
+    return out.reshape(values.shape)
 
 
 def ema(values: FloatArray, *, span: int) -> FloatArray:
@@ -173,9 +188,10 @@ def price_change_pct(close: FloatArray, *, periods: int) -> FloatArray:
     return (close / shift(close, periods=periods) - 1.0) * 100.0
 
 
-def ema_distance_pct(close: FloatArray, *, span: int) -> FloatArray:
-    """Percent distance of the close from its EMA ``span``: (close / EMA - 1) * 100."""
-    return (close / ema(close, span=span) - 1.0) * 100.0
+def ema_distance_pct(close: FloatArray, *, span: int, ema_values: FloatArray | None = None) -> FloatArray:
+    """Percent distance of the close from its EMA ``span``: (close / EMA - 1) * 100 (``ema_values``: that EMA)."""
+    average = ema(close, span=span) if ema_values is None else ema_values
+    return (close / average - 1.0) * 100.0
 
 
 def volume_zscore(volume: FloatArray, *, period: int = 20) -> FloatArray:

@@ -106,27 +106,34 @@ def label_for_probability(p: float | None) -> Label:
     return Label.HOLD
 
 
-def confidence(scores: Mapping[str, float], weights: Mapping[str, float], *, candles: int, universe: int) -> float:
-    """Factor agreement times data quality, in [0, 1]."""
+def confidence(
+    scores: Mapping[str, ind.FloatArray], weights: Mapping[str, float], *, candles: ind.FloatArray, universe: int
+) -> ind.FloatArray:
+    """Factor agreement times data quality per symbol, in [0, 1] (scores: factor -> per-symbol values)."""
     used = [n for n, w in weights.items() if w > 0]
-    available = [n for n in used if math.isfinite(scores[n])]
-    if not available:
-        return 0.0
-    w = np.array([weights[n] for n in available])
-    s = np.array([scores[n] for n in available])
-    mean = float(np.sum(w * s) / np.sum(w))
-    agreement = _clip01(1.0 - 2.0 * math.sqrt(float(np.sum(w * (s - mean) ** 2) / np.sum(w))))
-    coverage = float(np.sum(w)) / sum(weights[n] for n in used)
-    return agreement * coverage * min(1.0, candles / FULL_HISTORY_CANDLES) * min(1.0, universe / FULL_UNIVERSE)
+    if not used:
+        return np.zeros(np.shape(candles))
+    s = np.stack([scores[n] for n in used])
+    w = np.array([weights[n] for n in used])[:, None] * np.isfinite(s)
+    s = np.nan_to_num(s, nan=0.0)
+    available = w.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = (w * s).sum(axis=0) / available
+        spread = np.sqrt((w * (s - mean) ** 2).sum(axis=0) / available)
+    agreement = np.clip(1.0 - 2.0 * spread, 0.0, 1.0)
+    quality = available / sum(weights[n] for n in used) * np.minimum(1.0, candles / FULL_HISTORY_CANDLES)
+    out: ind.FloatArray = np.where(available > 0, agreement * quality * min(1.0, universe / FULL_UNIVERSE), 0.0)
+    return out
 
 
-def family_score(scores: Mapping[str, float], weights: Mapping[str, float], *, names: Sequence[str]) -> float:
-    """The composite restricted to ``names`` (equal weights when theirs are all 0)."""
+def family_score(
+    scores: Mapping[str, ind.FloatArray], weights: Mapping[str, float], *, names: Sequence[str]
+) -> ind.FloatArray:
+    """The composite restricted to ``names`` (equal weights when theirs are all 0), per symbol."""
     chosen = {n: weights.get(n, 0.0) for n in names}
     if sum(chosen.values()) <= 0:
         chosen = dict.fromkeys(names, 1.0)
-    row = {n: np.array([scores[n]]) for n in names}
-    return float(composite(row, chosen)[0])
+    return composite({n: scores[n] for n in names}, chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +172,21 @@ def rank_horizon(
     return HorizonRanking(model, values, ranks, np.round(probabilities, SCORE_DECIMALS), labels)
 
 
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """Everything computed for the whole universe at once, read per symbol by ``_recommendation``."""
+
+    scores: Mapping[str, ind.FloatArray]  # factor -> per-symbol score
+    rankings: Mapping[str, HorizonRanking]
+    default_horizon: str
+    confidence: ind.FloatArray
+    technical: ind.FloatArray
+    volume: ind.FloatArray
+    gate: float
+    gated: ind.FloatArray
+    timeframe: str
+
+
 def rank(
     metrics: Sequence[SymbolIndicators],
     last_rows: Mapping[str, ind.FloatArray],
@@ -180,12 +202,20 @@ def rank(
     gated = np.array([not m.volume_24h >= gate for m in metrics])
     scores = factor_scores(last_rows)
     rankings = {name: rank_horizon(symbols, scores, model, gated=gated) for name, model in models.items()}
-    rows = [{name: float(values[i]) for name, values in scores.items()} for i in range(len(metrics))]
-    built = [
-        _recommendation(m, i, rows[i], rankings, default_horizon, timeframe=timeframe, gate=gate, gated=bool(gated[i]))
-        for i, m in enumerate(metrics)
-    ]
-    return tuple(sorted(built, key=lambda r: r.rank))
+    weights = rankings[default_horizon].model.weights
+    candles = np.array([m.candles for m in metrics], dtype=np.float64)
+    scored = _Scored(
+        scores=scores,
+        rankings=rankings,
+        default_horizon=default_horizon,
+        confidence=confidence(scores, weights, candles=candles, universe=len(metrics)),
+        technical=family_score(scores, weights, names=TECHNICAL_FACTORS),
+        volume=family_score(scores, weights, names=VOLUME_FACTORS),
+        gate=gate,
+        gated=gated,
+        timeframe=timeframe,
+    )
+    return tuple(sorted((_recommendation(m, i, scored) for i, m in enumerate(metrics)), key=lambda r: r.rank))
 
 
 def _horizon_scores(index: int, rankings: Mapping[str, HorizonRanking]) -> dict[str, HorizonScore]:
@@ -200,42 +230,30 @@ def _horizon_scores(index: int, rankings: Mapping[str, HorizonRanking]) -> dict[
     }
 
 
-def _recommendation(
-    m: SymbolIndicators,
-    index: int,
-    scores: Mapping[str, float],
-    rankings: Mapping[str, HorizonRanking],
-    default_horizon: str,
-    *,
-    timeframe: str,
-    gate: float,
-    gated: bool,
-) -> Recommendation:
-    by_horizon = _horizon_scores(index, rankings)
-    main, model = by_horizon[default_horizon], rankings[default_horizon].model
-    weights = model.weights
-    target = target_volatility(timeframe)
-    pulls = contributions(scores, weights)
+def _recommendation(m: SymbolIndicators, index: int, scored: _Scored) -> Recommendation:
+    by_horizon = _horizon_scores(index, scored.rankings)
+    main, model = by_horizon[scored.default_horizon], scored.rankings[scored.default_horizon].model
+    scores = {name: float(values[index]) for name, values in scored.scores.items()}
+    pulls = contributions(scores, model.weights)
+    gated = bool(scored.gated[index])
+    target = target_volatility(scored.timeframe)
     details: dict[str, Any] = {
-        "confidence": round(
-            confidence(scores, weights, candles=m.candles, universe=len(rankings[default_horizon].ranks)),
-            SCORE_DECIMALS,
-        ),
+        "confidence": round(float(scored.confidence[index]), SCORE_DECIMALS),
         "liquidity_ok": not gated,
-        "min_quote_volume_24h": round(gate, 2),
+        "min_quote_volume_24h": round(scored.gate, 2),
         "factor_scores": {n: _finite_or_none(v, SCORE_DECIMALS) for n, v in scores.items()},
         "contributions": {n: round(v, SCORE_DECIMALS) for n, v in pulls.items()},
-        "weights": {n: w for n, w in weights.items() if w > 0},
+        "weights": {n: w for n, w in model.weights.items() if w > 0},
         "labels_note": model.note,
-        "reasons": reasons(m, scores, pulls, timeframe=timeframe, gated=gated, gate=gate),
+        "reasons": reasons(m, scores, pulls, timeframe=scored.timeframe, gated=gated, gate=scored.gate),
         **indicator_values(m),
     }
     return Recommendation(
         symbol=m.symbol,
         rank=main.rank,
         total_score=main.score,
-        technical_score=round(_clip01(family_score(scores, weights, names=TECHNICAL_FACTORS)), SCORE_DECIMALS),
-        volume_score=round(_clip01(family_score(scores, weights, names=VOLUME_FACTORS)), SCORE_DECIMALS),
+        technical_score=round(_clip01(float(scored.technical[index])), SCORE_DECIMALS),
+        volume_score=round(_clip01(float(scored.volume[index])), SCORE_DECIMALS),
         volatility_score=round(volatility_score(m.volatility, target=target), SCORE_DECIMALS),
         risk_score=round(risk_score(drawdown=m.drawdown, sigma=m.volatility, target=target), SCORE_DECIMALS),
         label=main.label,
@@ -243,7 +261,7 @@ def _recommendation(
         price_change_24h=round(m.price_change_24h_pct, 4),
         volume_24h=m.volume_24h,
         details=details,
-        horizon=default_horizon,
+        horizon=scored.default_horizon,
         probability_outperform=main.probability_outperform,
         calibration_samples=model.calibration_samples,
         scores_by_horizon=by_horizon,

@@ -148,6 +148,7 @@ def _recursive_matrices(high: ind.FloatArray, low: ind.FloatArray, close: ind.Fl
     """Indicators that depend on the whole history (recursive averages), full length."""
     lines = ind.macd(close, fast=MACD_FAST, slow=MACD_SLOW, signal=MACD_SIGNAL)
     atr = ind.atr(high, low, close, period=ATR_PERIOD)
+    ema20, ema50 = ind.ema(close, span=BREADTH_EMA_SPAN), ind.ema(close, span=SLOW_EMA_SPAN)
     return {
         "rsi": ind.rsi_wilder(close, period=RSI_PERIOD),
         "macd": lines.macd,
@@ -155,10 +156,10 @@ def _recursive_matrices(high: ind.FloatArray, low: ind.FloatArray, close: ind.Fl
         "macd_hist": lines.histogram,
         "atr": atr,
         "atr_pct": atr / close * 100.0,
-        "ema20": ind.ema(close, span=BREADTH_EMA_SPAN),
-        "ema50": ind.ema(close, span=SLOW_EMA_SPAN),
-        "ema20_distance_pct": ind.ema_distance_pct(close, span=BREADTH_EMA_SPAN),
-        "ema50_distance_pct": ind.ema_distance_pct(close, span=SLOW_EMA_SPAN),
+        "ema20": ema20,
+        "ema50": ema50,
+        "ema20_distance_pct": ind.ema_distance_pct(close, span=BREADTH_EMA_SPAN, ema_values=ema20),
+        "ema50_distance_pct": ind.ema_distance_pct(close, span=SLOW_EMA_SPAN, ema_values=ema50),
     }
 
 
