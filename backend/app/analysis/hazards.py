@@ -56,7 +56,7 @@ class Discontinuity:
         return self.index + 1 if self.within_candle else self.index
 
     def describe(self) -> str:
-        """ "at 2022-08-01T10:00Z (x0.001 between candles)"."""
+        """Where and how large the break was: ``at 2022-08-01T10:00Z (x0.001 between candles)``."""
         where = "within the candle" if self.within_candle else "between candles"
         at = ms_to_datetime(self.open_time_ms).strftime("%Y-%m-%dT%H:%MZ")
         return f"at {at} ({factor_text(self.factor)} {where})"
