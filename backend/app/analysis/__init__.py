@@ -4,6 +4,7 @@ Imports only numpy, pandas and ``app.domain``. ``analyse`` is the entry point th
 """
 
 from app.analysis.engine import AnalysisError, analyse
+from app.analysis.hazards import history_columns
 from app.analysis.model_fit import FitSettings, fit_models, prior_model
 from app.analysis.panel import FactorHistory, factor_history
 from app.analysis.recommend import LiquidityGate
@@ -16,5 +17,6 @@ __all__ = [
     "analyse",
     "factor_history",
     "fit_models",
+    "history_columns",
     "prior_model",
 ]

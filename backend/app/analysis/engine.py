@@ -3,10 +3,13 @@
 Invariants:
 - Pure and causal: the result depends only on the arguments (no I/O, no clock, no state kept between calls), and
   every indicator at a candle uses only candles that closed at or before it.
-- A symbol whose analysis-timeframe series is unusable (fewer than ``MIN_CANDLES``, not ascending, bad prices) is
-  left out of everything and reported in ``errors[symbol]``; every other symbol gets a recommendation and levels.
-- Levels use the levels timeframe when it has at least ``MIN_LEVEL_CANDLES`` usable candles, else the analysis
-  timeframe (``calculation_method`` ends in ``_fallback``); kinds are relative to the analysis-timeframe last close.
+- A symbol whose analysis-timeframe series is unusable (fewer than ``MIN_CANDLES``, not ascending, bad prices) or
+  stale is left out of everything and reported in ``errors[symbol]``; every other symbol gets a recommendation and
+  levels. A series with a price discontinuity is analysed on the candles after its last break (left out when too
+  few remain), and ``errors[symbol]`` says so too (``app.analysis.hazards``: the rules).
+- Levels use the levels timeframe when it has at least ``MIN_LEVEL_CANDLES`` usable candles after its last price
+  discontinuity, else the analysis timeframe's (``calculation_method`` ends in ``_fallback``); kinds are relative
+  to the analysis-timeframe last close.
 - The market trend follows the ``benchmark_base`` symbol (the most traded one if several quotes exist); without it
   the most traded symbol stands in (``market.details["benchmark"]`` names the one used).
 - One composite per horizon in ``horizons`` (default ``default_horizons(analysis_timeframe)``), with that horizon's
@@ -23,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from app.analysis import indicators as ind
+from app.analysis.hazards import after_last_break, screen, tickers_after_breaks
 from app.analysis.levels import LEVEL_ATR_PERIOD, MIN_LEVEL_CANDLES, PivotInput, support_levels
 from app.analysis.market import BenchmarkTrend, benchmark_trend, market_status
 from app.analysis.model_fit import prior_model
@@ -75,18 +79,19 @@ def analyse(
     """Recommendations, support levels and market status from closed candles (symbol -> timeframe -> candles)."""
     timeframe_ms(analysis_timeframe)
     timeframe_ms(levels_timeframe)
-    errors: dict[str, str] = {}
-    series: dict[str, CandleArrays] = {}
-    for symbol in sorted(candles):
-        arrays = candle_arrays(candles[symbol].get(analysis_timeframe, ()))
-        problem = check_series(arrays, min_candles=MIN_CANDLES)
-        if problem is not None:
-            errors[symbol] = f"{analysis_timeframe} candles: {problem}"
-            continue
-        series[symbol] = arrays
+    screened = screen(
+        {symbol: candle_arrays(candles[symbol].get(analysis_timeframe, ())) for symbol in sorted(candles)},
+        timeframe=analysis_timeframe,
+        min_candles=MIN_CANDLES,
+    )
+    series, errors = screened.series, screened.errors
     if not series:
         raise AnalysisError(errors)
-    panel = compute_indicators(series, timeframe=analysis_timeframe, tickers=tickers)
+    panel = compute_indicators(
+        series,
+        timeframe=analysis_timeframe,
+        tickers=tickers_after_breaks(tickers, screened, timeframe=analysis_timeframe),
+    )
     metrics = panel.metrics
     served = _served_models(
         horizons or default_horizons(analysis_timeframe), models or {}, timeframe=analysis_timeframe
@@ -135,7 +140,9 @@ def _levels_series(
         return analysis, analysis_timeframe, ""
     own = candle_arrays(by_timeframe.get(levels_timeframe, ()))
     if check_series(own, min_candles=MIN_LEVEL_CANDLES) is None:
-        return own, levels_timeframe, ""
+        segment, _ = after_last_break(own, min_candles=MIN_LEVEL_CANDLES)
+        if segment is not None:
+            return segment, levels_timeframe, ""
     return analysis, analysis_timeframe, "_fallback"
 
 

@@ -7,7 +7,8 @@ a levels timeframe that had too few candles):
 2. Swings (lows and highs together) are clustered greedily by price within ``0.5 * ATR(14)`` (ATR at the last
    candle) of the cluster's lowest member. A cluster's price is the volume-weighted mean of its swing prices, and
    its strength = 0.45 * (1 - 0.5 ** touches) + 0.30 * 0.5 ** (bars since last touch / 60)
-   + 0.25 * v / (v + 1), v = mean volume of its swing candles / mean volume of the series.
+   + 0.25 * v / (v + 1), v = mean volume of its swing candles / mean volume of the series (an unknown, NaN, volume
+   counts 0 at a swing and is left out of the series mean, so a strength is never NaN).
 3. More candidates: the volume profile's POC (strength 0.5) and value-area high / low (0.35) over the series, and
    the classic / Fibonacci / Camarilla pivots of the previous UTC day (0.25) and week (0.35) (``app.analysis.pivots``).
 4. All candidates are merged greedily by price within the same tolerance: the merged level takes the price of its
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 
 from app.analysis import indicators as ind
 from app.analysis.pivots import pivot_levels, previous_period
-from app.analysis.profile import volume_profile
+from app.analysis.profile import known_volume, volume_profile
 from app.analysis.symbol_indicators import CandleArrays
 from app.domain import Level, SupportLevels, ms_to_datetime
 
@@ -126,7 +127,8 @@ def swing_candidates(arrays: CandleArrays, *, tolerance: float) -> Candidates:
     price = np.concatenate((arrays.low[points.lows], arrays.high[points.highs]))
     is_high = np.concatenate((np.zeros(points.lows.size, bool), np.ones(points.highs.size, bool)))
     order = np.lexsort((index, price))
-    index, price, is_high, volume = index[order], price[order], is_high[order], arrays.volume[index[order]]
+    volumes = known_volume(arrays.volume)
+    index, price, is_high, volume = index[order], price[order], is_high[order], volumes[index[order]]
     labels = np.array(greedy_groups(price.tolist(), tolerance=tolerance))
     touches = np.bincount(labels)
     volume_sum = np.bincount(labels, weights=volume)
@@ -139,7 +141,8 @@ def swing_candidates(arrays: CandleArrays, *, tolerance: float) -> Candidates:
     latest = np.full(touches.size, -1, dtype=np.int64)
     np.maximum.at(latest, labels, index)
     highs = np.bincount(labels, weights=is_high.astype(np.float64))
-    mean_volume = float(arrays.volume.mean())
+    known = np.isfinite(arrays.volume)
+    mean_volume = float(arrays.volume[known].mean()) if known.any() else 0.0
     relative = volume_sum / touches / mean_volume if mean_volume > 0 else np.zeros(touches.size)
     recency = 0.5 ** ((len(arrays) - 1 - latest) / RECENCY_HALF_LIFE_BARS)
     w_touch, w_recent, w_volume = SWING_WEIGHTS

@@ -16,7 +16,8 @@ Definitions (analysis timeframe throughout; docs/analysis.md has the table):
   >= 60 "greed", <= 25 "extreme fear", <= 40 "fear", else "neutral". overall_score = index / 100.
 - average_volatility: mean per-candle log-return std of the symbols, in percent per candle.
 - top_gainers / top_losers: up to 5 (symbol, 24h change %) with a positive / negative change, largest move first.
-- total_volume_24h: sum of the symbols' 24h quote volumes.
+- total_volume_24h: sum of the symbols' known 24h quote volumes (an unknown, NaN, volume is left out: no universe-wide
+  figure is ever NaN).
 - analysis_summary counts (the original API's keys): top_gainers = symbols up more than 3 % in 24h,
   top_losers = down more than 3 %, stable_coins = |24h change| below 1 %; plus advancers, decliners, unchanged.
 """
@@ -165,7 +166,7 @@ def market_status(
         market_sentiment=sentiment_for(index),
         overall_score=round(index / 100.0, 4),
         active_coins_count=len(metrics),
-        total_volume_24h=float(sum(m.volume_24h for m in metrics)),
+        total_volume_24h=float(sum(m.volume_24h for m in metrics if math.isfinite(m.volume_24h))),
         average_volatility=round(float(np.nanmean([m.volatility for m in metrics])) * 100.0, 4),
         top_gainers=_movers(metrics, gainers=True),
         top_losers=_movers(metrics, gainers=False),

@@ -5,8 +5,9 @@ Invariants:
   computed by exactly the functions that give the served last row (``indicator_matrices`` and ``FACTORS``).
 - Each column is one series computed on its own candles (a missing candle is skipped, as in serving), then placed on
   the union timeline of open times; a symbol without a candle at a time is NaN there. ``columns`` may hold several
-  segments of one symbol (split at a price discontinuity): each is its own column, so no indicator, factor or
-  forward return ever spans the break.
+  segments of one symbol (split at a price discontinuity by ``app.analysis.hazards.history_columns``, which every
+  caller should build its columns with): each is its own column, so no indicator, factor or forward return ever
+  spans the break.
 - Forward returns are log returns from a row's close to the close ``candles`` rows later on the timeline (the same
   time distance for every symbol); NaN when either candle is missing.
 """
@@ -59,7 +60,9 @@ def factor_history(
 ) -> FactorHistory:
     """Factor scores and log closes of ``columns`` (label -> checked candles) on the union timeline of open times.
 
-    ``keep_rows`` keeps only the newest rows of the timeline (the indicators still see the whole history).
+    Pass ``app.analysis.hazards.history_columns(series)``: one column per segment between price discontinuities,
+    so no indicator, factor value or forward return spans a break. ``keep_rows`` keeps only the newest rows of the
+    timeline (the indicators still see the whole history).
     """
     labels = list(columns)
     timeline = np.unique(np.concatenate([columns[c].open_time_ms for c in labels]))

@@ -6,7 +6,8 @@ Invariants:
 - Point of control (POC) = the bin with the most volume (the lowest such bin on ties). The value area grows from
   the POC one bin at a time towards the neighbour with more volume (the upper one on ties) until it holds at least
   ``VALUE_AREA_SHARE`` (70 %) of the volume; VAH / VAL are the centres of its highest / lowest bins.
-- ``None`` when the candles carry no volume or have no price range.
+- A candle whose volume is unknown (NaN) adds no volume (``known_volume``); ``None`` when the candles carry no known
+  volume or have no price range.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class VolumeProfile(NamedTuple):
     value_area_low: float
 
 
+def known_volume(volume: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``volume`` with unknown (non-finite) values as 0, for sums and weights that must stay finite."""
+    return np.where(np.isfinite(volume), volume, 0.0)
+
+
 def _value_area(hist: NDArray[np.float64], start: int) -> tuple[int, int]:
     low_bin = high_bin = start
     covered, target = hist[start], VALUE_AREA_SHARE * hist.sum()
@@ -47,6 +53,7 @@ def volume_profile(
     high: NDArray[np.float64], low: NDArray[np.float64], close: NDArray[np.float64], volume: NDArray[np.float64]
 ) -> VolumeProfile | None:
     """POC and 70 % value area of the candles given."""
+    volume = known_volume(volume)
     bottom, top = float(low.min()), float(high.max())
     if not top > bottom or not volume.sum() > 0:
         return None

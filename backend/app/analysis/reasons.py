@@ -184,5 +184,6 @@ def reasons(
     ranked = sorted((n for n, pull in pulls.items() if pull != 0), key=lambda n: (-abs(pulls[n]), n))
     out = [text for n in ranked if (text := factor_reason(n, m, scores[n], timeframe=timeframe)) is not None][:top]
     if gated:
-        out.append(f"not a buy: 24h quote volume {m.volume_24h:,.0f} is below the minimum {gate:,.0f}")
+        volume = f"{m.volume_24h:,.0f} is below" if math.isfinite(m.volume_24h) else "is unknown; needs"
+        out.append(f"not a buy: 24h quote volume {volume} the minimum {gate:,.0f}")
     return out

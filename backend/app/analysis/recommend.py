@@ -7,7 +7,8 @@ Definitions (docs/analysis.md §2; every score is in [0, 1], rounded to 4 decima
   probability that the symbol's h-forward return beats the universe median. None when h has no active labels.
 - Labels by probability: >= 0.56 STRONG_BUY, >= 0.52 BUY, <= 0.44 STRONG_SELL, <= 0.48 SELL, else HOLD; every label is
   HOLD when the model has no measured edge (``HorizonModel.labels_active`` false, ``note`` says why). The liquidity
-  gate caps a symbol below the minimum quote volume at HOLD (a reason says so).
+  gate caps a symbol below the minimum quote volume at HOLD (a reason says so); an unknown (NaN) volume is below
+  every minimum, its liquidity factor is missing and the published ``volume_24h`` is 0 (never NaN).
 - The legacy fields (``total_score``, ``rank``, ``label``) are the default horizon's; ``scores_by_horizon`` has all.
 - technical_score / volume_score = the default horizon's composite restricted to the technical / volume factors
   (equal weights when those weights are all 0); volatility_score and risk_score are absolute (see below).
@@ -259,7 +260,7 @@ def _recommendation(m: SymbolIndicators, index: int, scored: _Scored) -> Recomme
         label=main.label,
         current_price=m.close,
         price_change_24h=round(m.price_change_24h_pct, 4),
-        volume_24h=m.volume_24h,
+        volume_24h=m.volume_24h if math.isfinite(m.volume_24h) else 0.0,
         details=details,
         horizon=scored.default_horizon,
         probability_outperform=main.probability_outperform,

@@ -2,7 +2,11 @@
 
 Invariants:
 - ``candle_arrays`` turns domain candles into float arrays; ``check_series`` reports (never raises) why a series
-  cannot be analysed: too short, not strictly ascending, or a non-positive / non-finite price.
+  cannot be analysed: too short, not strictly ascending, or a non-positive / non-finite price (open, high, low or
+  close). A NaN volume is an unknown volume, not an error: the candle is a valid price candle.
+- Unknown volume never spreads: ``volume_24h`` without a ticker is the quote volume of the last day's candles whose
+  volume is known, scaled up to the whole window (NaN only when none is known); a non-finite ticker value is
+  ignored. Volume indicators of a symbol are NaN (missing factors) only in windows that hold an unknown volume.
 - ``compute_indicators`` reads only the candles given, so its values depend only on candles that closed at or
   before each symbol's last one (causal); symbols are independent columns of one vectorised computation.
 - ``MIN_CANDLES`` (35) is what the slowest indicator (the MACD 12/26/9 histogram, first at index 33) needs, plus
@@ -19,6 +23,9 @@ Invariants:
 
 from __future__ import annotations
 
+import itertools
+import math
+import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -45,13 +52,15 @@ VOLATILITY_LONG_WINDOW = 168  # a week of hours
 WINDOW_TAIL = 256  # > every fixed window (+1 for shifted ones), so the last row equals the full computation
 MIN_CANDLES = MACD_SLOW + MACD_SIGNAL  # 35: one more than the first MACD histogram value needs
 DAY_MS = 86_400_000
+_CANDLE_FIELDS = operator.attrgetter("open_time_ms", "open", "high", "low", "close", "volume")
 
 
 @dataclass(frozen=True, slots=True)
 class CandleArrays:
-    """One symbol's candles as columns (oldest first)."""
+    """One symbol's candles as columns (oldest first); ``volume`` may hold NaN (unknown), prices may not."""
 
     open_time_ms: NDArray[np.int64]
+    open: ind.FloatArray
     high: ind.FloatArray
     low: ind.FloatArray
     close: ind.FloatArray
@@ -59,6 +68,17 @@ class CandleArrays:
 
     def __len__(self) -> int:
         return int(self.close.size)
+
+    def __getitem__(self, rows: slice) -> CandleArrays:
+        """The candles of ``rows`` (a slice), as their own series."""
+        return CandleArrays(
+            open_time_ms=self.open_time_ms[rows],
+            open=self.open[rows],
+            high=self.high[rows],
+            low=self.low[rows],
+            close=self.close[rows],
+            volume=self.volume[rows],
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,24 +127,25 @@ class IndicatorPanel:
 def candle_arrays(candles: Sequence[Candle]) -> CandleArrays:
     """Columns of ``candles`` as numpy arrays."""
     # Millisecond timestamps are below 2**53, so they survive the float64 round trip exactly.
-    rows = np.array([(c.open_time_ms, c.high, c.low, c.close, c.volume) for c in candles], dtype=np.float64)
-    rows = rows.reshape(-1, 5)
+    values = itertools.chain.from_iterable(map(_CANDLE_FIELDS, candles))
+    rows = np.fromiter(values, dtype=np.float64, count=6 * len(candles)).reshape(-1, 6)
     return CandleArrays(
         open_time_ms=rows[:, 0].astype(np.int64),
-        high=np.ascontiguousarray(rows[:, 1]),
-        low=np.ascontiguousarray(rows[:, 2]),
-        close=np.ascontiguousarray(rows[:, 3]),
-        volume=np.ascontiguousarray(rows[:, 4]),
+        open=np.ascontiguousarray(rows[:, 1]),
+        high=np.ascontiguousarray(rows[:, 2]),
+        low=np.ascontiguousarray(rows[:, 3]),
+        close=np.ascontiguousarray(rows[:, 4]),
+        volume=np.ascontiguousarray(rows[:, 5]),
     )
 
 
 def check_series(arrays: CandleArrays, *, min_candles: int) -> str | None:
-    """Why this series cannot be analysed, or None when it can."""
+    """Why this series cannot be analysed, or None when it can (an unknown, NaN, volume is allowed)."""
     if len(arrays) < min_candles:
         return f"too few candles: {len(arrays)} < {min_candles} needed"
     if np.any(np.diff(arrays.open_time_ms) <= 0):
         return "candles are not strictly ascending by open time"
-    prices = np.concatenate((arrays.high, arrays.low, arrays.close))
+    prices = np.concatenate((arrays.open, arrays.high, arrays.low, arrays.close))
     if not np.all(np.isfinite(prices)) or np.any(prices <= 0):
         return "non-positive or non-finite price"
     return None
@@ -294,15 +315,26 @@ def _last(values: ind.FloatArray) -> float:
     return float(values[-1])
 
 
+def _known(value: float | None) -> float | None:
+    """``value`` when it is a finite number, else None (a ticker field the exchange left empty or NaN)."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
 def _change_24h_pct(close: ind.FloatArray, *, timeframe: str, ticker: Ticker | None) -> float:
-    if ticker is not None and ticker.change_24h_pct is not None:
-        return float(ticker.change_24h_pct)
+    change = None if ticker is None else _known(ticker.change_24h_pct)
+    if change is not None:
+        return change
     periods = min(candles_per_day(timeframe), close.size - 1)
     return _last(ind.price_change_pct(close, periods=periods))
 
 
 def _volume_24h(arrays: CandleArrays, *, timeframe: str, ticker: Ticker | None) -> float:
-    if ticker is not None and ticker.quote_volume_24h is not None:
-        return float(ticker.quote_volume_24h)
+    quoted = None if ticker is None else _known(ticker.quote_volume_24h)
+    if quoted is not None:
+        return quoted
     window = candles_per_day(timeframe)
-    return float(np.sum(arrays.close[-window:] * arrays.volume[-window:]))
+    traded = arrays.close[-window:] * arrays.volume[-window:]
+    known = np.isfinite(traded)
+    if known.all():
+        return float(np.sum(traded))
+    return float(np.sum(traded[known]) * traded.size / known.sum()) if known.any() else math.nan

@@ -247,6 +247,8 @@ class ExchangeCycle:
             default_horizon=self.options.default_horizon,
             liquidity=self.options.liquidity,
         )
+        for symbol, reason in result.errors.items():  # left out, or analysed after a price discontinuity
+            log.warning("analysis_hazard", exchange=self.exchange, symbol=symbol, reason=reason)
         return Snapshot(
             run_id=run_id,
             exchange=self.exchange,

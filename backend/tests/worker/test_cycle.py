@@ -193,3 +193,47 @@ def test_gaps_in_collected_candles_are_logged(
     assert [(e["first_missing_ms"] // HOUR_MS, e["missing"]) for e in events] == expected
     assert all(e["exchange"] == "binance" and e["symbol"] == "BTC/USDT" and e["timeframe"] == "1h" for e in events)
     assert missing == sum(count for _, count in expected)
+
+
+class RedenominatingSource(FailingSource):
+    """A real source whose ``symbol`` had a 1:1000 token swap ``hours`` before ``now``: newer 1h prices / 1000."""
+
+    def __init__(self, inner: MarketSource, *, symbol: str, hours: int) -> None:
+        super().__init__(inner, symbols=())
+        self.symbol, self.hours = symbol, hours
+
+    async def fetch_closed_candles(
+        self, symbol: str, timeframe: str, *, since_ms: int | None, limit: int, now_ms: int
+    ) -> list[Candle]:
+        candles = await super().fetch_closed_candles(symbol, timeframe, since_ms=since_ms, limit=limit, now_ms=now_ms)
+        if symbol != self.symbol or timeframe != "1h":
+            return candles
+        swap_ms = now_ms - self.hours * HOUR_MS
+        return [
+            Candle(c.open_time_ms, c.open / 1000, c.high / 1000, c.low / 1000, c.close / 1000, c.volume * 1000)
+            if c.open_time_ms >= swap_ms
+            else c
+            for c in candles
+        ]
+
+
+async def test_data_hazards_are_logged_and_recorded(backend: StorageBackend, replay_dir: Path) -> None:
+    settings = _settings(backend, replay_dir)
+    source = build_source(settings, "binance", resume_from_ms=None)
+    try:
+        with capture_logs() as logs:
+            outcome = await _cycle(
+                settings, backend, None, RedenominatingSource(source, symbol="SOL/USDT", hours=50)
+            ).run_once()
+    finally:
+        await source.close()
+    assert outcome.status is RunStatus.PARTIAL and list(outcome.errors) == ["SOL/USDT"]
+    reason = outcome.errors["SOL/USDT"]
+    assert reason.startswith("1h candles: price discontinuity at ") and reason.endswith(
+        "(x0.001 between candles); analysed on the 50 candles after it"
+    )
+    events = [e for e in logs if e["event"] == "analysis_hazard"]
+    assert [(e["exchange"], e["symbol"], e["reason"]) for e in events] == [("binance", "SOL/USDT", reason)]
+    served = SnapshotReader(session_factory=backend.session_factory, cache=None).get("binance", use_cache=False)
+    assert served is not None and served[0].errors == {"SOL/USDT": reason}
+    assert len(served[0].recommendations) == len(BASES)
