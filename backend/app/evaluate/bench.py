@@ -1,7 +1,8 @@
 """``dantaro benchmark analysis``: all three products for many symbols built from the real bundled 1h series.
 
 Invariants: the input is real candles (the bundled 1h series cycled; copy ``i`` of a series uses a window shifted by
-``7 * i`` candles and prices scaled by ``1 + i / 100``), built before the clock starts; the timed call is exactly
+``7 * i`` candles and prices scaled by ``1 + i / 100``, on the open times of the series' newest window so that every
+copy ends at the same time), built before the clock starts; the timed call is exactly
 ``analyse``. Peak memory: process peak RSS (``resource``) and Python allocation peak of a second, traced run.
 """
 
@@ -42,9 +43,10 @@ def build_universe(real: dict[str, list[Candle]], *, symbols: int, candles: int)
         copy = i // len(sources)
         start = len(series) - candles - SHIFT_CANDLES * copy
         k = 1.0 + copy / 100.0
+        times = [c.open_time_ms for c in series[-candles:]]  # every copy ends at the same time (none is stale)
         window = [
-            Candle(c.open_time_ms, c.open * k, c.high * k, c.low * k, c.close * k, c.volume)
-            for c in series[start : start + candles]
+            Candle(t, c.open * k, c.high * k, c.low * k, c.close * k, c.volume)
+            for t, c in zip(times, series[start : start + candles], strict=True)
         ]
         out[f"{symbol.split('/')[0]}{copy}/{symbol.split('/')[1]}"] = {"1h": window}
     return out
