@@ -20,7 +20,6 @@ from app.config import Settings
 from app.errors import UsageError
 
 if TYPE_CHECKING:
-    from app.analysis.options import AnalysisOptions
     from app.evaluate.walk import EvaluationConfig
 
 MIN_LOOKBACK = 50  # the smallest DANTARO_LOOKBACK_CANDLES accepts
@@ -64,16 +63,6 @@ def _overrides(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
     return update
 
 
-def options_from(args: argparse.Namespace, settings: Settings) -> AnalysisOptions:
-    """The worker's analysis options from ``settings``, with the command's overrides."""
-    from app.worker.analysis_options import analysis_options
-
-    try:
-        return analysis_options(settings.model_copy(update=_overrides(args, settings)))
-    except ValueError as exc:
-        raise UsageError(str(exc).splitlines()[0]) from None
-
-
 def _config(args: argparse.Namespace) -> EvaluationConfig:
     from app.evaluate.walk import EvaluationConfig
 
@@ -82,14 +71,14 @@ def _config(args: argparse.Namespace) -> EvaluationConfig:
     return EvaluationConfig(step=args.step, seed=args.seed, start_ms=_date_ms(args.start), end_ms=_date_ms(args.end))
 
 
-def _write(report: dict[str, Any], args: argparse.Namespace, options: AnalysisOptions) -> None:
+def _write(report: dict[str, Any], args: argparse.Namespace, *, timeframe: str) -> None:
     try:
         if args.json:
             Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         if args.plot:
             from app.evaluate.plot import plot_report
 
-            plot_report(report, Path(args.plot), title=f"{Path(args.data).name} {options.analysis_timeframe}")
+            plot_report(report, Path(args.plot), title=f"{Path(args.data).name} {timeframe}")
     except OSError as exc:
         raise UsageError(f"cannot write the report: {exc}") from None
 
@@ -98,9 +87,14 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     from app.evaluate.replay import load_market
     from app.evaluate.table import format_report
     from app.evaluate.walk import evaluate
+    from app.worker.analysis_options import analysis_options
 
     started = time.perf_counter()
-    options, config = options_from(args, settings), _config(args)
+    try:  # the worker's options from the settings, with the command's overrides
+        options = analysis_options(settings.model_copy(update=_overrides(args, settings)))
+    except ValueError as exc:
+        raise UsageError(str(exc).splitlines()[0]) from None
+    config = _config(args)
     market = load_market(
         Path(args.data), analysis_timeframe=options.analysis_timeframe, levels_timeframe=options.levels_timeframe
     )
@@ -108,7 +102,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
     report["runtime_s"] = round(time.perf_counter() - started, 1)
     print(format_report(report))
     print(f"runtime {report['runtime_s']} s")
-    _write(report, args, options)
+    _write(report, args, timeframe=options.analysis_timeframe)
     return 0
 
 

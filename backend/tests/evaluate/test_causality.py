@@ -80,6 +80,11 @@ def replay_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_replay_pairs(tmp_path_factory.mktemp("replay"), BASES[:5])
 
 
+async def fetch(source: ReplaySource, symbol: str, timeframe: str, *, now_ms: int) -> list[Candle]:
+    """What the worker's cycle loads: the last ``lookback_candles`` closed by now."""
+    return await source.fetch_closed_candles(symbol, timeframe, since_ms=None, limit=300, now_ms=now_ms)
+
+
 async def test_each_period_is_what_the_worker_holds_and_runs(replay_dir: Path) -> None:
     market = load_market(replay_dir, analysis_timeframe="1h", levels_timeframe="1d")
     assert not market.levels_resampled  # the 1d files are read, as the replay worker reads them
@@ -92,10 +97,7 @@ async def test_each_period_is_what_the_worker_holds_and_runs(replay_dir: Path) -
         source = ReplaySource(data_dir=replay_dir, timeframes=["1h", "1d"], step_timeframe="1h", warmup_candles=1)
         assert await source.start_cycle(stored_until_ms=now_ms - HOUR_MS) == now_ms
         symbols = sorted(period.holding.candles)
-        candles = {
-            s: {tf: await source.fetch_closed_candles(s, tf, since_ms=None, limit=300, now_ms=now_ms) for tf in ("1h", "1d")}
-            for s in symbols
-        }  # fmt: skip
+        candles = {s: {tf: await fetch(source, s, tf, now_ms=now_ms) for tf in ("1h", "1d")} for s in symbols}
         tickers = await source.fetch_tickers(symbols)
         assert period.holding.candles == candles and period.holding.tickers == tickers
         fit_ms = now_ms // DAY_MS * DAY_MS

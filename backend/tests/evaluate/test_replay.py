@@ -53,9 +53,7 @@ def test_holding_reads_only_candles_closed_by_now_and_resampled_days_once_closed
     assert len(aaa["1h"]) == 30 and aaa["1h"][-1].open_time_ms + HOUR_MS == now_ms
     assert [d.open_time_ms for d in aaa["1d"]] == [DAY0, DAY0 + DAY_MS]  # the third day has not closed
     assert held.entries["AAA/USDT"] == 2 * 24 + 10
-    assert held.tickers["AAA/USDT"] == ticker_from_candles(
-        "AAA/USDT", aaa["1h"], step_ms=HOUR_MS, now_ms=now_ms
-    )
+    assert held.tickers["AAA/USDT"] == ticker_from_candles("AAA/USDT", aaa["1h"], step_ms=HOUR_MS, now_ms=now_ms)
     fit = fit_candles(market, DAY0 + DAY_MS, history_candles=1000)
     assert {s: len(c) for s, c in fit.items()} == {"AAA/USDT": 24, "BBB/USDT": 24}
 
@@ -65,7 +63,9 @@ def test_a_ticker_reads_only_the_last_day_so_any_tail_gives_the_same() -> None:
     now_ms = candles[-1].open_time_ms + HOUR_MS
     whole = ticker_from_candles("ETH/USDT", candles, step_ms=HOUR_MS, now_ms=now_ms)
     assert whole == ticker_from_candles("ETH/USDT", candles[-25:], step_ms=HOUR_MS, now_ms=now_ms)
-    assert whole is not None and whole.change_24h_pct == pytest.approx((candles[-1].close / candles[-25].close - 1) * 100)
+    assert whole is not None and whole.change_24h_pct == pytest.approx(
+        (candles[-1].close / candles[-25].close - 1) * 100
+    )
     assert whole.quote_volume_24h == pytest.approx(sum(c.close * c.volume for c in candles[-24:]))
     assert ticker_from_candles("ETH/USDT", candles[-24:], step_ms=HOUR_MS, now_ms=now_ms).change_24h_pct is None  # type: ignore[union-attr]
     assert ticker_from_candles("ETH/USDT", [], step_ms=HOUR_MS, now_ms=now_ms) is None
