@@ -13,6 +13,7 @@ Invariants:
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -68,10 +69,11 @@ class LevelTally:
     def _placebo(
         self, event: LevelEvent, periods: list[int], market: MarketData, rng: np.random.Generator
     ) -> LevelOutcome | None:
-        others = [p for p in periods if p != event.period]
-        if not others:
+        if len(periods) < 2:
             return None
-        anchor = self.anchors[others[int(rng.integers(len(others)))]][event.symbol]
+        drawn = int(rng.integers(len(periods) - 1))  # uniform over the symbol's periods other than the event's
+        drawn += drawn >= bisect_left(periods, event.period)
+        anchor = self.anchors[periods[drawn]][event.symbol]
         price = anchor.close + event.distance_atr * anchor.atr
         if not price > 0:
             return None

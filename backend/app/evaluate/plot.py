@@ -12,7 +12,7 @@ def _series(block: dict[str, Any]) -> dict[str, float]:
     values = {"score": block["score"]["mean_ic"]} | {name: block["baselines"][name]["mean_ic"] for name in BASELINES}
     best = block["best_baseline"]
     if best in block["factors"]:
-        values[f"best factor ({best})"] = block["factors"][best]["mean_ic"]
+        values["best factor"] = block["factors"][best]["mean_ic"]
     return {name: value or 0.0 for name, value in values.items()}
 
 
@@ -29,8 +29,9 @@ def plot_report(report: dict[str, Any], path: Path, *, title: str) -> None:
     width = 0.8 / max(len(s) for s in series)
     for x, values in enumerate(series):
         for i, (name, value) in enumerate(values.items()):
-            ic_ax.bar(x + i * width, value, width=width, label=name if x == 0 or "best" in name else None)
-    ic_ax.set_xticks([x + 0.4 - width / 2 for x in range(len(horizons))], horizons)
+            ic_ax.bar(x + i * width, value, width=width, color=f"C{i}", label=name if x == 0 else None)
+    ticks = [f"{h} (best factor: {report['horizons'][h]['best_baseline']})" for h in horizons]
+    ic_ax.set_xticks([x + 0.4 - width / 2 for x in range(len(horizons))], ticks, fontsize=8)
     ic_ax.axhline(0.0, color="black", linewidth=0.8)
     ic_ax.set_ylabel("mean Spearman IC")
     ic_ax.set_title(f"{title}: served score vs baselines")

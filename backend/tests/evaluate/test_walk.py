@@ -113,7 +113,8 @@ def check_horizon(block: dict[str, Any]) -> None:
 def test_the_report_has_the_documented_keys_and_the_settings_configuration(
     candle_dir: Path, tmp_path: Path, environment: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    report = run(candle_dir, tmp_path)
+    report = run(candle_dir, tmp_path, "--plot", str(tmp_path / "chart.png"))
+    assert (tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
     assert set(report) == {
         "config",
         "periods",
