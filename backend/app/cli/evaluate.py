@@ -44,7 +44,7 @@ def _date_ms(text: str | None) -> int | None:
         raise UsageError(f"dates must be ISO dates like 2022-07-15, got {text!r}") from None
 
 
-def _overrides(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     from app.evaluate.candle_files import check_timeframe
 
     update: dict[str, Any] = {}
@@ -91,7 +91,7 @@ def _evaluate(args: argparse.Namespace, settings: Settings) -> int:
 
     started = time.perf_counter()
     try:  # the worker's options from the settings, with the command's overrides
-        options = analysis_options(settings.model_copy(update=_overrides(args, settings)))
+        options = analysis_options(settings.model_copy(update=_overrides(args)))
     except ValueError as exc:
         raise UsageError(str(exc).splitlines()[0]) from None
     config = _config(args)

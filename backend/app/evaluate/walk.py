@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
 
 from app.analysis import AnalysisError
 from app.analysis.options import AnalysisOptions
@@ -55,7 +56,7 @@ def evaluation_step(market: MarketData, config: EvaluationConfig) -> int:
     return config.step or max(1, _window(market, config).size // TARGET_PERIODS)
 
 
-def _window(market: MarketData, config: EvaluationConfig) -> np.ndarray:
+def _window(market: MarketData, config: EvaluationConfig) -> NDArray[np.int64]:
     usable = market.timeline_close_ms()[MIN_HISTORY_CANDLES:]
     if config.start_ms is not None:
         usable = usable[usable >= config.start_ms]
