@@ -6,6 +6,8 @@ Invariants:
 - A ``Candle`` is always a *closed* candle; its close time is ``open_time_ms + timeframe_ms(timeframe)``.
 - Symbols are ccxt unified symbols, ``BASE/QUOTE`` (e.g. ``BTC/USDT``).
 - Prices are in the quote currency; ``volume`` on a candle is base volume; ``*_quote_volume`` is quote volume.
+- ``ticker_from_candles`` is the one definition of a ticker derived from candles (the replay source serves it and
+  ``dantaro evaluate`` gives it to the analysis).
 
 This module imports only the standard library.
 """
@@ -14,7 +16,8 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Mapping
+from bisect import bisect_left
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -280,3 +283,34 @@ class Snapshot:
     errors: Mapping[str, str] = field(default_factory=dict)
     models: Mapping[str, HorizonModel] = field(default_factory=dict)  # horizon name -> how its scores were made
     default_horizon: str = ""
+
+
+DAY_MS = _UNIT_MS["d"]
+
+
+def ticker_from_candles(symbol: str, candles: Sequence[Candle], *, step_ms: int, now_ms: int) -> Ticker | None:
+    """The 24h ticker of ``symbol`` derived from its ``step_ms`` candles closed by ``now_ms`` (ascending).
+
+    ``last`` is the last close; the 24h change compares it with the close of the candle that opened exactly 24 hours
+    before the last one (None without it); the 24h volumes sum the candles that opened within the last 24 hours,
+    quote volume approximated by ``sum(close * base volume)``. Only those candles are read, so any tail holding them
+    gives the same ticker. None without candles.
+    """
+    if not candles:
+        return None
+    last = candles[-1]
+    tail = candles[-(DAY_MS // step_ms + 1) :]
+    opens = [c.open_time_ms for c in tail]
+    prior = bisect_left(opens, last.open_time_ms - DAY_MS)
+    change_pct: float | None = None
+    if prior < len(tail) - 1 and opens[prior] == last.open_time_ms - DAY_MS and tail[prior].close != 0:
+        change_pct = (last.close / tail[prior].close - 1.0) * 100.0
+    day = tail[bisect_left(opens, last.open_time_ms + step_ms - DAY_MS) :]
+    return Ticker(
+        symbol=symbol,
+        last=last.close,
+        timestamp_ms=now_ms,
+        change_24h_pct=change_pct,
+        base_volume_24h=sum(c.volume for c in day),
+        quote_volume_24h=sum(c.close * c.volume for c in day),
+    )

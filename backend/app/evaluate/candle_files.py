@@ -1,7 +1,8 @@
 """Reading a folder of candle files ``BASE_QUOTE-TF.json`` / ``.json.gz`` (rows ``[open_time_ms, o, h, l, c, v]``).
 
 Invariants: every row is six finite numbers, open times strictly ascending, prices positive; anything else raises
-``DataError`` naming the file and the row. Symbols are ``BASE/QUOTE``.
+``DataError`` naming the file and the row. Symbols are ``BASE/QUOTE``. The files of a timeframe are found as the
+replay source finds them: in ``DIR/<timeframe>/`` (preferred) or directly in ``DIR``.
 """
 
 from __future__ import annotations
@@ -56,12 +57,26 @@ def load_file(path: Path) -> list[Candle]:
     return candles
 
 
+def _files(folder: Path, timeframe: str) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.endswith((f"-{timeframe}.json", f"-{timeframe}.json.gz")))
+
+
+def timeframe_folder(data: Path, *, timeframe: str) -> Path | None:
+    """The folder of ``data``'s ``timeframe`` files: ``data/<timeframe>/`` or ``data`` itself; None if neither."""
+    for folder in (data / timeframe, data):
+        if _files(folder, timeframe):
+            return folder
+    return None
+
+
 def load_folder(folder: Path, *, timeframe: str) -> dict[str, list[Candle]]:
     """Symbol -> candles for every ``BASE_QUOTE-<timeframe>.json[.gz]`` file in ``folder``."""
     check_timeframe(timeframe)
     if not folder.is_dir():
         raise DataError(f"{folder}: no such directory")
-    files = sorted(p for p in folder.iterdir() if p.name.endswith((f"-{timeframe}.json", f"-{timeframe}.json.gz")))
+    files = _files(folder, timeframe)
     if not files:
         raise DataError(f"{folder}: no BASE_QUOTE-{timeframe}.json or .json.gz files")
     out: dict[str, list[Candle]] = {}
@@ -72,3 +87,11 @@ def load_folder(folder: Path, *, timeframe: str) -> dict[str, list[Candle]]:
         base, quote = pair.split("_", 1)
         out[f"{base}/{quote}"] = load_file(path)
     return out
+
+
+def load_timeframe(data: Path, *, timeframe: str) -> dict[str, list[Candle]] | None:
+    """Symbol -> candles of ``timeframe`` under ``data`` (see ``timeframe_folder``); None when there are no files."""
+    if not data.is_dir():
+        raise DataError(f"{data}: no such directory")
+    folder = timeframe_folder(data, timeframe=timeframe)
+    return None if folder is None else load_folder(folder, timeframe=timeframe)

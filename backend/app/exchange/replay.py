@@ -11,8 +11,9 @@ Invariants:
   stored_until_ms + one step))``, so several workers, each with its own source, share one clock that never
   goes backwards.
 - Causality: nothing returned closes after the simulated now (nor after the ``now_ms`` a caller passes).
-- Tickers are computed from step-timeframe candles: 24h change is close vs the close 24h earlier; quote volume
-  is approximated by ``sum(close * base_volume)`` (the files carry no quote volume).
+- Tickers are derived from the step-timeframe candles closed by now with ``app.domain.ticker_from_candles`` (24h
+  change vs the close 24h earlier; quote volume approximated by ``sum(close * base_volume)``, the files carry no
+  quote volume), the one definition ``dantaro evaluate`` uses too.
 """
 
 from __future__ import annotations
@@ -29,14 +30,12 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from app.domain import Candle, Market, Ticker, timeframe_ms
+from app.domain import DAY_MS, Candle, Market, Ticker, ticker_from_candles, timeframe_ms
 from app.exchange.errors import ExchangeError, SymbolNotFound
 
 log = structlog.get_logger(__name__)
 
-DAY_MS = 86_400_000
 _FILE_RE = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-(\w+)\.json(\.gz)?$")
-_CLOSE, _VOLUME = 3, 4  # columns of Series.ohlcv
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,28 +81,6 @@ def load_series(path: Path) -> Series:
 def closed_count(series: Series, *, step_ms: int, now_ms: int) -> int:
     """How many leading candles of ``series`` have closed at or before ``now_ms``."""
     return int(np.searchsorted(series.open_ms, now_ms - step_ms, side="right"))
-
-
-def ticker_at(symbol: str, series: Series, *, step_ms: int, now_ms: int) -> Ticker | None:
-    """The 24h ticker of ``symbol`` from candles closed at or before ``now_ms``; ``None`` before the first close."""
-    end = closed_count(series, step_ms=step_ms, now_ms=now_ms)
-    if end == 0:
-        return None
-    closes, volumes = series.ohlcv[:end, _CLOSE], series.ohlcv[:end, _VOLUME]
-    last_open = int(series.open_ms[end - 1])
-    prior = int(np.searchsorted(series.open_ms[:end], last_open - DAY_MS, side="left"))
-    change_pct: float | None = None
-    if prior < end - 1 and int(series.open_ms[prior]) == last_open - DAY_MS and closes[prior] != 0:
-        change_pct = float((closes[end - 1] / closes[prior] - 1.0) * 100.0)
-    start = int(np.searchsorted(series.open_ms[:end], last_open + step_ms - DAY_MS, side="left"))
-    return Ticker(
-        symbol=symbol,
-        last=float(closes[end - 1]),
-        timestamp_ms=now_ms,
-        change_24h_pct=change_pct,
-        base_volume_24h=float(volumes[start:end].sum()),
-        quote_volume_24h=float((closes[start:end] * volumes[start:end]).sum()),
-    )
 
 
 def candles_between(series: Series, *, since_ms: int | None, limit: int, end: int) -> list[Candle]:
@@ -189,10 +166,15 @@ class ReplaySource:
         tickers: dict[str, Ticker] = {}
         for symbol in symbols:
             series = all_series.get(symbol)
-            ticker = None if series is None else ticker_at(symbol, series, step_ms=self._step_ms, now_ms=now_ms)
+            ticker = None if series is None else self._ticker(symbol, series, now_ms=now_ms)
             if ticker is not None:
                 tickers[symbol] = ticker
         return tickers
+
+    def _ticker(self, symbol: str, series: Series, *, now_ms: int) -> Ticker | None:
+        end = closed_count(series, step_ms=self._step_ms, now_ms=now_ms)
+        day = candles_between(series, since_ms=None, limit=DAY_MS // self._step_ms + 1, end=end)
+        return ticker_from_candles(symbol, day, step_ms=self._step_ms, now_ms=now_ms)
 
     async def fetch_closed_candles(
         self, symbol: str, timeframe: str, *, since_ms: int | None, limit: int, now_ms: int
