@@ -12,7 +12,8 @@ Invariants:
 - The summary event ``run_finished`` carries run id, exchange, status, counts, errors and duration.
 - The cycle collects the last selected universe (``Universe``; selected on the first cycle, then refreshed by its
   own job) with one tickers call for it, and per symbol and timeframe only what closed since the last stored
-  candle (the first collection fetches ``lookback_candles``); at most ``collect_concurrency`` symbols at once.
+  candle (the first collection fetches ``lookback_candles``, more of the analysis timeframe: see Models); at most
+  ``collect_concurrency`` symbols at once.
 - Models: before the analysis the cycle serves the newest usable stored models (``ServedModels``: one small query
   per cycle, decoded again only when the refit stored newer ones); the snapshot carries them. ``before_analysis``
   (the worker's start refit) runs after the collection, so the first run of a fresh database is already fitted.
