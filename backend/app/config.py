@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     exchange_options: JsonObject = Field(default_factory=dict)
     quote_currencies: JsonObject = Field(default_factory=dict)
     replay_data_dir: Path = BUNDLED_DATA_DIR
-    replay_warmup_candles: int = Field(default=300, ge=1)
+    replay_warmup_candles: int = Field(default=1680, ge=1)  # 70 days of 1h: the first refit has its whole window
 
     timeframes: CsvList = Field(default_factory=lambda: ["1h", "1d"])
     analysis_timeframe: str = "1h"

@@ -47,12 +47,32 @@ class FactorHistory:
         return out
 
 
-def _placed(matrix: ind.FloatArray, lengths: list[int], positions: list[NDArray[np.intp]], rows: int) -> ind.FloatArray:
-    """Right-aligned per-column values moved to their rows on the timeline."""
-    out = np.full((rows, matrix.shape[1]), np.nan)
-    for column, (length, where) in enumerate(zip(lengths, positions, strict=True)):
-        out[where, column] = matrix[matrix.shape[0] - length :, column]
-    return out
+PRICE_COLUMNS = ("high", "low", "close", "volume")
+CHUNK_COLUMNS = 100  # columns whose indicators are computed at once: bounds the temporaries, not the result
+
+
+@dataclass(frozen=True, slots=True)
+class _Placement:
+    """Where each column's newest candles go on the timeline."""
+
+    rows: int
+    lengths: list[int]
+    positions: list[NDArray[np.intp]]
+
+    def place(self, matrix: ind.FloatArray, into: ind.FloatArray, columns: range) -> None:
+        """Right-aligned per-column values of ``matrix`` (one column per entry of ``columns``) moved to their rows."""
+        for offset, column in enumerate(columns):
+            length = self.lengths[column]
+            into[self.positions[column], column] = matrix[matrix.shape[0] - length :, offset]
+
+
+def _placement(columns: Mapping[str, CandleArrays], timeline: NDArray[np.int64]) -> _Placement:
+    positions, lengths = [], []
+    for arrays in columns.values():
+        recent = arrays.open_time_ms >= timeline[0]
+        positions.append(np.searchsorted(timeline, arrays.open_time_ms[recent]))
+        lengths.append(int(recent.sum()))
+    return _Placement(int(timeline.size), lengths, positions)
 
 
 def factor_history(
@@ -62,27 +82,31 @@ def factor_history(
 
     Pass ``app.analysis.hazards.history_columns(series)``: one column per segment between price discontinuities,
     so no indicator, factor value or forward return spans a break. ``keep_rows`` keeps only the newest rows of the
-    timeline (the indicators still see the whole history).
+    timeline (the indicators still see the whole history). Indicators are computed ``CHUNK_COLUMNS`` columns at a
+    time (each column is independent, so the result does not depend on the chunking).
     """
-    labels = list(columns)
-    timeline = np.unique(np.concatenate([columns[c].open_time_ms for c in labels]))
+    arrays = list(columns.values())
+    timeline = np.unique(np.concatenate([a.open_time_ms for a in arrays]))
     if keep_rows is not None:
         timeline = timeline[-keep_rows:]
-    positions, lengths = [], []
-    for label in labels:
-        times = columns[label].open_time_ms
-        recent = times >= timeline[0]
-        positions.append(np.searchsorted(timeline, times[recent]))
-        lengths.append(int(recent.sum()))
-    high, low, close, volume = (
-        stack_right_aligned([getattr(columns[c], name) for c in labels]) for name in ("high", "low", "close", "volume")
-    )
-    raw = raw_factors(indicator_matrices(high, low, close, volume, timeframe=timeframe))
-    rows = timeline.size
-    scores = np.stack([rank_normalise(_placed(raw[name], lengths, positions, rows)) for name in FACTOR_NAMES])
+    placement = _placement(columns, timeline)
+    scores = np.full((len(FACTOR_NAMES), placement.rows, len(arrays)), np.nan)
+    close_on_timeline = np.full((placement.rows, len(arrays)), np.nan)
+    for start in range(0, len(arrays), CHUNK_COLUMNS):
+        chunk = range(start, min(start + CHUNK_COLUMNS, len(arrays)))
+        high, low, close, volume = (
+            stack_right_aligned([getattr(arrays[c], name) for c in chunk])
+            for name in ("high", "low", "close", "volume")
+        )
+        raw = raw_factors(indicator_matrices(high, low, close, volume, timeframe=timeframe))
+        for k, name in enumerate(FACTOR_NAMES):
+            placement.place(raw[name], scores[k], chunk)
+        placement.place(close, close_on_timeline, chunk)
+    for k in range(len(FACTOR_NAMES)):
+        scores[k] = rank_normalise(scores[k])
     return FactorHistory(
         open_time_ms=timeline.astype(np.int64),
         scores=scores,
-        log_close=np.log(_placed(close, lengths, positions, rows)),
-        columns=tuple(labels),
+        log_close=np.log(close_on_timeline),
+        columns=tuple(columns),
     )

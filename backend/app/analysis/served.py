@@ -29,23 +29,23 @@ from app.domain import AnalysisResult, Candle, HorizonModel, Ticker
 NO_SERIES_NOTE = "labels are HOLD: no series with enough candles to fit; prior weights used"
 
 
-def fit_columns(candles: Mapping[str, Sequence[Candle]], *, history_candles: int) -> dict[str, CandleArrays]:
+def fit_columns(series: Mapping[str, CandleArrays], *, history_candles: int) -> dict[str, CandleArrays]:
     """The newest ``history_candles`` of every usable series, split at price discontinuities (``history_columns``),
     as the columns of the factor history."""
     usable: dict[str, CandleArrays] = {}
-    for symbol in sorted(candles):
-        arrays = candle_arrays(list(candles[symbol])[-history_candles:])
+    for symbol in sorted(series):
+        arrays = series[symbol][-history_candles:]
         if check_series(arrays, min_candles=MIN_CANDLES) is None:
             usable[symbol] = arrays
     return history_columns(usable)
 
 
-def refit(
-    candles: Mapping[str, Sequence[Candle]], options: AnalysisOptions, *, fitted_at: datetime
+def refit_series(
+    series: Mapping[str, CandleArrays], options: AnalysisOptions, *, fitted_at: datetime
 ) -> dict[str, HorizonModel]:
-    """Each served horizon's model fitted on ``candles`` (symbol -> analysis-timeframe candles closed by
-    ``fitted_at``, ascending)."""
-    columns = fit_columns(candles, history_candles=options.history_candles)
+    """Each served horizon's model fitted on ``series`` (symbol -> analysis-timeframe candles closed by
+    ``fitted_at``, ascending, as arrays)."""
+    columns = fit_columns(series, history_candles=options.history_candles)
     if not columns:
         return {h.name: prior_model(h, candle_ms=options.candle_ms, note=NO_SERIES_NOTE) for h in options.horizons}
     history = factor_history(
@@ -61,6 +61,13 @@ def refit(
         fitted_at=fitted_at,
         pinned=options.pinned_weights,
     )
+
+
+def refit(
+    candles: Mapping[str, Sequence[Candle]], options: AnalysisOptions, *, fitted_at: datetime
+) -> dict[str, HorizonModel]:
+    """``refit_series`` on domain candles (what ``dantaro evaluate`` holds)."""
+    return refit_series({symbol: candle_arrays(own) for symbol, own in candles.items()}, options, fitted_at=fitted_at)
 
 
 def analyse_served(

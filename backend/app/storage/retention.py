@@ -7,7 +7,8 @@ Invariants:
 - Runs: those started before ``runs_before`` are deleted, but never the newest published run of an exchange
   (the API keeps serving it even when the worker has been down longer than the retention).
 - Candles: per exchange and timeframe, those whose open time is older than the newest stored candle minus
-  ``max(lookback_candles × timeframe, candle_retention)``; measured from the stored data, not the wall clock, so
+  ``max(candles to keep × timeframe, candle_retention)``, where the candles to keep are the lookback, or the refit's
+  history (``history_candles``) where that is longer; measured from the stored data, not the wall clock, so
   a replay of old history never loses the lookback it analyses.
 - Job claims: those claimed before ``claims_before``.
 Times: ``*_ms`` epoch milliseconds, ``*_before`` aware UTC datetimes. Database errors propagate; whatever was
@@ -16,7 +17,7 @@ committed before them stays deleted, and the next run continues.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,10 +55,18 @@ class RetentionResult:
     claims: int
 
 
-def candle_keep_ms(*, timeframes: Sequence[str], lookback_candles: int, retention_days: float) -> dict[str, int]:
-    """Per timeframe: the larger of the analysis lookback and the configured candle retention, in ms."""
+def candle_keep_ms(
+    *,
+    timeframes: Sequence[str],
+    lookback_candles: int,
+    retention_days: float,
+    history_candles: Mapping[str, int] | None = None,
+) -> dict[str, int]:
+    """Per timeframe: the longest of the analysis lookback, the refit's history (``history_candles``: timeframe ->
+    candles) and the configured candle retention, in ms."""
     retention_ms = int(timedelta(days=retention_days).total_seconds() * 1000)
-    return {tf: max(lookback_candles * timeframe_ms(tf), retention_ms) for tf in timeframes}
+    history = history_candles or {}
+    return {tf: max(max(lookback_candles, history.get(tf, 0)) * timeframe_ms(tf), retention_ms) for tf in timeframes}
 
 
 def delete_in_batches(

@@ -12,7 +12,13 @@ Invariants:
 - The summary event ``run_finished`` carries run id, exchange, status, counts, errors and duration.
 - The cycle collects the last selected universe (``Universe``; selected on the first cycle, then refreshed by its
   own job) with one tickers call for it, and per symbol and timeframe only what closed since the last stored
-  candle (the first collection fetches ``lookback_candles``); at most ``collect_concurrency`` symbols at once.
+  candle (the first collection fetches ``lookback_candles``, more of the analysis timeframe: see Models); at most
+  ``collect_concurrency`` symbols at once.
+- Models: before the analysis the cycle serves the newest usable stored models (``ServedModels``: one small query
+  per cycle, decoded again only when the refit stored newer ones); the snapshot carries them. ``before_analysis``
+  (the worker's start refit) runs after the collection, so the first run of a fresh database is already fitted.
+  The first collection of a symbol fetches ``max(lookback_candles, options.history_candles)`` analysis candles, so
+  the refit (``refit_models``: the exchange's stored candles up to the stored position) has its window.
 - Gaps (missing open times after the last stored candle, before and between the fetched ones; the one gap rule
   of ``app.storage.gaps``) are logged as ``candle_gap`` and never filled; ``CandleRepository.gaps`` reports them
   from the stored candles.
@@ -25,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -33,7 +39,7 @@ from typing import Any
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.analysis import analyse
+from app.analysis.served import analyse_served
 from app.config import Settings
 from app.domain import Candle, HorizonModel, RunStatus, Snapshot, Ticker, ms_to_datetime, timeframe_ms, utc_now
 from app.exchange import ExchangeError, MarketSource
@@ -43,9 +49,13 @@ from app.storage.leases import ABANDONED_ERROR, abandon_running
 from app.storage.publish import publish
 from app.storage.repositories import CandleRepository, RunRepository
 from app.worker.analysis_options import analysis_options
+from app.worker.refit import ModelRefit, RefitResult
+from app.worker.served_models import ServedModels
 from app.worker.universe import Universe, rules_from_settings
 
 log = structlog.get_logger(__name__)
+
+BeforeAnalysis = Callable[[int], Awaitable[object]]  # awaited with the cycle's now_ms after the collection
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +114,8 @@ class ExchangeCycle:
             source=source, rules=rules_from_settings(settings, source.exchange_id), timeframes=settings.timeframes
         )
         self.options = analysis_options(settings)  # validated here: a bad setting stops the worker at start
-        self.models: dict[str, HorizonModel] = {}  # the latest fitted model per horizon (the refit job sets them)
+        self.served = ServedModels(exchange=source.exchange_id, options=self.options)
+        self.refitter = ModelRefit(exchange=source.exchange_id, options=self.options, session_factory=session_factory)
         self.last_now_ms: int | None = None
         self._db_lock = asyncio.Lock()  # fetches run concurrently; candle reads and writes one at a time (SQLite)
 
@@ -113,8 +124,16 @@ class ExchangeCycle:
         """The exchange this cycle serves."""
         return self.source.exchange_id
 
-    async def run_once(self) -> CycleOutcome:
-        """Collect, analyse and publish once; never raises for exchange or analysis failures."""
+    @property
+    def models(self) -> dict[str, HorizonModel]:
+        """The usable stored models by horizon, as of the last cycle (empty: every horizon gets the prior)."""
+        return self.served.models
+
+    async def run_once(self, *, before_analysis: BeforeAnalysis | None = None) -> CycleOutcome:
+        """Collect, analyse and publish once; never raises for exchange or analysis failures.
+
+        ``before_analysis(now_ms)`` is awaited after the collection, before the models are read (the start refit).
+        """
         started = time.monotonic()
         stored_until_ms = await asyncio.to_thread(self._stored_until_ms)
         now_ms = await self.source.start_cycle(stored_until_ms=stored_until_ms)
@@ -123,7 +142,9 @@ class ExchangeCycle:
         await asyncio.to_thread(self._record_start, run_id)
         structlog.contextvars.bind_contextvars(run_id=run_id, exchange=self.exchange)
         try:
-            outcome = await self._collect_analyse_publish(run_id=run_id, now_ms=now_ms, started=started)
+            outcome = await self._collect_analyse_publish(
+                run_id=run_id, now_ms=now_ms, started=started, before_analysis=before_analysis
+            )
         except ExchangeError as exc:
             outcome = replace(self._failed(run_id, started, f"{type(exc).__name__}: {exc}"), exchange_errors=1)
         except Exception as exc:  # a bug or a database fault: record the run as failed, keep the worker alive
@@ -139,16 +160,23 @@ class ExchangeCycle:
         log_run_finished(outcome, now_ms=now_ms)
         return outcome
 
-    async def _collect_analyse_publish(self, *, run_id: str, now_ms: int, started: float) -> CycleOutcome:
+    async def _collect_analyse_publish(
+        self, *, run_id: str, now_ms: int, started: float, before_analysis: BeforeAnalysis | None
+    ) -> CycleOutcome:
         universe = await self.universe.ensure(now_ms=now_ms)
         all_tickers = await self.source.fetch_tickers(universe)
         errors = await self._collect(universe, now_ms=now_ms)
         collected = [s for s in universe if s not in errors]
         if not collected:
             return self._failed(run_id, started, "no symbol could be collected", errors)
+        if before_analysis is not None:
+            await before_analysis(now_ms)
+        models = await asyncio.to_thread(self._models_at, now_ms)
         candles = await asyncio.to_thread(self._load_candles, collected, now_ms)
         tickers = {s: all_tickers[s] for s in collected if s in all_tickers}
-        snapshot = await asyncio.to_thread(self._analyse_to_snapshot, run_id, len(universe), candles, tickers, errors)
+        snapshot = await asyncio.to_thread(
+            self._analyse_to_snapshot, run_id, len(universe), candles, tickers, collect_errors=errors, models=models
+        )
         status = RunStatus.SUCCEEDED if not snapshot.errors else RunStatus.PARTIAL
         await asyncio.to_thread(partial(publish, snapshot, session_factory=self.session_factory, cache=self.cache))
         return CycleOutcome(
@@ -186,12 +214,38 @@ class ExchangeCycle:
         if since_ms is not None and since_ms + timeframe_ms(timeframe) > now_ms:
             return  # nothing new has closed since the last stored candle
         candles = await self.source.fetch_closed_candles(
-            symbol, timeframe, since_ms=since_ms, limit=self.settings.lookback_candles, now_ms=now_ms
+            symbol, timeframe, since_ms=since_ms, limit=self._collect_limit(timeframe), now_ms=now_ms
         )
         if candles:
             log_gaps(self.exchange, symbol, timeframe, last_open_ms=last_open_ms, candles=candles)
             async with self._db_lock:
                 await asyncio.to_thread(self._store, symbol, timeframe, candles)
+
+    def _collect_limit(self, timeframe: str) -> int:
+        """Most candles one collection fetches: the lookback, and the refit's history for the analysis timeframe."""
+        if timeframe == self.options.analysis_timeframe:
+            return max(self.options.lookback_candles, self.options.history_candles)
+        return self.options.lookback_candles
+
+    async def refit_models(self, *, now_ms: int | None = None, only_if_due: bool = False) -> RefitResult | None:
+        """Refit every horizon on the universe's stored candles up to ``now_ms`` (default: the stored position);
+        None when skipped (nothing stored yet, not due) or failed (logged)."""
+        until_ms = now_ms if now_ms is not None else await asyncio.to_thread(self._stored_until_ms)
+        if until_ms is None:
+            log.info("refit_skipped", exchange=self.exchange, reason="no candles stored yet")
+            return None
+        try:
+            symbols = await self.universe.ensure(now_ms=until_ms)
+        except ExchangeError as exc:
+            log.warning("refit_failed", exchange=self.exchange, error=f"{type(exc).__name__}: {exc}")
+            return None
+        return await asyncio.to_thread(self.refitter.run, symbols=symbols, now_ms=until_ms, only_if_due=only_if_due)
+
+    def _models_at(self, now_ms: int) -> dict[str, HorizonModel]:
+        with self.session_factory() as session:
+            if self.served.refresh(session):
+                log.info("models_loaded", exchange=self.exchange, horizons=sorted(self.served.models))
+        return self.served.at(now_ms)
 
     async def refresh_universe(self) -> list[str] | None:
         """Select the universe again (the universe job); before the first cycle there is nothing to refresh."""
@@ -235,18 +289,11 @@ class ExchangeCycle:
         universe_size: int,
         candles: Mapping[str, Mapping[str, Sequence[Candle]]],
         tickers: Mapping[str, Ticker],
+        *,
         collect_errors: Mapping[str, str],
+        models: Mapping[str, HorizonModel],
     ) -> Snapshot:
-        result = analyse(
-            candles,
-            tickers=tickers,
-            analysis_timeframe=self.settings.analysis_timeframe,
-            levels_timeframe=self.settings.levels_timeframe,
-            horizons=self.options.horizons,
-            models=self.models,
-            default_horizon=self.options.default_horizon,
-            liquidity=self.options.liquidity,
-        )
+        result = analyse_served(candles, tickers=tickers, options=self.options, models=models)
         for symbol, reason in result.errors.items():  # left out, or analysed after a price discontinuity
             log.warning("analysis_hazard", exchange=self.exchange, symbol=symbol, reason=reason)
         return Snapshot(

@@ -4,8 +4,8 @@ Invariants:
 - A slot is the integer naming one scheduled occurrence of a job, the same in every worker process:
   the replay (fixed interval) schedule uses ``floor(now_s / interval_s)``; the candle-close schedule (ccxt) uses
   the close time in ms of the smallest timeframe's candle that the run collects (``now - collect_delay``
-  floored to the timeframe). Interval triggers are aligned to the Unix epoch so every worker fires at a slot's
-  start, whichever process starts first.
+  floored to the timeframe); the refit uses ``floor(now_s / refit_interval_wall_s)``. Interval triggers are
+  aligned to the Unix epoch so every worker fires at a slot's start, whichever process starts first.
 - ``JobGate.run`` takes the job's advisory lock (PostgreSQL; see ``app.storage.leases``), then claims the slot,
   then runs the job and releases the lock, also when the job fails or is cancelled. A held lock or an already
   claimed slot skips the run (``None``); so does a database error while locking or claiming (logged; the next
@@ -45,6 +45,15 @@ def cycle_slot(settings: Settings, now_s: float) -> int:
     step_ms = min(timeframe_ms(tf) for tf in settings.timeframes)
     since_close_ms = int(now_s * 1000) - int(settings.collect_delay_s * 1000)
     return (since_close_ms // step_ms) * step_ms
+
+
+def refit_interval_wall_s(settings: Settings) -> float:
+    """Wall seconds between refits: ``refit_interval_s`` live; for the replay, the wall time in which its simulated
+    clock (one step per ``analysis_interval_s``) advances ``refit_interval_s``, so it refits on the replayed days."""
+    if settings.market_source == "ccxt":
+        return settings.refit_interval_s
+    step_s = min(timeframe_ms(tf) for tf in settings.timeframes) / 1000
+    return max(settings.analysis_interval_s, settings.refit_interval_s * settings.analysis_interval_s / step_s)
 
 
 def aligned_interval(interval_s: float, *, offset_s: float = 0.0) -> IntervalTrigger:

@@ -6,8 +6,12 @@ Invariants:
   so served data is at most one candle plus that delay old, or (replay, simulated clock) every
   ``analysis_interval_s`` (epoch-aligned); ``retention`` — every ``retention_interval_s`` (epoch-aligned);
   ``universe:<exchange>`` — every ``universe_refresh_interval_s`` (the first selection happens in the first
-  cycle; each process keeps its own); ``heartbeat`` — at start, then every ``heartbeat_interval_s``.
-- Any number of worker processes may run: cycles and retention pass ``JobGate`` (``app/worker/jobs.py``), so
+  cycle; each process keeps its own); ``refit:<exchange>`` — every ``refit_interval_wall_s`` (epoch-aligned:
+  ``DANTARO_REFIT_INTERVAL_S`` live, the same span of replayed time for the replay), plus the start refit inside the
+  first cycle of each exchange in this process (after its collection, before its analysis; it fits only when a
+  served horizon has no usable stored model or the stored fit is a refit interval old); ``heartbeat`` — at start,
+  then every ``heartbeat_interval_s``.
+- Any number of worker processes may run: cycles, refits and retention pass ``JobGate`` (``app/worker/jobs.py``), so
   each (job, slot) runs once across all of them and two runs of one job never overlap (PostgreSQL advisory
   lock); when the holder dies another worker runs the next slot. On SQLite run one worker process.
 - One cycle per exchange runs at a time in a process (``max_instances=1``; missed runs coalesce into one).
@@ -23,6 +27,7 @@ import socket
 import time
 from collections.abc import Awaitable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -36,9 +41,11 @@ from app.config import Settings
 from app.domain import ms_to_datetime, timeframe_ms, utc_now
 from app.storage.repositories import HeartbeatRepository
 from app.storage.retention import RetentionPolicy, RetentionResult, apply_retention, candle_keep_ms
+from app.worker.analysis_options import analysis_options
 from app.worker.cycle import CycleOutcome, ExchangeCycle
-from app.worker.job_gate import JobGate, aligned_interval, cycle_slot, interval_slot
+from app.worker.job_gate import JobGate, aligned_interval, cycle_slot, interval_slot, refit_interval_wall_s
 from app.worker.metrics import record_outcome
+from app.worker.refit import RefitResult
 
 log = structlog.get_logger(__name__)
 
@@ -75,7 +82,9 @@ class Worker:
         self.gate = JobGate(engine=engine, session_factory=session_factory, holder=self.worker_id)
         self.started_at: datetime = utc_now()
         self.current_run_id: str | None = None
+        self.options = analysis_options(settings)
         self._inflight: set[asyncio.Task[object]] = set()
+        self._start_refits: set[str] = set()  # exchanges whose start refit ran in this process
 
     async def run_cycle(self, exchange: str, *, claim: bool = True) -> CycleOutcome | None:
         """One cycle for ``exchange`` if this worker wins its slot (``claim=False``: lock only); None when skipped."""
@@ -83,9 +92,23 @@ class Worker:
         return await self._tracked(self.gate.run(f"cycle:{exchange}", slot=slot, work=lambda: self._cycle(exchange)))
 
     async def _cycle(self, exchange: str) -> CycleOutcome:
-        outcome = await self.cycles[exchange].run_once()
+        start_refit = None if exchange in self._start_refits else partial(self._start_refit, exchange)
+        outcome = await self.cycles[exchange].run_once(before_analysis=start_refit)
         record_outcome(outcome)
         return outcome
+
+    async def _start_refit(self, exchange: str, now_ms: int) -> RefitResult | None:
+        """The start refit, inside the first cycle: fit at the cycle's now when due, under the job's lock only."""
+        self._start_refits.add(exchange)
+        cycle = self.cycles[exchange]
+        work = partial(cycle.refit_models, now_ms=now_ms, only_if_due=True)
+        return await self.gate.run(f"refit:{exchange}", slot=None, work=work)
+
+    async def run_refit(self, exchange: str, *, claim: bool = True) -> RefitResult | None:
+        """Refit the exchange's models if this worker wins the refit slot (the scheduled job); None when skipped."""
+        slot = interval_slot(time.time(), interval_s=refit_interval_wall_s(self.settings)) if claim else None
+        work = self.cycles[exchange].refit_models
+        return await self._tracked(self.gate.run(f"refit:{exchange}", slot=slot, work=work))
 
     async def run_all_once(self) -> list[CycleOutcome | None]:
         """One cycle for every exchange, one after another, without slot claims (``--once``); None = skipped."""
@@ -109,6 +132,7 @@ class Worker:
                 timeframes=self.settings.timeframes,
                 lookback_candles=self.settings.lookback_candles,
                 retention_days=self.settings.candle_retention_days,
+                history_candles={self.options.analysis_timeframe: self.options.history_candles},
             ),
         )
 
@@ -140,7 +164,7 @@ class Worker:
             session.commit()
 
     def install_jobs(self, scheduler: AsyncIOScheduler) -> None:
-        """Every job with its trigger: per exchange a cycle and a universe refresh; retention; the heartbeat."""
+        """Every job with its trigger: per exchange a cycle, a refit and a universe refresh; retention; heartbeat."""
         now = utc_now()
         for exchange, cycle in self.cycles.items():
             scheduler.add_job(
@@ -157,6 +181,15 @@ class Worker:
                 args=[exchange],
                 id=f"cycle:{exchange}",
                 next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+            scheduler.add_job(
+                self.run_refit,
+                aligned_interval(refit_interval_wall_s(self.settings)),
+                args=[exchange],
+                id=f"refit:{exchange}",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,

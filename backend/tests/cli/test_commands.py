@@ -24,9 +24,10 @@ LEAVES: dict[str, list[str]] = {
     "backfill": ["backfill", "--exchange", "upbit"],
     "evaluate": ["evaluate", "--data", "/nonexistent", "--timeframe", "1h"],
     "benchmark analysis": ["benchmark", "analysis", "--symbols", "0"],
+    "benchmark refit": ["benchmark", "refit", "--symbols", "0"],
     "healthcheck worker": ["healthcheck", "worker"],
 }
-OFFLINE = {"evaluate", "benchmark analysis"}  # read only the files they are given
+OFFLINE = {"evaluate", "benchmark analysis", "benchmark refit"}  # read only the files they are given
 
 
 def _leaves(commands: tuple[Command, ...], prefix: str = "") -> Iterator[tuple[str, Command]]:
@@ -83,6 +84,7 @@ def test_leaf_help_exits_zero(name: str, capsys: pytest.CaptureFixture[str]) -> 
         (["evaluate", "--data", "/nonexistent", "--timeframe", "1h"], "no such directory"),
         (["evaluate", "--data", "/nonexistent", "--timeframe", "1h", "--horizons", "0"], "positive integers"),
         (["benchmark", "analysis", "--candles", "10"], "--candles >= 60"),
+        (["benchmark", "refit", "--days", "0"], "--days > 0"),
         (["healthcheck", "server"], "invalid choice"),
         (["migrate", "downgrade"], "needs a REVISION"),
     ],

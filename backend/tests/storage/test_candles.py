@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from app.domain import Candle, timeframe_ms
-from app.storage.candles import UPSERT_BATCH_ROWS, CandleRepository
+from app.storage.candles import COLUMNS_SYMBOLS_PER_QUERY, UPSERT_BATCH_ROWS, CandleRepository
 from app.storage.gaps import Gap
 from app.storage.models import CandleModel
 from tests.support.candles import bundled_candles
@@ -141,3 +141,36 @@ def test_gaps_of_stored_candles_per_symbol_and_span(backend: StorageBackend) -> 
     assert inside == [Gap(hole_ms, 1)]
     assert eth == [] and unknown == []
     assert unknown_span == [Gap(0, 3)]
+
+
+def test_load_columns_are_the_loaded_candles_as_columns(backend: StorageBackend) -> None:
+    stored = {base: bundled_candles(base, "1h")[:300] for base in ("BTC", "ETH", "SOL")}
+    for base, candles in stored.items():
+        _store(backend, f"{base}/USDT", candles[:120] + candles[125:])  # a gap stays a gap
+    _store(backend, "BTC/USDT", bundled_candles("BTC", "1d")[:30], timeframe="1d")
+    symbols = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "LUNA/USDT"]
+    until_ms = stored["BTC"][200].open_time_ms + HOUR_MS // 2
+    query = {"exchange": "binance", "timeframe": "1h", "symbols": symbols, "until_ms": until_ms, "limit": 150}
+    with backend.session_factory() as session:
+        repo = CandleRepository(session)
+        loaded, columns = repo.load(**query), repo.load_columns(**query)
+    assert list(columns) == symbols and len(columns["LUNA/USDT"]) == 0
+    for symbol in symbols:
+        candles = loaded[symbol]
+        assert list(columns[symbol].open_time_ms) == [c.open_time_ms for c in candles]
+        for name in ("open", "high", "low", "close", "volume"):
+            assert list(getattr(columns[symbol], name)) == [getattr(c, name) for c in candles]
+    assert len(columns["BTC/USDT"]) == 150 and columns["BTC/USDT"].open_time_ms[-1] + HOUR_MS <= until_ms
+
+
+def test_load_columns_reads_many_symbols_in_batches(backend: StorageBackend) -> None:
+    btc = bundled_candles("BTC", "1h")[:40]
+    symbols = [f"B{i}/USDT" for i in range(COLUMNS_SYMBOLS_PER_QUERY * 2 + 3)]
+    for symbol in symbols:
+        _store(backend, symbol, btc)
+    with backend.session_factory() as session:
+        columns = CandleRepository(session).load_columns(
+            exchange="binance", timeframe="1h", symbols=symbols, until_ms=btc[-1].open_time_ms + HOUR_MS, limit=25
+        )
+    assert list(columns) == symbols
+    assert all(list(c.close) == [candle.close for candle in btc[-25:]] for c in columns.values())

@@ -95,6 +95,20 @@ def test_candle_window_is_the_larger_of_lookback_and_retention() -> None:
     assert keep == {"1h": 400 * DAY_MS, "1d": 500 * DAY_MS}
 
 
+def test_candle_window_keeps_the_refits_history() -> None:
+    keep = candle_keep_ms(
+        timeframes=["1h", "1d"], lookback_candles=500, retention_days=30, history_candles={"1h": 1664}
+    )
+    assert keep == {"1h": 1664 * DAY_MS // 24, "1d": 500 * DAY_MS}
+
+
+def test_worker_retention_keeps_the_refits_history(backend: StorageBackend) -> None:
+    settings = Settings(_env_file=None, database_url=backend.url, candle_retention_days=10, fit_window_days=90)
+    worker = Worker(settings=settings, engine=backend.engine, session_factory=backend.session_factory, cycles=[])
+    keep = worker.retention_policy().candle_keep_ms
+    assert keep == {"1h": (90 * 24 + 24 + 200) * DAY_MS // 24, "1d": 500 * DAY_MS}  # fit window + horizon + warm-up
+
+
 async def test_worker_retention_runs_once_per_slot(
     backend: StorageBackend,
     make_snapshot: MakeSnapshot,

@@ -1,10 +1,10 @@
 """The worker ingests through ccxt's real HTTP stack from loopback emulations of Upbit and Binance.
 
-Checks, against the emulator's source data exactly: the first collection backfills the lookback (Upbit pages of
-200, newest first), later cycles fetch only what closed since (one call per symbol and timeframe), the forming
-candle is never stored, gaps stay gaps (logged as ``candle_gap`` and reported from storage), and 429 with
-Retry-After, 5xx, a slow response and an unreachable host neither lose nor invent a candle. See
-``tests/support/emulator``."""
+Checks, against the emulator's source data exactly: the first collection backfills the lookback, and of the
+analysis timeframe the refit's history (Upbit pages of 200, newest first), later cycles fetch only what closed since
+(one call per symbol and timeframe), the forming candle is never stored, gaps stay gaps (logged as ``candle_gap`` and
+reported from storage), and 429 with Retry-After, 5xx, a slow response and an unreachable host neither lose nor
+invent a candle. See ``tests/support/emulator``."""
 
 from __future__ import annotations
 
@@ -41,6 +41,8 @@ def settings_for(backend: StorageBackend, exchanges: dict[str, Emulator]) -> Set
         exchange_options={name: emulator.ccxt_options() for name, emulator in exchanges.items()},
         lookback_candles=LOOKBACK,
         universe_min_history_days=5,
+        fit_window_days=1,  # the refit's history: 24 + 24 + 200 = 248 hourly candles
+        fit_min_days=1,
     )
 
 
@@ -106,7 +108,8 @@ async def test_cycles_ingest_exactly_through_faults_and_gaps(backend: StorageBac
         first = await cycle.run_once()
         assert first.status is RunStatus.SUCCEEDED and first.symbols_ok == len(BASES)
         assert_exact(backend, emulator, emulator.kind)
-        assert len(stored(backend, emulator.kind, emulator.symbol("BTC"), "1h")) == LOOKBACK
+        assert len(stored(backend, emulator.kind, emulator.symbol("BTC"), "1h")) == cycle.options.history_candles == 248
+        assert len(stored(backend, emulator.kind, emulator.symbol("BTC"), "1d")) == LOOKBACK
         emulator.fixed_now_ms = now_ms + 4 * HOUR_MS
         candle_path = "/v1/candles" if emulator.kind == "upbit" else "/api/v3/klines"
         emulator.faults += [

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from apscheduler.triggers.interval import IntervalTrigger
 
 from app.config import Settings
+from app.worker.job_gate import refit_interval_wall_s
 from app.worker.service import cycle_trigger
 
 
@@ -24,3 +25,10 @@ def test_ccxt_cycles_fire_the_delay_after_each_close_of_the_smallest_timeframe()
 def test_replay_cycles_keep_the_fixed_interval() -> None:
     trigger = cycle_trigger(Settings(_env_file=None, analysis_interval_s=42))
     assert isinstance(trigger, IntervalTrigger) and trigger.interval.total_seconds() == 42
+
+
+def test_refits_run_every_interval_of_live_time_or_of_replayed_time() -> None:
+    assert refit_interval_wall_s(Settings(_env_file=None, market_source="ccxt", refit_interval_s=7200)) == 7200
+    # The replay moves one hour per analysis interval: a day of replayed time passes in 24 intervals.
+    assert refit_interval_wall_s(Settings(_env_file=None, analysis_interval_s=60, refit_interval_s=86400)) == 1440
+    assert refit_interval_wall_s(Settings(_env_file=None, analysis_interval_s=60, refit_interval_s=600)) == 60
