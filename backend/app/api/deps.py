@@ -25,11 +25,12 @@ from starlette.responses import Response
 
 from app.api.auth import ApiPrincipal, KeyStoreUnavailableError, KeyVerifier, UsageRecorder
 from app.api.errors import ApiError
+from app.api.horizons import ServedHorizons, pick_horizon, served_horizons
 from app.api.http_cache import cache_headers, not_modified
 from app.api.metrics import ApiMetrics
 from app.api.observability import KEY_ID_SCOPE
 from app.api.ratelimit import Limiter, RateLimiter
-from app.api.renderers import FragmentMemo, RunMemo, View, freshness_view, recommendations_view
+from app.api.renderers import FragmentMemo, HorizonMemo, RunMemo, View, freshness_view, recommendations_view
 from app.api.responses import OrjsonResponse
 from app.config import Settings
 from app.domain import Snapshot, utc_now
@@ -69,7 +70,8 @@ class ApiRuntime:
     started_at_s: float  # time.monotonic() at startup
     limiter: Limiter = field(default_factory=RateLimiter)
     usage: UsageRecorder | None = None
-    recommendations: RunMemo[list[View]] = field(default_factory=lambda: RunMemo(recommendations_view))
+    recommendations: HorizonMemo[list[View]] = field(default_factory=lambda: HorizonMemo(recommendations_view))
+    horizons: RunMemo[ServedHorizons] = field(default_factory=lambda: RunMemo(served_horizons))
     fragments: FragmentMemo = field(default_factory=FragmentMemo)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     session_factory: sessionmaker[Session] | None = None  # for the readiness check
@@ -222,9 +224,16 @@ class SnapshotLoader:
             exchange=self.exchange, tier=data_source, generated_at=snapshot.generated_at, fallback=fallback
         )
 
+    def horizon(self, snapshot: Snapshot, requested: str | None) -> str:
+        """The served horizon ``requested`` names (None: the run's default); ApiError 422 when the run lacks it."""
+        return pick_horizon(self.runtime.horizons.get(snapshot), requested, snapshot=snapshot)
+
     async def respond(self, build: Callable[[LoadedSnapshot], View]) -> Response:
         """``build``'s body as JSON with caching headers, or an empty 304 when ``If-None-Match`` matches."""
-        loaded = await self.load()
+        return self.answer(await self.load(), build)
+
+    def answer(self, loaded: LoadedSnapshot, build: Callable[[LoadedSnapshot], View]) -> Response:
+        """``respond`` for a snapshot already loaded (and checked against the request's parameters)."""
         unchanged = not_modified(self.request, loaded.headers)
         if unchanged is not None:
             return unchanged

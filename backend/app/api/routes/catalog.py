@@ -1,5 +1,8 @@
 """``GET /api/v1/symbols`` (the current run's symbols) and ``GET /api/v1/exchanges`` (each one's freshness).
 
+``/symbols`` takes ``horizon`` as ``/recommendations`` does: rank, score and label are that horizon's, the list is in
+its rank order, and the body names it and the served ones.
+
 ``/exchanges`` never answers 503: an exchange without a published run is listed with ``status: not_ready`` and
 null freshness fields, so a client can watch a deployment come up.
 """
@@ -13,6 +16,7 @@ from starlette.responses import Response
 from app.api.deps import AuthDep, LoadedSnapshot, RuntimeDep, SnapshotsDep, SnapshotSource
 from app.api.renderers import View, freshness_view, symbols_view
 from app.api.responses import OrjsonResponse
+from app.api.routes.recommendations import HorizonQuery
 from app.api.schemas import ERROR_RESPONSES, ExchangesResponse, SymbolsResponse
 from app.config import Settings
 from app.domain import utc_now
@@ -23,20 +27,25 @@ _NOT_READY = dict.fromkeys(("run_id", "as_of", "generated_at", "age_seconds", "s
 
 
 @router.get("/symbols", response_model=SymbolsResponse, responses=ERROR_RESPONSES)
-async def get_symbols(snapshots: SnapshotsDep) -> Response:
-    """Every symbol of the current run with its last price, score and label, best rank first."""
+async def get_symbols(snapshots: SnapshotsDep, horizon: HorizonQuery = None) -> Response:
+    """Every symbol of the current run with its last price, score and label at ``horizon``, best rank first."""
+    loaded = await snapshots.load()
+    chosen = snapshots.horizon(loaded.snapshot, horizon)
 
     def build(loaded: LoadedSnapshot) -> View:
         snapshot = loaded.snapshot
+        fragments = snapshots.runtime.fragments
         return {
             "success": True,
-            "symbols": snapshots.runtime.fragments.get(snapshot, ("symbols",), lambda: symbols_view(snapshot)),
+            "symbols": fragments.get(snapshot, ("symbols", chosen), lambda: symbols_view(snapshot, chosen)),
             "count": len(snapshot.recommendations),
             "total_analyzed": loaded.snapshot.universe_size,
+            "horizon": chosen,
+            "horizons": list(snapshots.runtime.horizons.get(snapshot).names),
             **loaded.freshness,
         }
 
-    return await snapshots.respond(build)
+    return snapshots.answer(loaded, build)
 
 
 def exchanges_view(reader: SnapshotSource, settings: Settings, *, peek_only: bool = False) -> list[View] | None:
