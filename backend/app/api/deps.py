@@ -25,7 +25,15 @@ from starlette.responses import Response
 
 from app.api.auth import ApiPrincipal, KeyStoreUnavailableError, KeyVerifier, UsageRecorder
 from app.api.errors import ApiError
-from app.api.horizons import ServedHorizons, pick_horizon, served_horizons
+from app.api.horizons import (
+    HORIZON_DESCRIPTION,
+    HORIZON_FORM,
+    HORIZON_MAX_CHARS,
+    HORIZON_PATTERN,
+    ServedHorizons,
+    pick_horizon,
+    served_horizons,
+)
 from app.api.http_cache import cache_headers, not_modified
 from app.api.metrics import ApiMetrics
 from app.api.observability import KEY_ID_SCOPE
@@ -263,6 +271,16 @@ LOADER_QUERY_PARAMETERS: list[dict[str, object]] = [
 ]
 
 
+# Routes that take ``horizon`` read it with ``horizon_parameter`` and declare this in their ``openapi_extra``.
+HORIZON_PARAMETER: dict[str, object] = {
+    "name": "horizon",
+    "in": "query",
+    "required": False,
+    "description": HORIZON_DESCRIPTION,
+    "schema": {"type": "string", "maxLength": HORIZON_MAX_CHARS, "pattern": HORIZON_PATTERN, "title": "Horizon"},
+}
+
+
 def _invalid(name: str, message: str) -> ApiError:
     return ApiError(status_code=422, code="invalid_request", message=f"query parameter {name}: {message}")
 
@@ -282,6 +300,18 @@ def loader_parameters(request: Request) -> tuple[str | None, bool]:
     if flag not in _TRUE | _FALSE:
         raise _invalid("use_cache", "must be true or false")
     return exchange, flag in _TRUE
+
+
+def horizon_parameter(request: Request) -> str | None:
+    """``horizon`` from the query string, None when absent; ApiError 422 when it cannot be a horizon name (whether the
+    run serves it is checked once the run is loaded: ``SnapshotLoader.horizon``)."""
+    if not request.scope["query_string"]:
+        return None
+    text = request.query_params.get("horizon")
+    if text is not None and (len(text) > HORIZON_MAX_CHARS or HORIZON_FORM.fullmatch(text) is None):
+        rule = f"must be a number and one of m, h, d, w (e.g. 4h), at most {HORIZON_MAX_CHARS} characters"
+        raise _invalid("horizon", rule)
+    return text
 
 
 async def snapshot_loader(request: Request) -> SnapshotLoader:

@@ -9,20 +9,23 @@ Invariants:
 - At horizon h a recommendation's ``rank``, ``total_score``, ``label``, ``horizon``, ``probability_outperform`` and
   ``calibration_samples`` are h's (the samples from h's model); every other field is the run's (``details``,
   ``technical_score`` and ``volume_score`` describe the default horizon's composite).
-- A requested name is checked in two steps: its form (``HORIZON_PATTERN``, by the route's parameter validation,
-  before anything is read), then against the run's served names (422 ``unknown_horizon`` listing them).
+- A requested name is checked in two steps: its form (``HORIZON_PATTERN``: ``deps.horizon_parameter`` or the
+  bundle's body model, before anything is read), then against the run's served names (422 ``unknown_horizon``
+  listing them).
   Pure functions; no I/O.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 from app.api.errors import ApiError
 from app.domain import HorizonModel, HorizonScore, Recommendation, Snapshot
 
 HORIZON_PATTERN = r"^[0-9]{1,6}[mhdw]$"  # a number of minutes, hours, days or weeks: 1h, 4h, 24h, 3d
+HORIZON_FORM = re.compile(r"[0-9]{1,6}[mhdw]")  # the same, for ``fullmatch``
 HORIZON_MAX_CHARS = 16
 HORIZON_DESCRIPTION = (
     "a horizon the run serves (its names are listed in `horizons`, e.g. 1h, 4h, 24h); default: the run's default "

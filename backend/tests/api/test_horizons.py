@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.horizons import ServedHorizons, served_horizons
+from app.api.horizons import HORIZON_PATTERN, ServedHorizons, served_horizons
 from app.api.schemas import BundleResponse, ErrorResponse, RecommendationsResponse, SymbolsResponse
 from app.domain import HorizonScore, Recommendation, Snapshot
 from tests.support.api import DEV_AUTH, Database, make_settings, running_client
@@ -225,3 +225,17 @@ def test_served_horizons_are_the_models_every_recommendation_has() -> None:
     assert served_horizons(_run(recs, SERVED)).names == ("1h", "24h")
     legacy = dataclasses.replace(base, models={}, default_horizon="")
     assert served_horizons(legacy) == ServedHorizons(names=("1h",), default="1h", legacy=True)
+
+
+def test_the_openapi_document_declares_horizon_where_it_is_taken(client: TestClient) -> None:
+    spec = client.get("/openapi.json").json()
+    for route in (RECOMMENDATIONS, "/api/v1/symbols"):
+        parameters = {p["name"]: p for p in spec["paths"][route]["get"]["parameters"]}
+        assert parameters["horizon"]["schema"]["pattern"] == HORIZON_PATTERN and parameters["horizon"]["description"]
+        assert {"exchange", "use_cache"} <= set(parameters)
+    market = spec["paths"]["/api/v1/market-status"]["get"]["parameters"]
+    assert "horizon" not in {p["name"] for p in market}
+    body = spec["components"]["schemas"]["BundleRequest"]["properties"]["horizon"]
+    assert body["anyOf"][0]["pattern"] == HORIZON_PATTERN
+    recommendations = spec["components"]["schemas"]["RecommendationsResponse"]["properties"]
+    assert {"horizon", "horizons", "model"} <= set(recommendations)

@@ -13,10 +13,17 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from app.api.deps import AuthDep, LoadedSnapshot, RuntimeDep, SnapshotsDep, SnapshotSource
+from app.api.deps import (
+    HORIZON_PARAMETER,
+    AuthDep,
+    LoadedSnapshot,
+    RuntimeDep,
+    SnapshotsDep,
+    SnapshotSource,
+    horizon_parameter,
+)
 from app.api.renderers import View, freshness_view, symbols_view
 from app.api.responses import OrjsonResponse
-from app.api.routes.recommendations import HorizonQuery
 from app.api.schemas import ERROR_RESPONSES, ExchangesResponse, SymbolsResponse
 from app.config import Settings
 from app.domain import utc_now
@@ -26,11 +33,17 @@ router = APIRouter(tags=["catalog"])
 _NOT_READY = dict.fromkeys(("run_id", "as_of", "generated_at", "age_seconds", "stale", "data_source"))
 
 
-@router.get("/symbols", response_model=SymbolsResponse, responses=ERROR_RESPONSES)
-async def get_symbols(snapshots: SnapshotsDep, horizon: HorizonQuery = None) -> Response:
+@router.get(
+    "/symbols",
+    response_model=SymbolsResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra={"parameters": [HORIZON_PARAMETER]},
+)
+async def get_symbols(snapshots: SnapshotsDep) -> Response:
     """Every symbol of the current run with its last price, score and label at ``horizon``, best rank first."""
+    requested = horizon_parameter(snapshots.request)
     loaded = await snapshots.load()
-    chosen = snapshots.horizon(loaded.snapshot, horizon)
+    chosen = snapshots.horizon(loaded.snapshot, requested)
 
     def build(loaded: LoadedSnapshot) -> View:
         snapshot = loaded.snapshot

@@ -17,8 +17,7 @@ import orjson
 from fastapi import APIRouter, Query
 from starlette.responses import Response
 
-from app.api.deps import ApiRuntime, LoadedSnapshot, SnapshotsDep
-from app.api.horizons import HORIZON_DESCRIPTION, HORIZON_MAX_CHARS, HORIZON_PATTERN
+from app.api.deps import HORIZON_PARAMETER, ApiRuntime, LoadedSnapshot, SnapshotsDep, horizon_parameter
 from app.api.renderers import View, model_view
 from app.api.schemas import ERROR_RESPONSES, RecommendationsResponse
 from app.domain import Label, Snapshot
@@ -27,9 +26,6 @@ router = APIRouter(tags=["recommendations"])
 
 TOP_N_DEFAULT = 50
 TOP_N_MAX = 100
-HorizonQuery = Annotated[
-    str | None, Query(max_length=HORIZON_MAX_CHARS, pattern=HORIZON_PATTERN, description=HORIZON_DESCRIPTION)
-]
 
 
 def select_recommendations(
@@ -75,7 +71,12 @@ def ranked_part(
     )
 
 
-@router.get("/recommendations", response_model=RecommendationsResponse, responses=ERROR_RESPONSES)
+@router.get(
+    "/recommendations",
+    response_model=RecommendationsResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra={"parameters": [HORIZON_PARAMETER]},
+)
 async def get_recommendations(
     snapshots: SnapshotsDep,
     top_n: Annotated[int, Query(ge=1, le=TOP_N_MAX, description="how many symbols to return")] = TOP_N_DEFAULT,
@@ -85,11 +86,11 @@ async def get_recommendations(
     label: Annotated[
         Label | None, Query(description="keep only this recommendation_strength (at the chosen horizon)")
     ] = None,
-    horizon: HorizonQuery = None,
 ) -> Response:
     """The ``top_n`` best-ranked recommendations at ``horizon`` (after the filters) and the run they come from."""
+    requested = horizon_parameter(snapshots.request)  # read here, not declared: FastAPI's per-parameter cost
     loaded = await snapshots.load()
-    chosen = snapshots.horizon(loaded.snapshot, horizon)
+    chosen = snapshots.horizon(loaded.snapshot, requested)
 
     def build(loaded: LoadedSnapshot) -> View:
         runtime, snapshot = snapshots.runtime, loaded.snapshot
