@@ -12,7 +12,8 @@ Invariants:
 - A requested name is checked in two steps: its form (``HORIZON_PATTERN``: ``deps.horizon_parameter`` or the
   bundle's body model, before anything is read), then against the run's served names (422 ``unknown_horizon``
   listing them).
-  Pure functions; no I/O.
+
+Pure functions; no I/O.
 """
 
 from __future__ import annotations
