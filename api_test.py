@@ -88,6 +88,42 @@ def check_recommendations(client: Client) -> str | None:
     return f"scores outside [0, 1] for {sorted(set(bad))}" if bad else None
 
 
+def _horizon_problem(body: Any, horizon: str) -> str | None:
+    """What is wrong with a recommendations body asked for at ``horizon`` (None when it follows it)."""
+    if body.get("horizon") != horizon or not isinstance(body.get("model"), dict | None):
+        return f"horizon={horizon}: body names horizon {body.get('horizon')!r}, model {type(body.get('model'))}"
+    rows = body["recommendations"]
+    if [row["rank"] for row in rows] != sorted(row["rank"] for row in rows):
+        return f"horizon={horizon}: not in rank order"
+    for row in rows:
+        score = row.get("scores_by_horizon", {}).get(horizon)
+        legacy = (row["total_score"], row["rank"], row["recommendation_strength"], row["horizon"])
+        if score is None or legacy != (score["score"], score["rank"], score["label"], horizon):
+            return f"horizon={horizon}: {row['symbol']} legacy fields {legacy} differ from its {horizon} score"
+    return None
+
+
+def check_horizons(client: Client) -> str | None:
+    """Every served horizon answers, with the legacy fields, the order and the model following it."""
+    reply = client.get("/api/v1/recommendations?top_n=10")
+    problem = _expect(reply, 200, "horizon", "horizons", "model")
+    if problem:
+        return problem
+    for horizon in reply.body["horizons"]:
+        chosen = client.get(f"/api/v1/recommendations?top_n=10&horizon={horizon}")
+        problem = _expect(chosen, 200, "horizon", "model") or _horizon_problem(chosen.body, horizon)
+        if problem:
+            return problem
+    return None if reply.body["horizon"] in reply.body["horizons"] else "the default horizon is not served"
+
+
+def check_unserved_horizon(client: Client) -> str | None:
+    """A horizon the run does not serve → 422 unknown_horizon."""
+    reply = client.get("/api/v1/recommendations?horizon=999999w")
+    code = reply.body.get("error", {}).get("code") if isinstance(reply.body, dict) else None
+    return None if (reply.status, code) == (422, "unknown_horizon") else f"status {reply.status} {code}, expected 422"
+
+
 def check_support_levels(client: Client) -> str | None:
     """Support levels for the chosen symbol have the three tiers."""
     reply = client.get(f"/api/v1/support-levels/{client.symbol}")
@@ -145,6 +181,8 @@ def check_unknown_symbol(client: Client) -> str | None:
 CHECKS: list[tuple[str, Check]] = [
     ("health", check_health),
     ("recommendations", check_recommendations),
+    ("every horizon", check_horizons),
+    ("unserved horizon is 422", check_unserved_horizon),
     ("support levels", check_support_levels),
     ("market status", check_market_status),
     ("freshness", check_freshness),

@@ -171,6 +171,7 @@ def bare_app_command(bodies: dict[str, bytes], *, port: int, workdir: Path) -> l
 ENDPOINTS = (
     Endpoint("recommendations", "GET", "/api/v1/recommendations"),
     Endpoint("recommendations?top_n=10", "GET", "/api/v1/recommendations?top_n=10"),
+    Endpoint("recommendations?horizon=24h", "GET", "/api/v1/recommendations?horizon=24h"),
     Endpoint("support-levels/BTC", "GET", "/api/v1/support-levels/BTC"),
     Endpoint("market-status", "GET", "/api/v1/market-status"),
     Endpoint("symbols", "GET", "/api/v1/symbols"),

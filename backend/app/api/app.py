@@ -148,7 +148,9 @@ def add_routes_flat(app: FastAPI, router: APIRouter, *, prefix: str, authenticat
 def _loader_docs(route: APIRoute) -> dict[str, Any] | None:
     if not _depends_on(route.dependant, (snapshot_loader,)):
         return route.openapi_extra
-    return {**(route.openapi_extra or {}), "parameters": [dict(p) for p in LOADER_QUERY_PARAMETERS]}
+    extra = route.openapi_extra or {}
+    own = [dict(p) for p in extra.get("parameters", ())]  # parameters the handler reads itself (``horizon``)
+    return {**extra, "parameters": own + [dict(p) for p in LOADER_QUERY_PARAMETERS]}
 
 
 def _declare_bearer_auth(app: FastAPI) -> None:

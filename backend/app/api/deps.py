@@ -25,11 +25,20 @@ from starlette.responses import Response
 
 from app.api.auth import ApiPrincipal, KeyStoreUnavailableError, KeyVerifier, UsageRecorder
 from app.api.errors import ApiError
+from app.api.horizons import (
+    HORIZON_DESCRIPTION,
+    HORIZON_FORM,
+    HORIZON_MAX_CHARS,
+    HORIZON_PATTERN,
+    ServedHorizons,
+    pick_horizon,
+    served_horizons,
+)
 from app.api.http_cache import cache_headers, not_modified
 from app.api.metrics import ApiMetrics
 from app.api.observability import KEY_ID_SCOPE
 from app.api.ratelimit import Limiter, RateLimiter
-from app.api.renderers import FragmentMemo, RunMemo, View, freshness_view, recommendations_view
+from app.api.renderers import FragmentMemo, HorizonMemo, RunMemo, View, freshness_view, recommendations_view
 from app.api.responses import OrjsonResponse
 from app.config import Settings
 from app.domain import Snapshot, utc_now
@@ -69,7 +78,8 @@ class ApiRuntime:
     started_at_s: float  # time.monotonic() at startup
     limiter: Limiter = field(default_factory=RateLimiter)
     usage: UsageRecorder | None = None
-    recommendations: RunMemo[list[View]] = field(default_factory=lambda: RunMemo(recommendations_view))
+    recommendations: HorizonMemo[list[View]] = field(default_factory=lambda: HorizonMemo(recommendations_view))
+    horizons: RunMemo[ServedHorizons] = field(default_factory=lambda: RunMemo(served_horizons))
     fragments: FragmentMemo = field(default_factory=FragmentMemo)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     session_factory: sessionmaker[Session] | None = None  # for the readiness check
@@ -222,9 +232,16 @@ class SnapshotLoader:
             exchange=self.exchange, tier=data_source, generated_at=snapshot.generated_at, fallback=fallback
         )
 
+    def horizon(self, snapshot: Snapshot, requested: str | None) -> str:
+        """The served horizon ``requested`` names (None: the run's default); ApiError 422 when the run lacks it."""
+        return pick_horizon(self.runtime.horizons.get(snapshot), requested, snapshot=snapshot)
+
     async def respond(self, build: Callable[[LoadedSnapshot], View]) -> Response:
         """``build``'s body as JSON with caching headers, or an empty 304 when ``If-None-Match`` matches."""
-        loaded = await self.load()
+        return self.answer(await self.load(), build)
+
+    def answer(self, loaded: LoadedSnapshot, build: Callable[[LoadedSnapshot], View]) -> Response:
+        """``respond`` for a snapshot already loaded (and checked against the request's parameters)."""
         unchanged = not_modified(self.request, loaded.headers)
         if unchanged is not None:
             return unchanged
@@ -254,6 +271,16 @@ LOADER_QUERY_PARAMETERS: list[dict[str, object]] = [
 ]
 
 
+# Routes that take ``horizon`` read it with ``horizon_parameter`` and declare this in their ``openapi_extra``.
+HORIZON_PARAMETER: dict[str, object] = {
+    "name": "horizon",
+    "in": "query",
+    "required": False,
+    "description": HORIZON_DESCRIPTION,
+    "schema": {"type": "string", "maxLength": HORIZON_MAX_CHARS, "pattern": HORIZON_PATTERN, "title": "Horizon"},
+}
+
+
 def _invalid(name: str, message: str) -> ApiError:
     return ApiError(status_code=422, code="invalid_request", message=f"query parameter {name}: {message}")
 
@@ -273,6 +300,18 @@ def loader_parameters(request: Request) -> tuple[str | None, bool]:
     if flag not in _TRUE | _FALSE:
         raise _invalid("use_cache", "must be true or false")
     return exchange, flag in _TRUE
+
+
+def horizon_parameter(request: Request) -> str | None:
+    """``horizon`` from the query string, None when absent; ApiError 422 when it cannot be a horizon name (whether the
+    run serves it is checked once the run is loaded: ``SnapshotLoader.horizon``)."""
+    if not request.scope["query_string"]:
+        return None
+    text = request.query_params.get("horizon")
+    if text is not None and (len(text) > HORIZON_MAX_CHARS or HORIZON_FORM.fullmatch(text) is None):
+        rule = f"must be a number and one of m, h, d, w (e.g. 4h), at most {HORIZON_MAX_CHARS} characters"
+        raise _invalid("horizon", rule)
+    return text
 
 
 async def snapshot_loader(request: Request) -> SnapshotLoader:

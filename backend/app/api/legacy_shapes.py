@@ -19,7 +19,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from app.domain import Level, MarketStatus, Recommendation, SupportLevels
+from app.domain import HorizonModel, HorizonScore, Level, MarketStatus, Recommendation, SupportLevels
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +50,7 @@ class Shape:
     place: tuple[tuple[str, str | None], ...] = ()  # (legacy key, the key it precedes or None for last), in order
     pairs: Mapping[str, PairObjects] = field(default_factory=dict)  # domain field -> served as objects
     narrow: Mapping[str, Any] = field(default_factory=dict)  # domain field -> stricter type for the response model
+    docs: Mapping[str, str] = field(default_factory=dict)  # served key -> its description in the OpenAPI document
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,12 @@ class Key:
 
 UPDATED_AT = Extra(annotation=datetime, source="generated_at")
 MOVER = PairObjects("Mover", "A top gainer or loser over 24 hours.", ("symbol", "price_change_24h"))
+KNOT = PairObjects(
+    "CalibrationKnot",
+    "One knot of a horizon's calibration: a score's cross-sectional percentile (0..1) and the measured probability "
+    "that such a symbol beats the universe median over the horizon (linear between knots, flat beyond the ends).",
+    ("percentile", "probability"),
+)
 
 SHAPES: Mapping[type, Shape] = {
     Recommendation: Shape(
@@ -82,6 +89,22 @@ SHAPES: Mapping[type, Shape] = {
         renames={"label": "recommendation_strength", "details": "analysis_details"},
         extras={"market_cap": Extra(), "updated_at": UPDATED_AT},
         place=(("market_cap", "analysis_details"), ("updated_at", None)),
+        docs={
+            "rank": "1 = best, at the chosen horizon",
+            "total_score": "the composite score in [0, 1] at the chosen horizon",
+            "recommendation_strength": "the label at the chosen horizon: from the calibrated probability, "
+            "HOLD when that horizon's model has no measured edge (see the response's model.note)",
+            "technical_score": "the default horizon's composite restricted to the technical factors",
+            "volume_score": "the default horizon's composite restricted to the volume factors",
+            "analysis_details": "factor scores, weights, contributions and reasons of the default horizon's "
+            "composite, indicator values",
+            "horizon": "the horizon rank, total_score and recommendation_strength are at",
+            "probability_outperform": "calibrated probability that the symbol's return over the chosen horizon "
+            "beats the universe median; null when that horizon has no calibration (labels HOLD)",
+            "calibration_samples": "out-of-sample (score, outcome) pairs the chosen horizon's calibration was "
+            "measured on",
+            "scores_by_horizon": "every served horizon's score, rank, label and probability, by horizon name",
+        },
     ),
     Level: Shape(
         "LevelItem",
@@ -106,13 +129,50 @@ SHAPES: Mapping[type, Shape] = {
         ),
         pairs={"top_gainers": MOVER, "top_losers": MOVER},
     ),
+    HorizonScore: Shape(
+        "HorizonScoreItem",
+        "One symbol at one horizon: score in [0, 1], rank (1 = best), label (a recommendation_strength value) and "
+        "the calibrated probability of beating the universe median over the horizon (null without calibration).",
+        docs={
+            "score": "the composite score in [0, 1] at this horizon",
+            "rank": "1 = best at this horizon",
+            "label": "the label at this horizon (HOLD when its model has no measured edge)",
+            "probability_outperform": "probability of beating the universe median over this horizon; null "
+            "without calibration",
+        },
+    ),
+    HorizonModel: Shape(
+        "HorizonModelBody",
+        "How the chosen horizon's scores and labels were made: the non-zero factor weights and their source "
+        "(fitted, configured or prior), the fit window, the fit's walk-forward IC and t, the calibration and why "
+        "labels are HOLD when labels_active is false (note).",
+        pairs={"calibration": KNOT},
+        narrow={"weights_source": Literal["fitted", "configured", "prior"]},
+        docs={
+            "horizon": "the horizon's name",
+            "candles": "its length in candles of the analysis timeframe",
+            "weights": "the factor weights the scores used, non-zero ones only (factor name -> weight)",
+            "weights_source": "fitted (walk-forward fit on stored candles), configured (DANTARO_FACTOR_WEIGHTS) or "
+            "prior (the documented prior: too little history to fit)",
+            "fitted_at": "when the weights were fitted (null unless fitted)",
+            "fit_start": "first cross-section the fit used (its forward return had closed)",
+            "fit_end": "last cross-section the fit used",
+            "cross_sections": "cross-sections in the fit window",
+            "walk_forward_ic": "mean out-of-sample Spearman IC of the score inside the fit window",
+            "walk_forward_t": "its Newey-West t statistic",
+            "calibration": "score percentile -> probability of beating the universe median, as knots",
+            "calibration_samples": "out-of-sample (score, outcome) pairs the calibration was measured on",
+            "labels_active": "false when the model has no measured edge: every label is then HOLD",
+            "note": "why labels are HOLD when labels_active is false (empty otherwise)",
+        },
+    ),
 }
 
 SYMBOL_ITEM = Projection(
     "SymbolItem",
-    "One analysed symbol of the current run.",
+    "One analysed symbol of the current run, at the chosen horizon.",
     Recommendation,
-    ("symbol", "rank", "current_price", "price_change_24h", "total_score", "label"),
+    ("symbol", "rank", "current_price", "price_change_24h", "total_score", "label", "probability_outperform"),
     (("has_levels", bool),),
 )
 

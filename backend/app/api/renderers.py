@@ -2,7 +2,9 @@
 
 Domain objects are rendered by one generic ``legacy_view`` from ``legacy_shapes.SHAPES`` (renames, legacy-only keys,
 key order), planned once per type; a new domain field is served without editing this module. Views are built once
-per run and key (``RunMemo``, ``FragmentMemo``), never per request on the hot path.
+per run and key (``RunMemo``, ``HorizonMemo``, ``FragmentMemo``), never per request on the hot path. Recommendation
+lists and symbol lists are rendered per served horizon (``app.api.horizons``): the legacy fields follow it and the
+list is in its rank order.
 
 Invariants: every payload carries the run's freshness (``generated_at``, ``as_of`` = close time of the last
 candle used, ``age_seconds`` = seconds since the run was generated, ``stale`` = age beyond
@@ -23,9 +25,10 @@ from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_
 
 import orjson
 
+from app.api.horizons import at_horizon, model_at, served_horizons
 from app.api.legacy_shapes import SHAPES, SYMBOL_ITEM, Key, Projection, legacy_keys, projection_keys
 from app.api.responses import dump_json
-from app.domain import MarketStatus, Snapshot, SupportLevels
+from app.domain import MarketStatus, Recommendation, Snapshot, SupportLevels
 
 T = TypeVar("T")
 View = dict[str, Any]
@@ -55,10 +58,23 @@ def legacy_view(item: object, *, updated_at: datetime) -> View:
     return plan.render(item, updated_at)
 
 
-def recommendations_view(snapshot: Snapshot) -> list[View]:
-    """All of a run's recommendations, best rank first."""
-    ranked = sorted(snapshot.recommendations, key=lambda rec: rec.rank)
-    return [legacy_view(rec, updated_at=snapshot.generated_at) for rec in ranked]
+def ranked_at(snapshot: Snapshot, horizon: str) -> list[Recommendation]:
+    """The run's recommendations seen at ``horizon`` (a served one), best rank at that horizon first."""
+    model = snapshot.models.get(horizon)
+    seen = [at_horizon(rec, horizon, model=model) for rec in snapshot.recommendations]
+    return sorted(seen, key=lambda rec: rec.rank)
+
+
+def recommendations_view(snapshot: Snapshot, horizon: str | None = None) -> list[View]:
+    """All of a run's recommendations at ``horizon`` (default: the run's), best rank first."""
+    chosen = horizon or served_horizons(snapshot).default
+    return [legacy_view(rec, updated_at=snapshot.generated_at) for rec in ranked_at(snapshot, chosen)]
+
+
+def model_view(snapshot: Snapshot, horizon: str) -> View | None:
+    """How ``horizon``'s scores and labels were made (non-zero weights only); None for a run without models."""
+    model = model_at(snapshot, horizon)
+    return None if model is None else legacy_view(model, updated_at=snapshot.generated_at)
 
 
 def support_levels_view(levels: SupportLevels, *, updated_at: datetime) -> View:
@@ -96,9 +112,10 @@ def system_health_view(snapshot: Snapshot, freshness: View, *, stale_after_s: fl
     }
 
 
-def symbols_view(snapshot: Snapshot) -> list[View]:
-    """Every symbol of the run with its last price, score and label, best rank first."""
-    ranked = sorted(snapshot.recommendations, key=lambda rec: rec.rank)
+def symbols_view(snapshot: Snapshot, horizon: str | None = None) -> list[View]:
+    """Every symbol of the run with its last price, score and label at ``horizon`` (default: the run's), best rank
+    first."""
+    ranked = ranked_at(snapshot, horizon or served_horizons(snapshot).default)
     plan = _projection_plan(SYMBOL_ITEM)
     views = [plan.render(rec, snapshot.generated_at) for rec in ranked]
     for view, rec in zip(views, ranked, strict=True):
@@ -195,6 +212,25 @@ class RunMemo(Generic[T]):
             return entry[1]
         value = self._build(snapshot)
         self._entries[snapshot.exchange] = (snapshot.run_id, value)
+        return value
+
+
+class HorizonMemo(Generic[T]):
+    """Remembers one value per horizon of each exchange's current run, built on first use; dropped with the run.
+
+    Callers pass served horizon names only, so each run holds at most one value per served horizon.
+    """
+
+    def __init__(self, build: Callable[[Snapshot, str], T]) -> None:
+        self._build = build
+        self._runs: RunMemo[dict[str, T]] = RunMemo(lambda snapshot: {})
+
+    def get(self, snapshot: Snapshot, horizon: str) -> T:
+        """The value for ``snapshot`` at ``horizon``, built once per run and horizon."""
+        values = self._runs.get(snapshot)
+        value = values.get(horizon)
+        if value is None:
+            value = values[horizon] = self._build(snapshot, horizon)
         return value
 
 

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import orjson
-from starlette.responses import Response
+from starlette.responses import JSONResponse
 
 
 def _to_json(value: object) -> object:
@@ -27,8 +27,9 @@ def dump_json(content: Any) -> bytes:
     return orjson.dumps(content, default=_to_json)
 
 
-class OrjsonResponse(Response):
-    """A JSON response rendered by orjson."""
+class OrjsonResponse(JSONResponse):
+    """A JSON response rendered by orjson (a ``JSONResponse``, so the OpenAPI document describes the route's
+    response model)."""
 
     media_type = "application/json"
 

@@ -3,8 +3,9 @@
 Handlers do not validate through these on the hot path (they return ``OrjsonResponse`` built by ``renderers``);
 ``backend/tests/api/`` validates real responses against them so the two cannot drift apart.
 The models of the domain objects (``RecommendationItem``, ``LevelItem``, ``SupportLevelsBody``, ``MarketStatusBody``
-with its ``Mover``, ``SymbolItem``) are derived at import from the domain dataclasses' fields and type hints and
-``legacy_shapes.SHAPES`` (the legacy names, key order and legacy-only keys the renderers use), so a new domain
+with its ``Mover``, ``SymbolItem``, ``HorizonScoreItem``, ``HorizonModelBody`` with its ``CalibrationKnot``) are
+derived at import from the domain dataclasses' fields and type hints and ``legacy_shapes.SHAPES`` (the legacy names,
+key order, legacy-only keys and field descriptions the renderers and the OpenAPI document use), so a new domain
 field needs no edit here. Every model is strict (``extra="forbid"``); every domain key is required.
 Units: scores in [0, 1], ``price_change_24h`` and ``distance_pct`` in percent, volumes in the quote currency,
 ``age_seconds`` in seconds since the run was generated.
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal, Union, cast, get_args, get_origi
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from app.api.horizons import HORIZON_MAX_CHARS, HORIZON_PATTERN
 from app.api.legacy_shapes import (
     SHAPES,
     SYMBOL_ITEM,
@@ -32,7 +34,7 @@ from app.api.legacy_shapes import (
     legacy_keys,
     projection_keys,
 )
-from app.domain import Level, MarketStatus, Recommendation, SupportLevels
+from app.domain import HorizonModel, HorizonScore, Level, MarketStatus, Recommendation, SupportLevels
 
 
 class _Strict(BaseModel):
@@ -57,7 +59,13 @@ def _response_type(hint: Any) -> Any:
 
 
 def _field(key: Key, hints: Mapping[str, Any], shape: Shape) -> tuple[Any, Any]:
-    """(type, default) of one key of a derived model; every domain key is required."""
+    """(type, field info) of one key of a derived model; every domain key is required."""
+    annotation, default = _annotation(key, hints, shape)
+    return annotation, Field(default, description=shape.docs.get(key.name))
+
+
+def _annotation(key: Key, hints: Mapping[str, Any], shape: Shape) -> tuple[Any, Any]:
+    """(type, default) of one key of a derived model."""
     if key.field is None:
         extra = key.extra or Extra()
         return (extra.annotation, None) if extra.source == "null" else (extra.annotation, ...)
@@ -100,12 +108,16 @@ if TYPE_CHECKING:  # the type checker sees strict models; at runtime they are de
     SupportLevelsBody = _Strict
     MarketStatusBody = _Strict
     SymbolItem = _Strict
+    HorizonScoreItem = _Strict
+    HorizonModelBody = _Strict
 else:
     RecommendationItem = item_model(Recommendation)
     LevelItem = item_model(Level)
     SupportLevelsBody = item_model(SupportLevels)
     MarketStatusBody = item_model(MarketStatus)
     SymbolItem = projection_model(SYMBOL_ITEM)
+    HorizonScoreItem = item_model(HorizonScore)
+    HorizonModelBody = item_model(HorizonModel)
 
 
 class ErrorDetail(_Strict):
@@ -144,11 +156,19 @@ class Freshness(_Strict):
     stale: bool = Field(description="age_seconds is beyond the configured staleness bound")
 
 
+HORIZON_DOC = "the horizon rank, total_score, recommendation_strength and the order follow"
+HORIZONS_DOC = "every horizon the run serves (accepted by horizon=)"
+MODEL_DOC = "how the chosen horizon's scores and labels were made; null for a run published before per-horizon models"
+
+
 class RecommendationsResponse(Freshness):
-    """The top recommendations of the current run."""
+    """The top recommendations of the current run at one horizon, with that horizon's model."""
 
     recommendations: list[RecommendationItem]
     total_analyzed: int
+    horizon: str = Field(description=HORIZON_DOC)
+    horizons: list[str] = Field(description=HORIZONS_DOC)
+    model: HorizonModelBody | None = Field(description=MODEL_DOC)
 
 
 class SupportLevelsResponse(Freshness):
@@ -187,6 +207,8 @@ class SymbolsResponse(Freshness):
     symbols: list[SymbolItem]
     count: int
     total_analyzed: int
+    horizon: str = Field(description=HORIZON_DOC)
+    horizons: list[str] = Field(description=HORIZONS_DOC)
 
 
 class ExchangeFreshness(_Strict):
@@ -218,6 +240,12 @@ class BundleRequest(_Strict):
     include_support_levels: bool = False
     symbols: list[str] = Field(default_factory=list, max_length=100, description="symbols for support_levels")
     include_market_status: bool = True
+    horizon: str | None = Field(
+        default=None,
+        max_length=HORIZON_MAX_CHARS,
+        pattern=HORIZON_PATTERN,
+        description="the recommendations' horizon, one the run serves; default: the run's default horizon",
+    )
 
 
 class BundleResponse(Freshness):
@@ -225,6 +253,9 @@ class BundleResponse(Freshness):
 
     recommendations: list[RecommendationItem] | None = None
     total_analyzed: int
+    horizon: str | None = Field(default=None, description=HORIZON_DOC + " (with recommendations)")
+    horizons: list[str] | None = Field(default=None, description=HORIZONS_DOC + " (with recommendations)")
+    model: HorizonModelBody | None = Field(default=None, description=MODEL_DOC + " (with recommendations)")
     support_levels: dict[str, SupportLevelsBody] | None = None
     unknown_symbols: list[str] | None = None
     market_status: MarketStatusBody | None = None
@@ -236,7 +267,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in (
         (401, "missing or invalid bearer key"),
         (404, "unknown exchange or symbol"),
-        (422, "invalid parameter"),
+        (422, "invalid parameter, or a horizon the run does not serve (unknown_horizon)"),
         (429, "the key's per-minute budget is used up"),
         (503, "no analysis published yet for the exchange"),
     )

@@ -12,9 +12,16 @@ from pydantic import BaseModel, ValidationError
 
 from app.api import schemas
 from app.api.legacy_shapes import SHAPES, legacy_keys
-from app.api.renderers import legacy_view, market_view, recommendations_view, support_levels_view, symbols_view
+from app.api.renderers import (
+    legacy_view,
+    market_view,
+    model_view,
+    recommendations_view,
+    support_levels_view,
+    symbols_view,
+)
 from app.api.responses import dump_json
-from app.domain import Level, MarketStatus, Recommendation, Snapshot, SupportLevels
+from app.domain import HorizonModel, HorizonScore, Level, MarketStatus, Recommendation, Snapshot, SupportLevels
 from tests.support.api import Database, make_settings, running_client
 
 MakeSnapshot = Callable[..., Snapshot]
@@ -55,6 +62,23 @@ LEGACY_ORDER: dict[type, list[str]] = {
         "levels",
     ],
     Level: ["price", "kind", "strength", "sources", "touches", "last_touched_at", "distance_pct"],
+    HorizonScore: ["score", "rank", "label", "probability_outperform"],
+    HorizonModel: [
+        "horizon",
+        "candles",
+        "weights",
+        "weights_source",
+        "fitted_at",
+        "fit_start",
+        "fit_end",
+        "cross_sections",
+        "walk_forward_ic",
+        "walk_forward_t",
+        "calibration",
+        "calibration_samples",
+        "labels_active",
+        "note",
+    ],
     MarketStatus: [
         "market_trend",
         "market_sentiment",
@@ -77,6 +101,7 @@ SYMBOL_ORDER = [
     "price_change_24h",
     "total_score",
     "recommendation_strength",
+    "probability_outperform",
     "has_levels",
 ]
 DERIVED = {
@@ -84,6 +109,8 @@ DERIVED = {
     SupportLevels: schemas.SupportLevelsBody,
     Level: schemas.LevelItem,
     MarketStatus: schemas.MarketStatusBody,
+    HorizonScore: schemas.HorizonScoreItem,
+    HorizonModel: schemas.HorizonModelBody,
 }
 
 
@@ -143,6 +170,28 @@ def test_the_derived_models_accept_the_served_json_and_stay_strict(make_snapshot
         schemas.LevelItem.model_validate({**level, "kind": "sideways"})
 
 
+def test_horizon_scores_and_models_are_served_in_their_shapes(make_snapshot: MakeSnapshot) -> None:
+    snapshot = make_snapshot(run_id="run-horizon-shapes")
+    for view in recommendations_view(snapshot, "4h"):
+        for name, score in view["scores_by_horizon"].items():
+            assert list(score) == LEGACY_ORDER[HorizonScore], name
+            assert type(score["label"]) is str and score["label"] == view["scores_by_horizon"][name]["label"]
+        schemas.RecommendationItem.model_validate_json(dump_json(view))
+    model = snapshot.models["24h"]
+    weights = {**model.weights, "rsi": 0.0}
+    widened = dataclasses.replace(
+        snapshot, models={**snapshot.models, "24h": dataclasses.replace(model, weights=weights)}
+    )
+    view = model_view(widened, "24h")
+    assert view is not None and list(view) == LEGACY_ORDER[HorizonModel]
+    assert view["weights"] == dict(model.weights)  # the zero weight is left out
+    assert view["calibration"] == [{"percentile": p, "probability": q} for p, q in model.calibration]
+    schemas.HorizonModelBody.model_validate_json(dump_json(view))
+    with pytest.raises(ValidationError, match="fitted"):
+        schemas.HorizonModelBody.model_validate({**view, "weights_source": "guessed"})
+    assert model_view(dataclasses.replace(snapshot, models={}), "24h") is None
+
+
 def test_a_new_domain_field_is_served_and_documented_without_an_edit(
     make_snapshot: MakeSnapshot, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -166,7 +215,16 @@ def test_openapi_keeps_the_component_names(database: Database) -> None:
     with running_client(make_settings(database.url)) as client:
         components = client.get("/openapi.json").json()["components"]["schemas"]
     names = {"RecommendationItem", "LevelItem", "SupportLevelsBody", "MarketStatusBody", "Mover", "SymbolItem"}
+    horizons = {"HorizonScoreItem", "HorizonModelBody", "CalibrationKnot"}
+    names |= horizons
     assert names <= set(components)
+    for name in horizons - {"CalibrationKnot"}:
+        undocumented = [key for key, field in components[name]["properties"].items() if not field.get("description")]
+        assert undocumented == [], name
+    item = components["RecommendationItem"]["properties"]
+    new_keys = ("horizon", "probability_outperform", "calibration_samples", "scores_by_horizon")
+    assert all(item[key]["description"] for key in new_keys)
+    assert item["scores_by_horizon"]["additionalProperties"] == {"$ref": "#/components/schemas/HorizonScoreItem"}
     assert not [name for name in components if "__" in name or name.endswith(("-Input", "-Output"))]
     for name in names:
         assert components[name]["additionalProperties"] is False, name

@@ -174,3 +174,35 @@ def test_notifications_drop_only_superseded_copies(backend: StorageBackend, make
     assert reader.peek("binance") is not None
     reader.on_published("binance", "run-z")
     assert reader.peek("binance") is None
+
+
+def _at_horizon(client: TestClient, horizon: str, **params: str) -> dict[str, Any]:
+    response = client.get(RECOMMENDATIONS, params={"horizon": horizon, **params}, headers=DEV_AUTH)
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_every_tier_serves_each_horizon_with_its_model(
+    backend: StorageBackend, cache: SnapshotCache, make_snapshot: MakeSnapshot
+) -> None:
+    snapshot = make_snapshot(run_id="run-horizons")
+    publish(snapshot, session_factory=backend.session_factory, cache=cache)
+    state = ApiState(cache=cache, session_factory=backend.session_factory)
+    for horizon in ("1h", "4h", "24h"):
+        with running_client(_settings(backend), state=state) as client:  # a fresh app per tier: nothing memoised
+            tiers = [_at_horizon(client, horizon), _at_horizon(client, horizon)]
+        with running_client(_settings(backend), state=state) as client:
+            tiers.append(_at_horizon(client, horizon, use_cache="false"))
+        assert [body["data_source"] for body in tiers] == [cache.source_name, "memory", "database"]
+        expected = sorted(snapshot.recommendations, key=lambda rec: rec.scores_by_horizon[horizon].rank)
+        model = snapshot.models[horizon]
+        for body in tiers:
+            items = body["recommendations"]
+            assert [item["symbol"] for item in items] == [rec.symbol for rec in expected]
+            assert [item["total_score"] for item in items] == [rec.scores_by_horizon[horizon].score for rec in expected]
+            assert items[0]["scores_by_horizon"].keys() == expected[0].scores_by_horizon.keys()
+            assert body["model"]["weights"] == dict(model.weights) and body["model"]["note"] == model.note
+            assert (body["horizon"], body["horizons"]) == (horizon, list(snapshot.models))
+        assert tiers[0]["recommendations"] == tiers[1]["recommendations"] == tiers[2]["recommendations"]
+        assert tiers[0]["model"] == tiers[2]["model"]

@@ -190,7 +190,8 @@ def _ranks(values: Mapping[str, float]) -> dict[str, int]:
 
 
 def _by_horizon(series: Mapping[str, _Series], totals: Mapping[str, float]) -> dict[str, dict[str, HorizonScore]]:
-    """Every symbol's score, rank, label and probability per horizon; the 1h horizon has no probability."""
+    """Every symbol's score, rank, label and probability per horizon; the 1h horizon (its model is the unfitted
+    prior, labels inactive) has no probability and every label HOLD, as the engine serves a horizon without an edge."""
     scores = {h: {s: _up_share(one.hourly, hours) for s, one in series.items()} for h, hours in HORIZON_HOURS.items()}
     scores[DEFAULT_HORIZON] = dict(totals)
     ranks = {h: _ranks(values) for h, values in scores.items()}
@@ -199,7 +200,7 @@ def _by_horizon(series: Mapping[str, _Series], totals: Mapping[str, float]) -> d
             h: HorizonScore(
                 score=scores[h][symbol],
                 rank=ranks[h][symbol],
-                label=_label(scores[h][symbol]),
+                label=Label.HOLD if h == "1h" else _label(scores[h][symbol]),
                 probability_outperform=None if h == "1h" else 0.4 + 0.2 * scores[h][symbol],
             )
             for h in HORIZON_HOURS
@@ -243,7 +244,7 @@ def _ranked(series: Mapping[str, _Series]) -> tuple[Recommendation, ...]:
             rank=index,
             horizon=DEFAULT_HORIZON,
             probability_outperform=by_horizon[rec.symbol][DEFAULT_HORIZON].probability_outperform,
-            calibration_samples=LOOKBACK_DAYS,
+            calibration_samples=LOOKBACK_DAYS * len(series),  # the default horizon model's
             scores_by_horizon=by_horizon[rec.symbol],
         )
         for index, rec in enumerate(ranked, start=1)

@@ -1,7 +1,10 @@
 """``POST /api/v1/bundle``: recommendations, support levels and market status of one run in one call.
 
 Every part comes from the same run (one snapshot load). A malformed symbol is a 422; a well-formed symbol the run
-did not analyse is listed in ``unknown_symbols`` instead of failing the whole bundle.
+did not analyse is listed in ``unknown_symbols`` instead of failing the whole bundle. ``horizon`` (in the body) picks
+the recommendations' horizon as ``GET /recommendations?horizon=`` does, and is checked even when recommendations are
+not asked for (an unserved one is a 422); the recommendations part then also carries ``horizon``, ``horizons`` and
+``model``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from app.api.renderers import FragmentMemo, View, support_levels_fragment
 from app.api.responses import OrjsonResponse
 from app.api.routes.levels import parse_symbol
 from app.api.routes.market import market_status_body
+from app.api.routes.recommendations import horizon_part, ranked_part
 from app.api.schemas import ERROR_RESPONSES, BundleRequest, BundleResponse
 
 router = APIRouter(tags=["bundle"])
@@ -39,12 +43,12 @@ async def post_bundle(request: BundleRequest, snapshots: SnapshotsDep) -> Respon
     quote = runtime.settings.quote_currency(snapshots.exchange)
     candidates = {text: parse_symbol(text, default_quote=quote) for text in request.symbols}
     loaded = await snapshots.load()
+    horizon = snapshots.horizon(loaded.snapshot, request.horizon)
     body: View = {"success": True, "total_analyzed": loaded.snapshot.universe_size, **loaded.freshness}
     if request.include_recommendations:
-        ranked = runtime.recommendations.get(loaded.snapshot)
-        count = request.recommendations_count
-        key = ("recommendations", count, None, None)  # the same part as GET /recommendations?top_n=count
-        body["recommendations"] = runtime.fragments.get(loaded.snapshot, key, lambda: ranked[:count])
+        count = request.recommendations_count  # the same part as GET /recommendations?top_n=count&horizon=...
+        body["recommendations"] = ranked_part(runtime, loaded.snapshot, horizon, top_n=count)
+        body.update(horizon_part(runtime, loaded.snapshot, horizon))
     if request.include_support_levels:
         body.update(_levels_part(loaded, candidates, runtime.fragments))
     if request.include_market_status:

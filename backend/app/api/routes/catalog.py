@@ -1,5 +1,8 @@
 """``GET /api/v1/symbols`` (the current run's symbols) and ``GET /api/v1/exchanges`` (each one's freshness).
 
+``/symbols`` takes ``horizon`` as ``/recommendations`` does: rank, score and label are that horizon's, the list is in
+its rank order, and the body names it and the served ones.
+
 ``/exchanges`` never answers 503: an exchange without a published run is listed with ``status: not_ready`` and
 null freshness fields, so a client can watch a deployment come up.
 """
@@ -10,7 +13,15 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from app.api.deps import AuthDep, LoadedSnapshot, RuntimeDep, SnapshotsDep, SnapshotSource
+from app.api.deps import (
+    HORIZON_PARAMETER,
+    AuthDep,
+    LoadedSnapshot,
+    RuntimeDep,
+    SnapshotsDep,
+    SnapshotSource,
+    horizon_parameter,
+)
 from app.api.renderers import View, freshness_view, symbols_view
 from app.api.responses import OrjsonResponse
 from app.api.schemas import ERROR_RESPONSES, ExchangesResponse, SymbolsResponse
@@ -22,21 +33,32 @@ router = APIRouter(tags=["catalog"])
 _NOT_READY = dict.fromkeys(("run_id", "as_of", "generated_at", "age_seconds", "stale", "data_source"))
 
 
-@router.get("/symbols", response_model=SymbolsResponse, responses=ERROR_RESPONSES)
+@router.get(
+    "/symbols",
+    response_model=SymbolsResponse,
+    responses=ERROR_RESPONSES,
+    openapi_extra={"parameters": [HORIZON_PARAMETER]},
+)
 async def get_symbols(snapshots: SnapshotsDep) -> Response:
-    """Every symbol of the current run with its last price, score and label, best rank first."""
+    """Every symbol of the current run with its last price, score and label at ``horizon``, best rank first."""
+    requested = horizon_parameter(snapshots.request)
+    loaded = await snapshots.load()
+    chosen = snapshots.horizon(loaded.snapshot, requested)
 
     def build(loaded: LoadedSnapshot) -> View:
         snapshot = loaded.snapshot
+        fragments = snapshots.runtime.fragments
         return {
             "success": True,
-            "symbols": snapshots.runtime.fragments.get(snapshot, ("symbols",), lambda: symbols_view(snapshot)),
+            "symbols": fragments.get(snapshot, ("symbols", chosen), lambda: symbols_view(snapshot, chosen)),
             "count": len(snapshot.recommendations),
             "total_analyzed": loaded.snapshot.universe_size,
+            "horizon": chosen,
+            "horizons": list(snapshots.runtime.horizons.get(snapshot).names),
             **loaded.freshness,
         }
 
-    return await snapshots.respond(build)
+    return snapshots.answer(loaded, build)
 
 
 def exchanges_view(reader: SnapshotSource, settings: Settings, *, peek_only: bool = False) -> list[View] | None:
