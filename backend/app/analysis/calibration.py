@@ -43,8 +43,20 @@ def _pool_adjacent_violators(bins: list[list[float]]) -> list[list[float]]:
     return stack
 
 
-def calibrate(percentiles: ind.FloatArray, beat: ind.FloatArray, *, bins: int = 10, min_per_bin: int = 50) -> Knots:
-    """Monotone knots ``((percentile, probability), ...)`` from out-of-sample pairs; () when there are too few."""
+def calibrate(
+    percentiles: ind.FloatArray,
+    beat: ind.FloatArray,
+    *,
+    bins: int = 10,
+    min_per_bin: int = 50,
+    prior_pairs: float = 0.0,
+) -> Knots:
+    """Monotone knots ``((percentile, probability), ...)`` from out-of-sample pairs; () when there are too few.
+
+    ``prior_pairs`` pseudo-pairs with a hit rate of 0.5 join every bin before pooling: overlapping forward returns
+    (an h-candle return sampled every candle) make n pairs worth about n / h independent ones, so the model passes
+    ``prior_pairs = pairs per unit × h`` and a bin's rate is shrunk towards 0.5 as much as its evidence is thin.
+    """
     keep = np.isfinite(percentiles) & np.isfinite(beat)
     x, y = np.clip(percentiles[keep], 0.0, 1.0), beat[keep]
     if x.size < min_per_bin * 2:
@@ -53,7 +65,9 @@ def calibrate(percentiles: ind.FloatArray, beat: ind.FloatArray, *, bins: int = 
     sums = [
         [float(np.sum(index == b)), float(np.sum(x[index == b])), float(np.sum(y[index == b]))] for b in range(bins)
     ]
-    pooled = _pool_adjacent_violators(_merge_small(sums, min_count=min_per_bin))
+    merged = _merge_small(sums, min_count=min_per_bin)
+    shrunk = [[n + prior_pairs, s * (n + prior_pairs) / n, h + 0.5 * prior_pairs] for n, s, h in merged]
+    pooled = _pool_adjacent_violators(shrunk)
     return tuple((round(s / n, 6), round(h / n, 6)) for n, s, h in pooled)
 
 

@@ -132,6 +132,7 @@ def contributions(scores: Mapping[str, float], weights: Mapping[str, float]) -> 
 # the next hours (the last candle's fall, a close near the candle's low); over a day calm symbols do better; on daily
 # candles a close near the recent high, momentum and liquidity carried the older years.
 SHORT_PRIOR = {"reversal_1": 0.35, "close_position": 0.25, "reversal_4": 0.2, "low_volatility_long": 0.2}
+HOURS_PRIOR = {"reversal_4": 0.35, "reversal_1": 0.2, "close_position": 0.15, "low_volatility_long": 0.3}
 DAY_PRIOR = {"low_volatility_long": 0.5, "low_volatility": 0.2, "drawdown": 0.15, "obv": 0.15}
 DAILY_CANDLES_PRIOR = {
     "drawdown": 0.30,
@@ -141,16 +142,21 @@ DAILY_CANDLES_PRIOR = {
     "low_volatility": 0.15,
     "liquidity": 0.25,
 }
+NEXT_CANDLES_MS = 2 * 3_600_000  # up to two hours: the last candle's reversal leads
 SHORT_HORIZON_MS = 12 * 3_600_000
 DAY_MS = 86_400_000
 
 
 def prior_weights(*, candle_ms: int, horizon_candles: int) -> dict[str, float]:
-    """The documented prior for a horizon: reversal below 12 hours, calm symbols up to days, the daily set on 1d."""
+    """The documented prior for a horizon: the last candle's reversal up to 2 hours, the last hours' reversal below
+    12 hours, calm symbols up to days, the daily set on 1d candles."""
+    horizon_ms = candle_ms * horizon_candles
     if candle_ms >= DAY_MS:
         chosen = DAILY_CANDLES_PRIOR
-    elif candle_ms * horizon_candles < SHORT_HORIZON_MS:
+    elif horizon_ms <= NEXT_CANDLES_MS:
         chosen = SHORT_PRIOR
+    elif horizon_ms < SHORT_HORIZON_MS:
+        chosen = HOURS_PRIOR
     else:
         chosen = DAY_PRIOR
     return check_weights(chosen, source="prior")

@@ -42,7 +42,9 @@ class FitSettings:
 
     window_candles: int
     min_cross_sections: int
-    ridge: float = 0.03
+    ridge: float = 0.3  # the penalty is ridge * horizon_candles ** ridge_power: longer horizons lean on the prior
+    ridge_power: float = 1.0
+    calibration_prior_pairs: float = 300.0  # pseudo-pairs at 0.5 per bin, times the horizon's overlap (candles)
     blocks: int = 5
     min_symbols: int = 5
     edge_min_t: float = 2.0
@@ -99,7 +101,8 @@ class _Problem:
             return share
         x, y = _design(self.history, rows), self.target[rows]
         cells = np.isfinite(y)
-        fitted = regress(x[cells], y[cells], prior=self.prior, ridge=self.settings.ridge)
+        ridge = self.settings.ridge * self.horizon.candles**self.settings.ridge_power
+        fitted = regress(x[cells], y[cells], prior=self.prior, ridge=ridge)
         return fitted if fitted.any() else self.prior
 
     def scores(self, rows: NDArray[np.intp], weights: ind.FloatArray) -> ind.FloatArray:
@@ -156,7 +159,13 @@ def fit_horizon(
         return _unfitted(problem, pinned or prior_map, fitted_at=fitted_at, configured=pinned is not None)
     weights = problem.weights(problem.rows)
     ics, percentiles, beats = _walk_forward(problem)
-    knots = calibrate(percentiles, beats, bins=settings.calibration_bins, min_per_bin=settings.calibration_min_per_bin)
+    knots = calibrate(
+        percentiles,
+        beats,
+        bins=settings.calibration_bins,
+        min_per_bin=settings.calibration_min_per_bin,
+        prior_pairs=settings.calibration_prior_pairs * horizon.candles,
+    )
     finite = ics[np.isfinite(ics)]
     mean_ic = float(finite.mean()) if finite.size else None
     t_stat = newey_west_t(finite, lags=horizon.candles - 1)

@@ -51,3 +51,11 @@ def test_newey_west_t() -> None:
     lag1 = (e @ e + 2 * 0.5 * (e[1:] @ e[:-1])) / values.size
     assert newey_west_t(values, lags=1) == pytest.approx(values.mean() / math.sqrt(lag1 / values.size))
     assert newey_west_t(np.array([1.0, math.nan]), lags=0) is None
+
+
+def test_prior_pairs_shrink_thin_evidence_towards_a_coin_flip() -> None:
+    x = np.concatenate([np.full(100, 0.1), np.full(100, 0.9)])
+    y = np.concatenate([np.arange(100) < 30, np.arange(100) < 80]).astype(float)
+    # 100 pseudo-pairs at 0.5 per bin: (30 + 50) / 200 and (80 + 50) / 200; the percentiles are unchanged
+    assert calibrate(x, y, bins=2, min_per_bin=50, prior_pairs=100) == ((0.1, 0.4), (0.9, 0.65))
+    assert calibrate(x, y, bins=2, min_per_bin=50, prior_pairs=0) == ((0.1, 0.3), (0.9, 0.8))

@@ -72,7 +72,7 @@ def test_weights_are_validated(weights: dict[str, float], message: str) -> None:
     ("candle_ms", "horizon", "leading"),
     [
         (HOUR_MS, 1, "reversal_1"),
-        (HOUR_MS, 4, "reversal_1"),
+        (HOUR_MS, 4, "reversal_4"),
         (HOUR_MS, 24, "low_volatility_long"),
         (24 * HOUR_MS, 1, "drawdown"),
         (24 * HOUR_MS, 7, "drawdown"),

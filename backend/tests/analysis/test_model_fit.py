@@ -34,7 +34,9 @@ def hand_made_history(*, rows: int = 240, columns: int = 12, seed: int = 7) -> F
     )
 
 
-SETTINGS = FitSettings(window_candles=200, min_cross_sections=50, calibration_min_per_bin=40)
+SETTINGS = FitSettings(
+    window_candles=200, min_cross_sections=50, calibration_min_per_bin=40, ridge=0.03, calibration_prior_pairs=0
+)
 
 
 def test_the_fit_finds_the_predictive_factor_and_measures_its_edge() -> None:
@@ -97,3 +99,14 @@ def test_regression_by_hand(prior: list[float], ridge: float, expected: list[flo
     x = np.array([[1.0, 0.0], [-1.0, 0.5], [0.5, -1.0], [-0.5, 1.0]])
     y = x @ np.array([1.0, -0.3])  # y leans on the first column and against the second
     np.testing.assert_allclose(regress(x, y, prior=np.array(prior), ridge=ridge), expected, atol=1e-3)
+
+
+def test_thin_evidence_shrinks_the_calibration_and_long_horizons_lean_on_the_prior() -> None:
+    history = hand_made_history()
+    loose = fit_horizon(history, Horizon("1h", 1), candle_ms=HOUR_MS, settings=SETTINGS, fitted_at=FITTED_AT)
+    careful = FitSettings(window_candles=200, min_cross_sections=50, calibration_min_per_bin=40)  # the defaults
+    shrunk = fit_horizon(history, Horizon("1h", 1), candle_ms=HOUR_MS, settings=careful, fitted_at=FITTED_AT)
+    spread = [p for _, p in loose.calibration]
+    narrowed = [p for _, p in shrunk.calibration]
+    assert narrowed[0] > spread[0] and narrowed[-1] < spread[-1]  # pulled towards a coin flip
+    assert all(abs(p - 0.5) < abs(q - 0.5) for p, q in zip(narrowed, spread, strict=True))
