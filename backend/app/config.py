@@ -98,12 +98,13 @@ class Settings(BaseSettings):
     dev_key_enabled: bool = True
     docs_enabled: bool = False
     cors_origins: CsvList = Field(default_factory=list)
+    forwarded_allow_ips: CsvList = Field(default_factory=lambda: ["127.0.0.1", "::1"])
     redis_retry_after_s: float = Field(default=5.0, gt=0)
     api_keys_flush_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
-    @field_validator("exchanges", "timeframes", "cors_origins", "horizons", mode="before")
+    @field_validator("exchanges", "timeframes", "cors_origins", "horizons", "forwarded_allow_ips", mode="before")
     @classmethod
     def _csv(cls, value: Any) -> Any:
         return _split_csv(value)

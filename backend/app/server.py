@@ -24,6 +24,7 @@ def _server(settings: Settings, *, host: str, port: int, state: ApiState | None)
         log_config=uvicorn_log_config(),
         access_log=False,
         proxy_headers=True,
+        forwarded_allow_ips=list(settings.forwarded_allow_ips),
     )
     return uvicorn.Server(config)
 

@@ -4,8 +4,9 @@ Invariants:
 - Every HTTP response carries ``X-Request-ID``: the caller's own when it is a sane token (letters, digits,
   ``._:-``, at most 64 characters), else a new random hex id. It is bound in structlog's contextvars for the
   request, so every log line written while handling it (threadpool work included) carries ``request_id``.
-- One ``request`` event per request with request_id, key_id (the key's public id, set by authentication; never
-  the secret), route (the template, or ``unmatched``), method, status and latency_ms.
+- One ``request`` event per request with request_id, client (the caller's address: the socket peer, or the
+  ``X-Forwarded-For`` client when a trusted proxy sent it, ``DANTARO_FORWARDED_ALLOW_IPS``), key_id (the key's public
+  id, set by authentication; never the secret), route (the template, or ``unmatched``), method, status, latency_ms.
 - A request whose handler raised is counted and logged with status 500, one cancelled before its response
   started (client gone) with 499; unusual methods are labelled ``other``. The work per request is a few dict
   lookups, two metric updates and one log call.
@@ -92,9 +93,11 @@ class RequestObservability:
         route = self._templates[path] if isinstance(path, str) else UNMATCHED_ROUTE
         method = scope["method"] if scope["method"] in KNOWN_METHODS else "other"  # labels stay bounded
         self.metrics.observe_request(route=route, method=method, status=status, duration_s=duration_s)
+        client = scope.get("client")
         log.info(
             "request",
             request_id=request_id,
+            client=client[0] if client else None,
             key_id=scope.get(KEY_ID_SCOPE),
             route=route,
             method=method,
