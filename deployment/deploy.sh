@@ -5,7 +5,8 @@
 #                        [--health-url URL] [--health-timeout-s N] [--keep N] [--force]
 #
 # Layout (under --prefix, default /):
-#   opt/dantaro-central/releases/<id>/   a copy of the source tree; bin/dantaro runs it
+#   opt/dantaro-central/releases/<id>/   a copy of the source tree; bin/dantaro runs it; owned by root (when run as
+#                                        root), no group/other write, whoever owned the source tree
 #   opt/dantaro-central/venvs/<hash>/    one virtualenv per requirements.txt content, shared by releases
 #   opt/dantaro-central/current          symlink to the live release (flipped atomically)
 #   etc/dantaro/dantaro.env              settings; created from deployment/.env.production only if absent (0600)
@@ -71,7 +72,8 @@ copy_release() {  # $1 = release dir
     run mkdir -p "$1"
     if [ "$DRY_RUN" = 1 ]; then echo "would copy $SOURCE -> $1"; return; fi
     tar -C "$SOURCE" --exclude=.git --exclude=.venv --exclude=var --exclude='__pycache__' --exclude='*.pyc' \
-        --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache -cf - . | tar -C "$1" -xf -
+        --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache -cf - . \
+        | tar -C "$1" --no-same-owner -xf -
     mkdir -p "$1/bin"
     cat > "$1/bin/dantaro" <<'WRAPPER'
 #!/bin/sh
@@ -80,6 +82,12 @@ HERE=$(cd "$(dirname "$0")/.." && pwd -P)
 PYTHONPATH="$HERE/backend${PYTHONPATH:+:$PYTHONPATH}" exec "$HERE/.venv/bin/python" -m app.cli "$@"
 WRAPPER
     chmod 0755 "$1/bin/dantaro"
+    harden "$1"
+}
+
+harden() {  # $1 = a release or virtualenv: owned by root (when we are root), writable by its owner only
+    [ "$(id -u)" = 0 ] && chown -R root:root "$1"
+    chmod -R go-w "$1"
 }
 
 ensure_venv() {  # $1 = release dir; links $1/.venv to a virtualenv with the pinned requirements
@@ -94,6 +102,7 @@ ensure_venv() {  # $1 = release dir; links $1/.venv to a virtualenv with the pin
             run "$PYTHON_BIN" -m venv "$venv"
             run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --no-compile \
                 -r "$SOURCE/requirements.txt"
+            run harden "$venv"
             run touch "$venv/.complete"
         else
             say "reusing virtualenv $venv"

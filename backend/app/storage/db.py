@@ -1,7 +1,8 @@
 """Engines and session factories for the two supported databases: SQLite (embedded) and PostgreSQL.
 
 Invariants:
-- SQLite engines create the file's parent directory, run in WAL mode with foreign keys enforced and a busy
+- SQLite engines create the file's parent directory and the file itself with mode 0600 (keys and data are private
+  to the service user; an existing file keeps its mode), run in WAL mode with foreign keys enforced and a busy
   timeout, so the worker and API threads of one process (or two processes) can share one file.
 - PostgreSQL engines use a small pool with ``pool_pre_ping`` so a restarted server costs one failed ping,
   not one failed request.
@@ -11,6 +12,7 @@ Nothing here runs at import time.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -63,7 +65,9 @@ def _make_sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        path = Path(database).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # created private; SQLite's -wal/-shm follow it
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
     event.listen(engine, "connect", _configure_sqlite_connection)
     return engine

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.paths import DEPLOYMENT_DIR, REPO_ROOT
+from tests.support.services import unavailable
 
 DEPLOY = DEPLOYMENT_DIR / "deploy.sh"
 VENV = Path(sys.executable).parent.parent
@@ -119,3 +120,23 @@ def test_unknown_option_is_one_readable_line(source: Path, tmp_path: Path) -> No
     result = _deploy(source, _prefix(tmp_path), "--colour")
     assert result.returncode == 2
     assert result.stderr.strip() == "deploy: unknown option --colour (see --help)"
+
+
+def test_release_files_are_owned_by_root_and_not_group_or_world_writable(source: Path, tmp_path: Path) -> None:
+    if os.geteuid() != 0:  # CI and production deploy as root
+        unavailable("ownership is only changed when deploy.sh runs as root")
+    for path in [source, *source.rglob("*")]:  # a source tree checked out by someone else, group/world-writable
+        os.chown(path, 1234, 1234, follow_symlinks=False)
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | stat.S_IWGRP | stat.S_IWOTH)
+    prefix = _prefix(tmp_path)
+    result = _deploy(source, prefix)
+    assert result.returncode == 0, result.stdout + result.stderr
+    release = prefix / "opt" / "dantaro-central" / _live(prefix)
+    offenders = [
+        str(path.relative_to(release))
+        for path in [release, *release.rglob("*")]
+        if not path.is_symlink()
+        and (path.stat().st_uid != 0 or path.stat().st_gid != 0 or path.stat().st_mode & (stat.S_IWGRP | stat.S_IWOTH))
+    ]
+    assert not offenders, offenders[:10]

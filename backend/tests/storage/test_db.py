@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import stat
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -65,3 +66,17 @@ def test_naive_datetimes_are_rejected(backend: StorageBackend) -> None:
             state="idle",
             current_run_id=None,
         )
+
+
+def test_a_new_sqlite_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "dantaro.sqlite3"
+    engine = make_engine(f"sqlite:///{path}")
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("CREATE TABLE t (x INTEGER)"))
+            connection.execute(text("INSERT INTO t VALUES (1)"))
+    finally:
+        engine.dispose()
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.parent.iterdir()}
+    assert modes[path.name] == 0o600, modes
+    assert all(mode & 0o077 == 0 for mode in modes.values()), modes  # the WAL files too
