@@ -1,6 +1,8 @@
 """Process wiring for HTTP serving: the API alone, or API and worker in one process (``dantaro run``).
 
-Uvicorn owns SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains.
+Uvicorn owns SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains. Connections
+are bounded (``app.http_limits``): a deadline for each request head, uvicorn's keep-alive timeout, at most
+``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged as one rate-limited event.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from prometheus_client import REGISTRY
 
 from app.api.app import ApiState, create_app
 from app.config import Settings
+from app.http_limits import install_accept_error_log, protocol_with_deadline
 from app.logging import uvicorn_log_config
 from app.storage.cache import MemoryCache
 
@@ -25,12 +28,17 @@ def _server(settings: Settings, *, host: str, port: int, state: ApiState | None)
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=list(settings.forwarded_allow_ips),
+        http=protocol_with_deadline(settings.api_header_timeout_s),
+        timeout_keep_alive=int(settings.api_keepalive_timeout_s),
+        limit_concurrency=settings.api_max_connections,
+        backlog=settings.api_max_connections,
     )
     return uvicorn.Server(config)
 
 
 async def serve_api(settings: Settings, *, host: str, port: int) -> None:
     """Serve the API until a signal stops uvicorn."""
+    install_accept_error_log(asyncio.get_running_loop())
     await _server(settings, host=host, port=port, state=None).serve()
 
 
@@ -41,6 +49,7 @@ async def serve_all(settings: Settings, *, host: str, port: int) -> None:
     shared = MemoryCache()
     state = ApiState(cache=None if settings.redis_url else shared, extra_metrics=REGISTRY)  # + worker metrics
     server = _server(settings, host=host, port=port, state=state)
+    install_accept_error_log(asyncio.get_running_loop())
     stop = asyncio.Event()
     async with open_worker(settings, shared_cache=shared) as worker:
         worker_task = asyncio.create_task(worker.serve(stop))
