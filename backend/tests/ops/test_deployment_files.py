@@ -100,6 +100,7 @@ def test_systemd_analyze_verify_accepts_the_units(tmp_path: Path) -> None:
 def _compose_config(tmp_path: Path) -> dict[str, object]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DANTARO_", "POSTGRES_"))}
     env["POSTGRES_PASSWORD"] = "compose-test-password"
+    env["DANTARO_TLS_DIR"] = str(tmp_path)  # the folder of fullchain.pem and privkey.pem
     result = subprocess.run(
         [*_compose_command(), "-f", str(COMPOSE), "config", "--format", "json"],
         capture_output=True,
@@ -116,9 +117,13 @@ def _compose_config(tmp_path: Path) -> dict[str, object]:
 def test_compose_file_validates_with_the_expected_services(tmp_path: Path) -> None:
     services = _compose_config(tmp_path)["services"]
     assert isinstance(services, dict)
-    assert set(services) == {"postgres", "redis", "migrate", "worker", "api"}
+    assert set(services) == {"postgres", "redis", "migrate", "worker", "api", "proxy"}
     assert "ports" not in services["postgres"] and "ports" not in services["redis"]
     assert [p["host_ip"] for p in services["api"]["ports"]] == ["127.0.0.1"]
+    assert sorted(int(p["target"]) for p in services["proxy"]["ports"]) == [80, 443]
+    assert services["api"]["environment"]["DANTARO_FORWARDED_ALLOW_IPS"] == "172.29.0.0/16"
+    mounts = {v["target"] for v in services["proxy"]["volumes"]}
+    assert {"/etc/nginx/templates/dantaro-api.conf.template", "/etc/dantaro/tls"} <= mounts
     assert services["migrate"]["command"] == ["migrate", "upgrade"]
     assert services["worker"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
     for name in ("migrate", "worker", "api"):
