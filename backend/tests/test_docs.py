@@ -12,6 +12,8 @@ from app.config import Settings
 from tests.support.paths import REPO_ROOT
 
 NOT_SETTINGS = {"DANTARO_ENV_FILE", "DANTARO_TEST_POSTGRES_URL", "DANTARO_TEST_REDIS_URL", "DANTARO_REQUIRE_SERVICES"}
+# Variables of the deployment files themselves (the nginx site template, the compose file), not settings of the app.
+DEPLOYMENT_FILES = ("deployment/nginx/dantaro-api.conf.template", "deployment/docker/docker-compose.yml")
 # `dantaro WORD [WORD]` where it is a command: at a line start, after a backtick, a path or a table cell.
 COMMAND_MENTION = re.compile(r"(?:^|`|/|\| )dantaro ([a-z][a-z-]*)(?: ([a-z][a-z-]*))?", re.MULTILINE)
 SETTING_MENTION = re.compile(r"\bDANTARO_[A-Z0-9_]*[A-Z0-9]\b")
@@ -50,8 +52,16 @@ def test_every_command_and_action_is_mentioned() -> None:
     assert not missing, f"not documented in README.md or docs/: {missing}"
 
 
+def _deployment_variables() -> set[str]:
+    return {
+        name
+        for path in DEPLOYMENT_FILES
+        for name in re.findall(r"\$\{(DANTARO_[A-Z0-9_]+)", (REPO_ROOT / path).read_text())
+    } - _settings()
+
+
 def test_every_setting_mentioned_exists() -> None:
-    unknown = set(SETTING_MENTION.findall(_documents())) - _settings() - NOT_SETTINGS
+    unknown = set(SETTING_MENTION.findall(_documents())) - _settings() - NOT_SETTINGS - _deployment_variables()
     assert not unknown, f"documented but not a setting: {sorted(unknown)}"
 
 
