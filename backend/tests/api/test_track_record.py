@@ -61,7 +61,7 @@ def test_the_summary_is_the_aggregation_of_the_stored_runs_of_the_window(
     TrackRecordResponse.model_validate(body)
     window = Window.ending(track_run.data_as_of, days=1)
     kept = [score for score in _scores(track_history, "4h") if window.holds(score.as_of)]
-    assert body["runs_scored"] == len(kept) == 23  # hourly from an hour before the current run and body["horizon"] == "4h"
+    assert body["runs_scored"] == len(kept) == 23 and body["horizon"] == "4h"  # hourly, from an hour before the current
     assert body["first_run"]["run_id"] == kept[0].run_id and body["last_run"]["run_id"] == kept[-1].run_id
     expected = orjson.loads(dump_json(summary_view(kept, window=window)))
     assert {key: value for key, value in body.items() if key not in HEAD} == expected

@@ -18,7 +18,7 @@ from tests.support.api import DEV_AUTH, make_settings, running_client
 from tests.support.clocks import ManualClock
 from tests.support.network import free_port
 from tests.support.storage import StorageBackend
-from tests.support.track_record import HOUR, History, publish_runs, save_history, save_scores, scored_history
+from tests.support.track_record import HOUR, publish_runs, save_history, save_scores, scored_history
 from tests.support.waiting import wait_for
 
 SUMMARY = "/api/v1/track-record"
@@ -115,16 +115,9 @@ def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(track_d
 
 @pytest.mark.redis
 def test_a_second_api_process_reads_the_body_from_redis(
-    backend: StorageBackend,
-    track_run: Snapshot,
-    track_history: History,
-    redis_client: redis.Redis,
-    redis_url: str,
-    redis_prefix: str,
+    track_db: StorageBackend, redis_client: redis.Redis, redis_url: str, redis_prefix: str
 ) -> None:
-    save_history(backend.session_factory, track_run, track_history)
-    publish(track_run, session_factory=backend.session_factory, cache=None)
-    settings = make_settings(backend.url, exchanges=["binance"], redis_url=redis_url, redis_prefix=redis_prefix)
+    settings = make_settings(track_db.url, exchanges=["binance"], redis_url=redis_url, redis_prefix=redis_prefix)
     with running_client(settings) as first, running_client(settings) as second:
         one = _get(first, horizon="1h", days=1)
         two = _get(second, horizon="1h", days=1)

@@ -5,15 +5,29 @@ from __future__ import annotations
 import dataclasses
 import math
 import random
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.api.schemas import (
+    LabelOutcomeItem,
+    LevelOutcomes,
+    RunLabelCount,
+    RunRef,
+    ScoredRunItem,
+    SymbolCall,
+    SymbolTrackRecordResponse,
+    TrackFigures,
+    TrackRecordResponse,
+    TrackRecordRunsResponse,
+)
 from app.api.track_record import Window, calls_view, ic_lags, run_row_view, summary_view
 from app.domain import Label, LabelOutcome, RunScore
 from app.estimators import newey_west_t
+from tests.support.paths import REPO_ROOT
 from tests.support.track_record import run_score
 
 START = datetime(2022, 9, 1, tzinfo=UTC)
@@ -148,3 +162,14 @@ def test_undefined_means_are_skipped_not_counted_as_zero() -> None:
     buy = next(item for item in model["labels"] if item["label"] == "BUY")
     assert buy["count"] == 12 and buy["mean_return"] is None
     assert model["top5_excess"] is None and model["mean_ic"] is None and model["runs_with_ic"] == 0
+
+
+def test_every_track_record_field_is_documented_with_an_example() -> None:
+    text = (REPO_ROOT / "docs" / "api.md").read_text()
+    section = text[text.index("## Track record (new)") : text.index("## GET /health")]
+    models = (TrackRecordResponse, TrackRecordRunsResponse, SymbolTrackRecordResponse, ScoredRunItem, SymbolCall)
+    nested = (TrackFigures, LabelOutcomeItem, LevelOutcomes, RunLabelCount, RunRef)
+    names = {name for model in (*models, *nested) for name in model.model_fields}
+    undocumented = [name for name in names if not re.search(rf"`[^`\n]*\b{name}\b[^`\n]*`", section)]
+    without_example = [name for name in names if f'"{name}":' not in section]
+    assert not undocumented and not without_example, (undocumented, without_example)
