@@ -32,7 +32,7 @@ from app.api.schemas import (
 from app.api.track_record import Window, calls_view, run_row_view, summary_view
 from app.api.track_store import MEMORY, Load, TrackRecordStore, View, body_key
 from app.domain import utc_now
-from app.storage.track_record import TrackRecordRepository, cursor_of, parse_cursor
+from app.storage.track_record import TrackRecordRepository, page_cursor, parse_cursor
 
 router = APIRouter(tags=["track-record"])
 
@@ -144,7 +144,7 @@ async def get_track_record_runs(
             "count": len(page),
             "limit": limit,
             "runs": [run_row_view(score) for score in page],
-            "next_before": cursor_of(page[-1]) if more else None,
+            "next_before": page_cursor(page[-1]) if more else None,
         }
 
     return _answer(snapshots, served, await _find(snapshots, served, ("runs", limit, before), load))
