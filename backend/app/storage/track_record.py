@@ -11,6 +11,8 @@ Invariants:
 - ``page`` pages newest first by (as_of, run_id); its cursor (``page_cursor``) is an opaque URL-safe string
   encoding the last row's (as_of, run_id): stable, so a run scored while a client pages never shifts the pages
   already read. ``parse_cursor`` raises ``InvalidCursorError`` (a ``ValueError``) for anything else.
+- ``unscored`` lists the (run, horizon) pairs of published runs without a score, oldest first, keyset-paged by
+  (as_of, run_id): only ids and times are read (no JSON), so a long backlog costs little to list.
 - Time windows are inclusive: ``since <= as_of <= until``. All datetimes are aware UTC.
 - The repository flushes, never commits; rows are deleted with their run (ON DELETE CASCADE).
 """
@@ -19,22 +21,32 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, func, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from app.domain import RunScore, SymbolOutcome
 from app.storage.codec import decode, to_columns
 from app.storage.db import dialect_insert
-from app.storage.models import Base, RunScoreModel, SymbolOutcomeModel
+from app.storage.models import AnalysisRunModel, Base, RunScoreModel, SymbolOutcomeModel
 
 _CURSOR_SEPARATOR = ":"
 _KEY_COLUMNS = ("run_id", "horizon")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PendingScore:
+    """A published run not yet scored at one horizon; ``as_of`` is its ``data_as_of``."""
+
+    run_id: str
+    horizon: str
+    as_of: datetime
 
 
 class InvalidCursorError(ValueError):
@@ -89,6 +101,29 @@ class TrackRecordRepository:
             self._session.execute(dialect_insert(self._session, SymbolOutcomeModel), [to_columns(o) for o in outcomes])
         self._session.expire_all()
         self._session.flush()
+
+    def unscored(
+        self,
+        *,
+        exchange: str,
+        ready_until: Mapping[str, datetime],
+        after: tuple[datetime, str] | None = None,
+        limit: int | None = None,
+    ) -> list[PendingScore]:
+        """Up to ``limit`` (None: all) unscored (run, horizon) pairs of the exchange's published runs with
+        ``as_of <= ready_until[horizon]``, after the ``after`` (as_of, run_id) key, oldest first."""
+        if not ready_until or (limit is not None and limit <= 0):
+            return []
+        branches = [
+            select(AnalysisRunModel.run_id, literal(horizon).label("horizon"), AnalysisRunModel.data_as_of).where(
+                *_unscored_at(exchange, horizon, until), *_after(after)
+            )
+            for horizon, until in ready_until.items()
+        ]
+        pending = union_all(*branches).subquery()
+        query = select(pending).order_by(pending.c.data_as_of, pending.c.run_id, pending.c.horizon)
+        rows = self._session.execute(query if limit is None else query.limit(limit))
+        return [PendingScore(run_id, horizon, _aware(as_of)) for run_id, horizon, as_of in rows]
 
     def scored_run_ids(self, *, exchange: str, horizon: str) -> set[str]:
         """The ids of the exchange's runs already scored at ``horizon``."""
@@ -145,6 +180,34 @@ class TrackRecordRepository:
             select(func.max(RunScoreModel.scored_at)).where(RunScoreModel.exchange == exchange)
         ).scalar_one()
         return value
+
+
+def _unscored_at(exchange: str, horizon: str, until: datetime) -> list[ColumnElement[bool]]:
+    scored = exists().where(RunScoreModel.run_id == AnalysisRunModel.run_id, RunScoreModel.horizon == horizon)
+    return [
+        AnalysisRunModel.exchange == exchange,
+        AnalysisRunModel.published_at.is_not(None),
+        AnalysisRunModel.data_as_of.is_not(None),
+        AnalysisRunModel.data_as_of <= until,
+        ~scored,
+    ]
+
+
+def _after(key: tuple[datetime, str] | None) -> list[ColumnElement[bool]]:
+    if key is None:
+        return []
+    as_of, run_id = key
+    return [
+        or_(
+            AnalysisRunModel.data_as_of > as_of,
+            and_(AnalysisRunModel.data_as_of == as_of, AnalysisRunModel.run_id > run_id),
+        )
+    ]
+
+
+def _aware(value: datetime) -> datetime:
+    """A datetime read through a subquery (the column type may not apply): aware UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _same_score(stored: RunScore, new: RunScore) -> bool:
