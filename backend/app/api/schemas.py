@@ -301,7 +301,7 @@ class LabelOutcomeItem(_Strict):
     """The calls of one label over the window: means weighted by each run's count of the label."""
 
     label: Label
-    count: int = Field(description="calls with this label, summed over runs")
+    count: int = Field(description="calls with this label and a realised return, summed over runs")
     mean_return: float | None = Field(description="mean forward log return over the horizon")
     mean_excess_log_return: float | None = Field(description="mean log return minus the run's universe mean")
     mean_percentile: float | None = Field(description="mean cross-sectional percentile of the return, 50 = no skill")
@@ -324,7 +324,7 @@ class TrackFigures(_Strict):
 class TrackRecordResponse(TrackWindow):
     """How the calls of the window turned out, against a random baseline scored on the same runs."""
 
-    as_of: datetime | None = Field(description="close time of the last candle any figure used; null: nothing scored")
+    as_of: datetime | None = Field(description="the newest window_end of the runs; null: nothing scored")
     runs_scored: int
     first_run: RunRef | None = Field(description="the oldest scored run of the window")
     last_run: RunRef | None = Field(description="the newest scored run of the window")

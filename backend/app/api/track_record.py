@@ -5,7 +5,8 @@ stored per-run scores.
 Definitions (docs/api.md "Track record"):
 - The window: scored runs whose ``as_of`` lies in (``since``, ``until``], ``until`` = ``as_of`` of the exchange's
   current run, ``since`` = ``until`` - ``days`` days. ``as_of`` of the summary = the newest ``window_end`` among
-  them (the close time of the last candle any figure used; null when nothing is scored).
+  them (the close of the last horizon candle the figures used; level bounces read up to 3 candles more; null when
+  nothing is scored).
 - IC: mean of the runs' defined ICs; its t statistic is Newey-West (``app.estimators``) with
   ``overlap_lags(horizon, run spacing)`` lags, the run spacing being the median positive gap between consecutive
   runs' ``as_of`` (0 lags with fewer than two distinct times); ``positive_ic_share`` = share of defined ICs > 0.
