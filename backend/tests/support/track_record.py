@@ -13,6 +13,7 @@ draws as documented.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from sqlalchemy import Engine, text
+
+from app.domain import RunScore
 
 LABELS = ("STRONG_BUY", "BUY", "HOLD", "SELL", "STRONG_SELL")
 BOUNCE = 3
@@ -203,3 +206,27 @@ def differences(stored: Any, recomputed: Any, *, rel: float = 1e-9, abs_: float 
         if not same:
             out.append(f"{key}: stored {a!r}, recomputed {b!r}")
     return out
+
+
+def stored_figures(score: RunScore) -> dict[str, Any]:
+    """A stored ``RunScore`` in the shape ``recompute`` returns."""
+
+    def block(labels: Any, ic: Any, top5: Any, top10: Any, levels: tuple[int, int, int]) -> dict[str, Any]:
+        rows = [dataclasses.asdict(o) | {"label": str(o.label)} for o in labels]
+        return {"ic": ic, "labels": rows, "top5_excess": top5, "top10_excess": top10, "levels": levels}
+
+    s = score
+    return {
+        "symbols": s.symbols,
+        "excluded": sorted(s.excluded),
+        "served": block(
+            s.labels, s.ic, s.top5_excess, s.top10_excess, (s.levels_judged, s.levels_touched, s.levels_bounced)
+        ),
+        "random": block(
+            s.random_labels,
+            s.random_ic,
+            s.random_top5_excess,
+            s.random_top10_excess,
+            (s.random_levels_judged, s.random_levels_touched, s.random_levels_bounced),
+        ),
+    }

@@ -30,7 +30,7 @@ from app.worker.track_record import RunScorer
 from tests.support.candles import copy_replay_pairs
 from tests.support.paths import MONITORING_DIR
 from tests.support.storage import StorageBackend
-from tests.support.track_record import differences, recompute
+from tests.support.track_record import differences, recompute, stored_figures
 
 BASES = ("BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "LTC")
 HOUR = timedelta(hours=1)
@@ -155,33 +155,6 @@ def expected_pairs(runs: list[tuple[str, datetime]], stored_until: datetime) -> 
     }
 
 
-def figures(score: RunScore) -> dict[str, Any]:
-    def block(labels: Any, ic: Any, top5: Any, top10: Any, levels: tuple[int, int, int]) -> dict[str, Any]:
-        return {
-            "ic": ic,
-            "labels": [dataclasses.asdict(o) | {"label": str(o.label)} for o in labels],
-            "top5_excess": top5,
-            "top10_excess": top10,
-            "levels": levels,
-        }
-
-    s = score
-    return {
-        "symbols": s.symbols,
-        "excluded": sorted(s.excluded),
-        "served": block(
-            s.labels, s.ic, s.top5_excess, s.top10_excess, (s.levels_judged, s.levels_touched, s.levels_bounced)
-        ),
-        "random": block(
-            s.random_labels,
-            s.random_ic,
-            s.random_top5_excess,
-            s.random_top10_excess,
-            (s.random_levels_judged, s.random_levels_touched, s.random_levels_bounced),
-        ),
-    }
-
-
 async def test_a_worker_scores_its_runs_as_the_independent_recomputation_does(
     backend: StorageBackend, cache: SnapshotCache, deployment_factory: Any
 ) -> None:
@@ -200,7 +173,7 @@ async def test_a_worker_scores_its_runs_as_the_independent_recomputation_does(
     assert all(s.levels_judged > 0 and s.symbols == len(BASES) and not s.excluded for s in scores)
     for score in scores:
         again = recompute(backend.engine, score.run_id, score.horizon, candles=score.candles)
-        assert differences(figures(score), again) == [], (score.run_id, score.horizon)
+        assert differences(stored_figures(score), again) == [], (score.run_id, score.horizon)
 
 
 async def test_a_horizon_is_scored_only_once_its_last_candle_is_stored(
