@@ -221,15 +221,17 @@ def _log_scored(snapshot: Snapshot, scores: Sequence[RunScore]) -> None:
     )
 
 
-def backfill_track_record(settings: Settings, *, exchanges: Sequence[str], stream: TextIO = sys.stdout) -> int:
-    """Score every stored run of ``exchanges`` whose horizons have elapsed; returns how many runs were scored."""
+def backfill_track_record(settings: Settings, *, exchanges: Sequence[str], stream: TextIO | None = None) -> int:
+    """Score every stored run of ``exchanges`` whose horizons have elapsed (progress on ``stream``, default
+    stdout); returns how many runs were scored."""
+    out = stream or sys.stdout
     require_head(settings.resolved_database_url)
     engine = make_engine(settings.resolved_database_url)
     try:
         session_factory = make_session_factory(engine)
         options = analysis_options(settings)
         return sum(
-            _backfill_exchange(RunScorer(exchange=e, options=options, session_factory=session_factory), stream)
+            _backfill_exchange(RunScorer(exchange=e, options=options, session_factory=session_factory), out)
             for e in exchanges
         )
     finally:
