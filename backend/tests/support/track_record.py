@@ -141,6 +141,18 @@ def _figures(
     }
 
 
+def _returns(grid: pd.DataFrame, symbols: list[str], candles: int) -> tuple[pd.Series, set[str]]:
+    """Forward log returns by symbol position (NaN when excluded) and the excluded symbols."""
+    returns, excluded = pd.Series(np.nan, index=range(len(symbols))), set()
+    for i, symbol in enumerate(symbols):
+        closes = grid["close"][symbol].iloc[ATR_CANDLES:]
+        if closes.isna().any() or _breaks(grid, symbol).iloc[ATR_CANDLES + 1 :].any():
+            excluded.add(symbol)
+        else:
+            returns[i] = math.log(closes.iloc[candles] / closes.iloc[0])
+    return returns, excluded
+
+
 def recompute(engine: Engine, run_id: str, horizon: str, *, candles: int) -> dict[str, Any]:
     """Every figure of the run's score at ``horizon`` (``candles`` long), recomputed independently."""
     run, recs, served_levels = _run(engine, run_id, horizon)
@@ -148,14 +160,7 @@ def recompute(engine: Engine, run_id: str, horizon: str, *, candles: int) -> dic
     entry_ms = int(pd.Timestamp(run["data_as_of"]).tz_localize(None).value // 1_000_000) - step_ms
     symbols = list(recs["symbol"])
     grid = _grid(engine, run, symbols, entry_ms=entry_ms, step_ms=step_ms, h=candles)
-    window = slice(ATR_CANDLES, None)
-    returns, excluded = pd.Series(np.nan, index=range(len(symbols))), {}
-    for i, symbol in enumerate(symbols):
-        closes = grid["close"][symbol].iloc[window]
-        if closes.isna().any() or _breaks(grid, symbol).iloc[ATR_CANDLES + 1 :].any():
-            excluded[symbol] = True
-            continue
-        returns[i] = math.log(closes.iloc[candles] / closes.iloc[0])
+    returns, excluded = _returns(grid, symbols, candles)
     anchored = [i for i, s in enumerate(symbols) if s not in excluded and _atr(grid, s) > 0]
     rng = np.random.default_rng(int.from_bytes(hashlib.sha256(run_id.encode()).digest(), "big"))
     random_scores, permutation = pd.Series(rng.random(len(symbols))), rng.permutation(len(symbols))
