@@ -14,6 +14,7 @@ import pytest
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from prometheus_client import REGISTRY, generate_latest
 from sqlalchemy import delete
+from structlog.testing import capture_logs
 
 from app.storage.cache import SnapshotCache
 from app.storage.models import RunScoreModel
@@ -59,10 +60,16 @@ async def test_a_worker_scores_its_runs_as_the_independent_recomputation_does(
     deployment = deployment_factory(backend, cache)
     try:
         await deployment.cycles(CYCLES)
-        result = await deployment.worker.run_scoring("binance", claim=False)
+        with capture_logs() as logs:
+            result = await deployment.worker.run_scoring("binance", claim=False)
     finally:
         await deployment.close()
     expected = expected_pairs(deployment.runs(), deployment.stored_until())
+    scored_events = [e for e in logs if e["event"] == "run_scored"]
+    assert [e["run_id"] for e in scored_events] == [run_id for run_id, _ in deployment.runs()[: CYCLES - 1 - BOUNCE]]
+    assert set(scored_events[0]["horizons"]) == {"1h", "4h"} and set(scored_events[-1]["horizons"]) == {"1h"}
+    (finished,) = [e for e in logs if e["event"] == "scoring_finished"]
+    assert (finished["runs"], finished["scores"], finished["not_ready"]) == (CYCLES - 1 - BOUNCE, 9, 0)
     scores = deployment.scores()
     assert {(s.run_id, s.horizon) for s in scores} == expected and len(expected) == 9
     assert result is not None and (result.runs, result.scores) == (CYCLES - 1 - BOUNCE, len(expected))
