@@ -125,9 +125,19 @@ class Worker:
         return await self._tracked(self.gate.run(f"score:{exchange}", slot=slot, work=work))
 
     async def _score(self, exchange: str) -> ScoringPass:
+        started = time.monotonic()
         budget_s = self.settings.analysis_interval_s / 2
         result = await asyncio.to_thread(self.scorers[exchange].score_pending, budget_s=budget_s)
         record_scoring(exchange, result)
+        if result.runs or result.not_ready:
+            log.info(
+                "scoring_finished",
+                exchange=exchange,
+                runs=result.runs,
+                scores=result.scores,
+                not_ready=result.not_ready,
+                duration_s=round(time.monotonic() - started, 3),
+            )
         return result
 
     async def run_all_once(self) -> list[CycleOutcome | None]:

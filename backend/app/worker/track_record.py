@@ -11,30 +11,40 @@ Invariants:
   (``TrackRecordRepository.save``), so scoring twice changes nothing.
 - A pair that can never be scored (the run does not serve that horizon: published before it was configured) is
   remembered for the life of the scorer and logged once as ``run_not_scorable``.
+- ``backfill_track_record`` (``dantaro track-record backfill``) runs the same scorer over every run already stored,
+  without a time budget, with a progress bar (plain lines when not on a terminal); it is idempotent too.
 - Each scored run is logged as ``run_scored`` (run id, exchange, as_of, per horizon the IC and symbols scored).
 Times: ``*_ms`` epoch milliseconds; ``*_s`` seconds (monotonic for budgets).
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
+from typing import TextIO
 
 import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.analysis.options import AnalysisOptions
 from app.analysis.track_record import ATR_HISTORY_CANDLES, RunWindow, score_run, window_candles
+from app.config import Settings
 from app.domain import Candle, Horizon, RunScore, Snapshot, ms_to_datetime, timeframe_ms, utc_now
+from app.storage.db import make_engine, make_session_factory
+from app.storage.migrate import require_head
 from app.storage.repositories import CandleRepository, RunRepository
 from app.storage.track_record import PendingScore, TrackRecordRepository
+from app.worker.analysis_options import analysis_options
+from app.worker.backfill import Progress as ProgressBar
 
 log = structlog.get_logger(__name__)
 
 PAGE_RUNS = 200
+PLAIN_PROGRESS_STEPS = 20  # without a terminal, one progress line per 5% of the runs
 Progress = Callable[[int], None]  # called with the number of runs handled so far, after each run
 
 
@@ -209,3 +219,37 @@ def _log_scored(snapshot: Snapshot, scores: Sequence[RunScore]) -> None:
         as_of=snapshot.data_as_of.isoformat(),
         horizons={s.horizon: {"ic": s.ic, "symbols": s.symbols, "excluded": len(s.excluded)} for s in scores},
     )
+
+
+def backfill_track_record(settings: Settings, *, exchanges: Sequence[str], stream: TextIO | None = None) -> int:
+    """Score every stored run of ``exchanges`` whose horizons have elapsed (progress on ``stream``, default
+    stdout); returns how many runs were scored."""
+    out = stream or sys.stdout
+    require_head(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        session_factory = make_session_factory(engine)
+        options = analysis_options(settings)
+        return sum(
+            _backfill_exchange(RunScorer(exchange=e, options=options, session_factory=session_factory), out)
+            for e in exchanges
+        )
+    finally:
+        engine.dispose()
+
+
+def _backfill_exchange(scorer: RunScorer, stream: TextIO) -> int:
+    total = scorer.pending_runs()
+    bar = ProgressBar(total, stream=stream, title="track-record", unit="runs")
+    step = 1 if bar.tty else max(1, total // PLAIN_PROGRESS_STEPS)
+
+    def progress(handled: int) -> None:
+        if handled % step == 0 or handled >= total:
+            bar.advance(handled - bar.done, label=scorer.exchange)
+
+    result = scorer.score_pending(progress=progress if total else None)
+    stream.write(
+        f"track-record {scorer.exchange}: {result.runs} runs scored ({result.scores} horizon scores), "
+        f"{result.not_ready} waiting for candles\n"
+    )
+    return result.runs

@@ -21,7 +21,7 @@ HOUR = timedelta(hours=1)
 SCORED_AT = datetime(2022, 10, 2, tzinfo=UTC)
 
 
-def _score(snapshot: Snapshot, horizon: str = "1h", *, ic: float | None = 0.12) -> RunScore:
+def sample_score(snapshot: Snapshot, horizon: str = "1h", *, ic: float | None = 0.12) -> RunScore:
     labels = (
         LabelOutcome(Label.BUY, 2, 0.01, 0.004, 62.5, 0.5),
         LabelOutcome(Label.SELL, 0, None, None, None, None),
@@ -53,7 +53,7 @@ def _score(snapshot: Snapshot, horizon: str = "1h", *, ic: float | None = 0.12) 
     )
 
 
-def _outcomes(snapshot: Snapshot, horizon: str = "1h") -> list[SymbolOutcome]:
+def sample_outcomes(snapshot: Snapshot, horizon: str = "1h") -> list[SymbolOutcome]:
     return [
         SymbolOutcome(
             run_id=snapshot.run_id,
@@ -101,9 +101,9 @@ def test_every_field_has_its_column() -> None:
 def test_scores_and_outcomes_read_back_exactly(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
     (run,) = _runs(make_snapshot, 1)
     _publish(backend, run)
-    score, outcomes = _score(run), _outcomes(run)
+    score, outcomes = sample_score(run), sample_outcomes(run)
     _save(backend, score, outcomes)
-    _save(backend, _score(run, "4h"), _outcomes(run, "4h"))
+    _save(backend, sample_score(run, "4h"), sample_outcomes(run, "4h"))
     with backend.session_factory() as session:
         repository = TrackRecordRepository(session)
         assert repository.scores(exchange="binance", horizon="1h") == [score]
@@ -118,12 +118,12 @@ def test_scores_and_outcomes_read_back_exactly(backend: StorageBackend, make_sna
 def test_a_rescore_with_the_same_result_changes_nothing(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
     (run,) = _runs(make_snapshot, 1)
     _publish(backend, run)
-    _save(backend, _score(run), _outcomes(run))
+    _save(backend, sample_score(run), sample_outcomes(run))
     later = SCORED_AT + timedelta(days=1)
-    _save(backend, replace(_score(run), scored_at=later), _outcomes(run))
+    _save(backend, replace(sample_score(run), scored_at=later), sample_outcomes(run))
     with backend.session_factory() as session:
         repository = TrackRecordRepository(session)
-        assert repository.scores(exchange="binance", horizon="1h") == [_score(run)]
+        assert repository.scores(exchange="binance", horizon="1h") == [sample_score(run)]
         assert repository.latest_scored_at(exchange="binance") == SCORED_AT
         count = session.execute(select(func.count()).select_from(SymbolOutcomeModel)).scalar_one()
         assert count == len(run.recommendations)
@@ -134,10 +134,10 @@ def test_a_different_result_replaces_the_score_and_its_outcomes(
 ) -> None:
     (run,) = _runs(make_snapshot, 1)
     _publish(backend, run)
-    _save(backend, _score(run), _outcomes(run))
+    _save(backend, sample_score(run), sample_outcomes(run))
     later = SCORED_AT + timedelta(days=1)
-    changed = replace(_score(run, ic=None), scored_at=later)
-    _save(backend, changed, _outcomes(run)[:2])
+    changed = replace(sample_score(run, ic=None), scored_at=later)
+    _save(backend, changed, sample_outcomes(run)[:2])
     with backend.session_factory() as session:
         repository = TrackRecordRepository(session)
         assert repository.scores(exchange="binance", horizon="1h") == [changed]
@@ -150,7 +150,7 @@ def test_windows_are_inclusive_and_oldest_first(backend: StorageBackend, make_sn
     runs = _runs(make_snapshot, 4)
     _publish(backend, *runs)
     for run in reversed(runs):
-        _save(backend, _score(run), [])
+        _save(backend, sample_score(run), [])
     with backend.session_factory() as session:
         repository = TrackRecordRepository(session)
         everything = repository.scores(exchange="binance", horizon="1h")
@@ -165,13 +165,13 @@ def test_pages_run_newest_first_and_stay_stable(backend: StorageBackend, make_sn
     twin = make_snapshot(run_id="run02b", exchange="binance", as_of_ms=SNAPSHOT_AS_OF_MS + 2 * 3_600_000)
     _publish(backend, *runs[:4], twin)
     for run in [*runs[:4], twin]:
-        _save(backend, _score(run), [])
+        _save(backend, sample_score(run), [])
     with backend.session_factory() as session:
         repository = TrackRecordRepository(session)
         first = repository.page(exchange="binance", horizon="1h", limit=2)
         assert [s.run_id for s in first] == ["run03", "run02b"]
         _publish(backend, runs[4])
-        _save(backend, _score(runs[4]), [])
+        _save(backend, sample_score(runs[4]), [])
         second = repository.page(exchange="binance", horizon="1h", limit=2, before=page_cursor(first[-1]))
         assert [s.run_id for s in second] == ["run02", "run01"]
         last = repository.page(exchange="binance", horizon="1h", limit=2, before=page_cursor(second[-1]))
@@ -181,7 +181,7 @@ def test_pages_run_newest_first_and_stay_stable(backend: StorageBackend, make_sn
 
 def test_a_cursor_round_trips_and_a_forged_one_is_rejected(make_snapshot: MakeSnapshot) -> None:
     (run,) = _runs(make_snapshot, 1)
-    cursor = page_cursor(_score(run))
+    cursor = page_cursor(sample_score(run))
     assert parse_cursor(cursor) == (run.data_as_of, run.run_id)
     assert cursor.isascii() and "/" not in cursor and "+" not in cursor and "=" not in cursor
     for forged in ("", "abc", "bm90LWEtY3Vyc29y", "%%%", "MTIzOg", "LTE6cnVu"):
@@ -193,7 +193,7 @@ def test_scores_are_deleted_with_their_run(backend: StorageBackend, make_snapsho
     first, second = _runs(make_snapshot, 2)
     _publish(backend, first, second)
     for run in (first, second):
-        _save(backend, _score(run), _outcomes(run))
+        _save(backend, sample_score(run), sample_outcomes(run))
     with backend.session_factory() as session:
         session.execute(delete(AnalysisRunModel).where(AnalysisRunModel.run_id == first.run_id))
         session.commit()
