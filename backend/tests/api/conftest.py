@@ -14,7 +14,7 @@ from app.storage.publish import publish
 from tests.support.api import Database, make_settings, running_client
 from tests.support.snapshots import build_snapshot
 from tests.support.storage import StorageBackend
-from tests.support.track_record import History, save_history, scored_history
+from tests.support.track_rows import History, save_history, scored_history
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from app.domain import RunScore, Snapshot
 from app.storage.publish import publish
 from tests.support.api import DEV_AUTH, make_settings, running_client
 from tests.support.storage import StorageBackend
-from tests.support.track_record import HOUR, History, save_history, scored_history
+from tests.support.track_rows import HOUR, History, save_history, scored_history
 
 SUMMARY = "/api/v1/track-record"
 RUNS = "/api/v1/track-record/runs"

@@ -18,7 +18,7 @@ from tests.support.api import DEV_AUTH, make_settings, running_client
 from tests.support.clocks import ManualClock
 from tests.support.network import free_port
 from tests.support.storage import StorageBackend
-from tests.support.track_record import HOUR, publish_runs, save_history, save_scores, scored_history
+from tests.support.track_rows import HOUR, publish_runs, save_history, save_scores, scored_history
 from tests.support.waiting import wait_for
 
 SUMMARY = "/api/v1/track-record"

@@ -28,7 +28,7 @@ from app.api.track_record import Window, calls_view, ic_lags, run_row_view, summ
 from app.domain import Label, LabelOutcome, RunScore
 from app.estimators import newey_west_t
 from tests.support.paths import REPO_ROOT
-from tests.support.track_record import run_score
+from tests.support.track_rows import run_score
 
 START = datetime(2022, 9, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
