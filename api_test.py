@@ -14,6 +14,7 @@ import argparse
 import json
 import sys
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -178,6 +179,85 @@ def check_unknown_symbol(client: Client) -> str | None:
     return None if reply.status == 404 and isinstance(reply.body, dict) else f"status {reply.status}, expected 404"
 
 
+def _unit_problems(figures: Any) -> list[str]:
+    """Figures of a track-record side outside their ranges (IC in [-1, 1], shares in [0, 1], percentiles 0..100)."""
+    bounded = [("mean_ic", -1.0, 1.0), ("positive_ic_share", 0.0, 1.0)]
+    problems = [name for name, low, high in bounded if figures[name] is not None and not low <= figures[name] <= high]
+    for row in figures["labels"]:
+        if row["mean_percentile"] is not None and not 0.0 <= row["mean_percentile"] <= 100.0:
+            problems.append(f"{row['label']} mean_percentile")
+    levels = figures["levels"]
+    if not levels["bounced"] <= levels["touched"] <= levels["judged"]:
+        problems.append("levels bounced <= touched <= judged")
+    return problems
+
+
+def check_track_record(client: Client) -> str | None:
+    """The track record answers at every served horizon, with sane figures and a run range when runs are scored;
+    an unserved horizon is a 422."""
+    reply = client.get("/api/v1/track-record?days=30")
+    problem = _expect(reply, 200, "runs_scored", "horizon", "horizons", "model", "random_baseline", "as_of")
+    if problem:
+        return problem
+    for horizon in reply.body["horizons"]:
+        one = client.get(f"/api/v1/track-record?horizon={horizon}")
+        problem = _expect(one, 200, "model", "random_baseline", "runs_scored", "first_run")
+        if problem:
+            return f"horizon={horizon}: {problem}"
+        body = one.body
+        if body.get("horizon") != horizon:
+            return f"horizon={horizon}: body names {body.get('horizon')!r}"
+        bad = _unit_problems(body["model"]) + _unit_problems(body["random_baseline"])
+        if bad:
+            return f"horizon={horizon}: out of range: {bad}"
+        if body["runs_scored"] and (body["first_run"] is None or body["as_of"] is None):
+            return f"horizon={horizon}: {body['runs_scored']} runs scored but no run range"
+    return check_unserved_track_horizon(client)
+
+
+def check_unserved_track_horizon(client: Client) -> str | None:
+    """An unserved horizon on the track record → 422 unknown_horizon."""
+    reply = client.get("/api/v1/track-record?horizon=999999w")
+    code = reply.body.get("error", {}).get("code") if isinstance(reply.body, dict) else None
+    return None if (reply.status, code) == (422, "unknown_horizon") else f"status {reply.status} {code}, expected 422"
+
+
+def check_track_record_runs(client: Client) -> str | None:
+    """Scored runs come newest first, at most ``limit`` a page, and the next page is older."""
+    reply = client.get("/api/v1/track-record/runs?limit=5")
+    problem = _expect(reply, 200, "runs", "count", "next_before")
+    if problem:
+        return problem
+    runs = reply.body["runs"]
+    times = [row["as_of"] for row in runs]
+    if len(runs) > 5 or times != sorted(times, reverse=True):
+        return f"{len(runs)} runs, as_of {times}: expected at most 5, newest first"
+    cursor = reply.body["next_before"]
+    if cursor is None:
+        return None
+    older = client.get("/api/v1/track-record/runs?" + urllib.parse.urlencode({"limit": 5, "before": cursor}))
+    problem = _expect(older, 200, "runs")
+    if problem:
+        return "next page: " + problem
+    next_times = [row["as_of"] for row in older.body["runs"]]
+    ids = {row["run_id"] for row in runs} & {row["run_id"] for row in older.body["runs"]}
+    return None if not ids and all(t <= times[-1] for t in next_times) else "the next page is not older and disjoint"
+
+
+def check_symbol_track_record(client: Client) -> str | None:
+    """The chosen symbol's past calls come newest first with a label each."""
+    reply = client.get(f"/api/v1/track-record/symbols/{client.symbol}")
+    problem = _expect(reply, 200, "symbol", "calls", "count")
+    if problem:
+        return problem
+    calls = reply.body["calls"]
+    times = [call["as_of"] for call in calls]
+    if times != sorted(times, reverse=True) or len(calls) != reply.body["count"]:
+        return "calls are not newest first or count differs"
+    labels = {"STRONG_BUY", "BUY", "HOLD", "SELL", "STRONG_SELL"}
+    return None if all(call["label"] in labels for call in calls) else "a call without a valid label"
+
+
 CHECKS: list[tuple[str, Check]] = [
     ("health", check_health),
     ("recommendations", check_recommendations),
@@ -189,6 +269,9 @@ CHECKS: list[tuple[str, Check]] = [
     ("missing key is refused", check_missing_key),
     ("wrong key is refused", check_wrong_key),
     ("unknown symbol is 404", check_unknown_symbol),
+    ("track record", check_track_record),
+    ("track record runs", check_track_record_runs),
+    ("symbol track record", check_symbol_track_record),
 ]
 
 

@@ -285,6 +285,78 @@ class Snapshot:
     default_horizon: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class LabelOutcome:
+    """How the calls of one label did over one horizon of one run (forward returns are log returns).
+
+    ``mean_excess_log_return`` is over the universe mean of the symbols scored; ``mean_percentile`` is the mean
+    cross-sectional percentile of the forward return (0..100, 50 = no skill); None when ``count`` is 0.
+    """
+
+    label: Label
+    count: int
+    mean_return: float | None
+    mean_excess_log_return: float | None
+    mean_percentile: float | None
+    share_beating_median: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunScore:
+    """One published run scored at one served horizon against the candles that followed it (the track record).
+
+    The window runs from ``as_of`` (the run's ``data_as_of``) to ``window_end`` (``candles`` candles later).
+    ``excluded`` maps each symbol left out (candle gap, price discontinuity, no exit candle) to why. The
+    ``random_*`` figures are those of the seeded random baseline scored on the same run the same way.
+    """
+
+    run_id: str
+    exchange: str
+    horizon: str
+    candles: int
+    as_of: datetime
+    window_end: datetime
+    scored_at: datetime
+    symbols: int
+    excluded: Mapping[str, str]
+    ic: float | None
+    labels: tuple[LabelOutcome, ...]
+    top5_excess: float | None
+    top10_excess: float | None
+    levels_judged: int
+    levels_touched: int
+    levels_bounced: int
+    random_ic: float | None
+    random_labels: tuple[LabelOutcome, ...]
+    random_top5_excess: float | None
+    random_top10_excess: float | None
+    random_levels_judged: int
+    random_levels_touched: int
+    random_levels_bounced: int
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolOutcome:
+    """One symbol's served call at one horizon of one run and what followed (None returns: the symbol was excluded).
+
+    ``forward_return`` is the log return from ``as_of`` to the horizon's exit candle, ``excess_log_return`` that
+    minus the universe mean, ``percentile`` its cross-sectional percentile (0..100).
+    """
+
+    run_id: str
+    exchange: str
+    horizon: str
+    symbol: str
+    as_of: datetime
+    label: Label
+    score: float
+    rank: int
+    probability_outperform: float | None
+    forward_return: float | None
+    excess_log_return: float | None
+    percentile: float | None
+
+
 DAY_MS = _UNIT_MS["d"]
 
 

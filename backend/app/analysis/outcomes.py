@@ -12,11 +12,19 @@ the symbols analysed at one time, each entered at the close of its last candle (
   (``app.analysis.statistics.row_ic``; NaN below its ``MIN_SYMBOLS`` pairs or for a constant side).
 - Per symbol with a return: its percentile in the cross-section (0 lowest .. 100 highest; 50 = the middle, no
   skill), its log excess return (return minus the cross-section's mean return), whether it beats the median.
-- Top-N excess: mean log excess return of the N best-scored symbols that have a return (NaN with fewer than N).
+- Top-N excess: mean log excess return of the N best-scored symbols that have a return (NaN with fewer than N);
+  N in ``TOP_COUNTS`` (5 and 10).
+- Per label (``label_stats``, every ``Label``): over the symbols of that label with a known return, their count and
+  mean forward return, mean log excess return, mean percentile and share beating the median (NaN when none).
 - A level is touched when, within ``window`` candles after the entry candle, a low (support) or a high
   (resistance) reaches its price; it bounced when the close ``BOUNCE_CANDLES`` candles after the first touch is back
   on the level's original side (support: above it). Judged only when the whole reach (window + bounce candles)
   exists and holds no discontinuity.
+- A scoring window (``window_problem``, the track record): the entry candle and the ``candles`` after it must all
+  be there (a missing one is a candle gap) and hold no discontinuity after the entry, else the symbol is excluded
+  with the reason. ``entry_atr`` is the mean true range of the ``ATR_PERIOD`` candles ending at the entry candle
+  (each against its previous close), NaN unless those candles and the one before them are there with no
+  discontinuity among them.
 Pure functions of arrays: no I/O, nothing read beyond the windows named above.
 """
 
@@ -33,9 +41,12 @@ from app.analysis import indicators as ind
 from app.analysis.hazards import discontinuities
 from app.analysis.statistics import MIN_SYMBOLS, beats_median, row_ic, row_percentiles
 from app.analysis.symbol_indicators import CandleArrays, candle_arrays
-from app.domain import Candle
+from app.domain import Candle, Label, ms_to_datetime
 
 BOUNCE_CANDLES = 3
+TOP_COUNTS = (5, 10)
+LABELS = tuple(Label)
+ATR_PERIOD = 14
 
 
 def price_breaks(arrays: CandleArrays) -> NDArray[np.bool_]:
@@ -150,3 +161,68 @@ def level_outcome(series: PriceSeries, entry: int, *, price: float, support: boo
         return LevelOutcome(touched=False, bounced=False)
     after = series.close[entry + 1 + int(np.argmax(crossed)) + BOUNCE_CANDLES]
     return LevelOutcome(touched=True, bounced=bool(after > price) if support else bool(after < price))
+
+
+@dataclass(frozen=True, slots=True)
+class LabelStats:
+    """The symbols of one label with a known return: how many, and their means (NaN when there are none)."""
+
+    count: int
+    mean_return: float
+    mean_excess: float
+    mean_percentile: float
+    share_beating: float
+
+
+def label_stats(
+    labels: Sequence[Label],
+    *,
+    returns: ind.FloatArray,
+    excess: ind.FloatArray,
+    percentile: ind.FloatArray,
+    beats: ind.FloatArray,
+) -> dict[Label, LabelStats]:
+    """Per label (``LABELS`` order), the count and mean outcome of its symbols with a known return (aligned arrays)."""
+    names = np.array([str(label) for label in labels], dtype=object)
+    known = np.isfinite(np.asarray(returns, dtype=np.float64))
+    columns = [np.asarray(values, dtype=np.float64) for values in (returns, excess, percentile, beats)]
+    out: dict[Label, LabelStats] = {}
+    for label in LABELS:
+        chosen = known & (names == str(label))
+        count = int(chosen.sum())
+        means = [float(values[chosen].mean()) if count else math.nan for values in columns]
+        out[label] = LabelStats(count, *means)
+    return out
+
+
+def window_problem(series: PriceSeries, entry_open_ms: int, *, candles: int) -> str | None:
+    """Why the entry candle (opened at ``entry_open_ms``) and the ``candles`` after it cannot be scored, or None."""
+    entry = series.row_at(entry_open_ms)
+    if entry is None:
+        return f"candle gap: no entry candle (opened {_iso(entry_open_ms)})"
+    last_open_ms = entry_open_ms + candles * series.step_ms
+    present = int(np.searchsorted(series.open_ms, last_open_ms, side="right")) - entry
+    if present < candles + 1:
+        missing = candles + 1 - present
+        return f"candle gap: {missing} of the {candles} candles after {_iso(entry_open_ms)} missing"
+    last = entry + candles
+    if not series.clean(entry, last):
+        first = entry + int(np.argmax(series.breaks_before[entry : last + 1] > series.breaks_before[entry]))
+        return f"price discontinuity at {_iso(int(series.open_ms[first]))} within the window"
+    return None
+
+
+def entry_atr(series: PriceSeries, entry: int, *, period: int = ATR_PERIOD) -> float:
+    """Mean true range of the ``period`` candles ending at row ``entry``; NaN without them, contiguous and clean."""
+    first = entry - period
+    if first < 0 or int(series.open_ms[entry] - series.open_ms[first]) != period * series.step_ms:
+        return math.nan
+    if not series.clean(first, entry):
+        return math.nan
+    rows = slice(first, entry + 1)
+    ranges = ind.true_range(series.high[rows], series.low[rows], series.close[rows])[1:]
+    return float(ranges.mean())
+
+
+def _iso(value_ms: int) -> str:
+    return ms_to_datetime(value_ms).strftime("%Y-%m-%dT%H:%MZ")

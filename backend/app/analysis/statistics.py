@@ -2,18 +2,18 @@
 
 Invariants: pure functions of their arrays; rows are cross-sections (one time, many symbols); a pair is used only
 when both values are finite; a row with fewer than ``min_symbols`` pairs, or a constant side, gives NaN.
-The Newey-West t statistic uses Bartlett weights over ``lags`` lags, the standard correction for the overlap of
-h-candle forward returns sampled every candle (lags = h - 1).
+The Newey-West t statistic (``app.estimators``) uses Bartlett weights over ``lags`` lags, the standard correction for
+the overlap of h-candle forward returns sampled every candle (lags = h - 1).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped]
 
+from app import estimators
 from app.analysis import indicators as ind
 
 MIN_SYMBOLS = 5
@@ -60,16 +60,6 @@ def beats_median(returns: ind.FloatArray) -> ind.FloatArray:
 
 
 def newey_west_t(values: ind.FloatArray, *, lags: int) -> float | None:
-    """t statistic of the mean of ``values`` (NaN dropped) with a Newey-West (Bartlett) variance; None if undefined."""
-    x = np.asarray(values, dtype=np.float64)
-    x = x[np.isfinite(x)]
-    n = x.size
-    if n < 3:
-        return None
-    e = x - x.mean()
-    variance = float(e @ e) / n
-    for lag in range(1, min(lags, n - 1) + 1):
-        variance += 2.0 * (1.0 - lag / (lags + 1.0)) * float(e[lag:] @ e[:-lag]) / n
-    if variance <= 0:
-        return None
-    return float(x.mean() / math.sqrt(variance / n))
+    """t statistic of the mean of ``values`` (NaN dropped) with a Newey-West (Bartlett) variance; None if undefined
+    (``app.estimators.newey_west_t``, the one implementation, shared with the API)."""
+    return estimators.newey_west_t(np.asarray(values, dtype=np.float64).ravel().tolist(), lags=lags)

@@ -44,7 +44,8 @@ from app.api.middleware import GzipWhenAccepted, add_cors
 from app.api.observability import RequestObservability
 from app.api.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from app.api.responses import OrjsonResponse
-from app.api.routes import bundle, catalog, health, levels, market, recommendations
+from app.api.routes import bundle, catalog, health, levels, market, recommendations, track_record
+from app.api.track_store import SharedTier, TrackRecordStore
 from app.config import Settings, get_settings
 from app.storage.cache import MemoryCache, RedisCache, RunNotificationListener, SnapshotCache, make_redis
 from app.storage.db import make_engine, make_session_factory
@@ -94,7 +95,7 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     app = FastAPI(
         title="Dantaro Central",
         version=api_version(),
-        description="Read-only market analysis: recommendations, support levels and market status.",
+        description="Read-only market analysis: recommendations, support levels, market status and the track record.",
         default_response_class=OrjsonResponse,
         lifespan=_lifespan(settings, state or ApiState(), metrics),
         openapi_url="/openapi.json" if docs else None,
@@ -105,7 +106,7 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     )
     install_error_handlers(app)
     add_routes_flat(app, health.router, prefix="")
-    for module in (recommendations, levels, market, catalog, bundle):
+    for module in (recommendations, levels, market, catalog, bundle, track_record):
         add_routes_flat(app, module.router, prefix=API_PREFIX, authenticated=True)
     _declare_bearer_auth(app)
     app.add_middleware(GzipWhenAccepted, minimum_size=GZIP_MINIMUM_BYTES)
@@ -223,7 +224,18 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         session_factory=session_factory,
         redis_client=cache.client if isinstance(cache, RedisCache) else None,
         extra_metrics=state.extra_metrics,
+        track_record=_track_record_store(settings, session_factory, cache, reader),
     )
+
+
+def _track_record_store(
+    settings: Settings, session_factory: sessionmaker[Session], cache: SnapshotCache | None, reader: SnapshotReader
+) -> TrackRecordStore:
+    """The track record's tiers: Redis (sharing the reader's breaker) when the snapshots use it."""
+    shared = None
+    if isinstance(cache, RedisCache):
+        shared = SharedTier(cache.client, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s, breaker=reader)
+    return TrackRecordStore(session_factory=session_factory, shared=shared)
 
 
 def _own_redis_cache(settings: Settings, owned: AsyncExitStack) -> RedisCache:

@@ -40,6 +40,7 @@ from app.api.observability import KEY_ID_SCOPE
 from app.api.ratelimit import Limiter, RateLimiter
 from app.api.renderers import FragmentMemo, HorizonMemo, RunMemo, View, freshness_view, recommendations_view
 from app.api.responses import OrjsonResponse
+from app.api.track_store import TrackRecordStore
 from app.config import Settings
 from app.domain import Snapshot, utc_now
 
@@ -85,6 +86,7 @@ class ApiRuntime:
     session_factory: sessionmaker[Session] | None = None  # for the readiness check
     redis_client: redis.Redis | None = None  # set only when Redis is configured
     extra_metrics: CollectorRegistry | None = None  # `dantaro run`: the in-process worker's registry
+    track_record: TrackRecordStore | None = None  # built by the lifespan (the track-record routes' tiers)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import structlog
 from pydantic import ValidationError
 
-from app.cli import api, backfill, benchmark, evaluate, healthcheck, keys, migrate, run, worker
+from app.cli import api, backfill, benchmark, evaluate, healthcheck, keys, migrate, run, track_record, worker
 from app.cli.command import USAGE_EXIT, Command, OneLineParser, add_command
 from app.config import Settings, get_settings
 from app.errors import UsageError
@@ -29,6 +29,7 @@ COMMANDS: tuple[Command, ...] = (
     migrate.COMMAND,
     keys.COMMAND,
     backfill.COMMAND,
+    track_record.COMMAND,
     evaluate.COMMAND,
     benchmark.COMMAND,
     healthcheck.COMMAND,

@@ -20,12 +20,12 @@ import numpy as np
 
 from app.analysis.hazards import GAP_FACTOR, MOVE_FACTOR
 from app.analysis.options import AnalysisOptions
-from app.analysis.outcomes import BOUNCE_CANDLES
+from app.analysis.outcomes import BOUNCE_CANDLES, TOP_COUNTS, label_stats
 from app.analysis.statistics import newey_west_t
 from app.domain import Horizon, HorizonModel, ms_to_datetime
 from app.evaluate.level_events import GROUPS, LevelTally
 from app.evaluate.replay import MarketData
-from app.evaluate.scoring import BASELINES, ENTRY_DELAY_CANDLES, LABELS, TOP_COUNTS, HorizonOutcome, PeriodScore
+from app.evaluate.scoring import BASELINES, ENTRY_DELAY_CANDLES, HorizonOutcome, PeriodScore
 
 Json = dict[str, Any]
 
@@ -66,22 +66,20 @@ def paired_difference(first: Sequence[float], second: Sequence[float], *, agains
 
 
 def _label_stats(outcomes: Sequence[HorizonOutcome]) -> Json:
-    labels = np.array([str(label) for o in outcomes for label in o.labels], dtype=object)
     columns = {
         key: np.concatenate([getattr(o, key) for o in outcomes]) if outcomes else np.zeros(0)
-        for key in ("percentile", "excess", "beats")
+        for key in ("returns", "percentile", "excess", "beats")
     }
-    out: Json = {}
-    for label in LABELS:
-        chosen = labels == str(label)
-        count = int(chosen.sum())
-        out[str(label)] = {
-            "count": count,
-            "mean_percentile": _round(float(columns["percentile"][chosen].mean()), 2) if count else None,
-            "mean_excess_log_return": _round(float(columns["excess"][chosen].mean()), 6) if count else None,
-            "share_beating_median": _round(float(columns["beats"][chosen].mean()), 4) if count else None,
+    stats = label_stats([label for o in outcomes for label in o.labels], **columns)
+    return {
+        str(label): {
+            "count": s.count,
+            "mean_percentile": _round(s.mean_percentile, 2),
+            "mean_excess_log_return": _round(s.mean_excess, 6),
+            "share_beating_median": _round(s.share_beating, 4),
         }
-    return out
+        for label, s in stats.items()
+    }
 
 
 def _top_stats(outcomes: Sequence[HorizonOutcome], count: int, *, lags: int) -> Json:

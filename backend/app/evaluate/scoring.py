@@ -21,7 +21,7 @@ import numpy as np
 from app.analysis import indicators as ind
 from app.analysis.factors import FACTOR_NAMES, factor_scores
 from app.analysis.options import AnalysisOptions
-from app.analysis.outcomes import cross_section, forward_return, information_coefficients, top_excess
+from app.analysis.outcomes import TOP_COUNTS, cross_section, forward_return, information_coefficients, top_excess
 from app.analysis.symbol_indicators import IndicatorPanel, candle_arrays, compute_indicators
 from app.domain import AnalysisResult, Horizon, Label, Recommendation
 from app.evaluate.replay import Holding, MarketData
@@ -29,8 +29,6 @@ from app.evaluate.replay import Holding, MarketData
 ENTRY_DELAY_CANDLES = 1
 DELAYS = (0, ENTRY_DELAY_CANDLES)
 BASELINES = ("random", "change_24h", "reversal_24h", "volume_rank")
-TOP_COUNTS = (5, 10)
-LABELS = tuple(Label)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +37,7 @@ class HorizonOutcome:
 
     ics: Mapping[str, float]  # "score", baseline names, "factor:<name>"
     labels: Sequence[Label]  # of the symbols with a known forward return
+    returns: ind.FloatArray  # same symbols: forward log return
     percentile: ind.FloatArray  # same symbols: forward-return percentile 0..100
     excess: ind.FloatArray  # log excess return over the cross-section's mean
     beats: ind.FloatArray  # 1 above the median, 0 not
@@ -86,6 +85,7 @@ def _horizon_outcome(
     return HorizonOutcome(
         ics=dict(zip(named, (float(v) for v in ics), strict=True)),
         labels=[r.scores_by_horizon[horizon.name].label for r, k in zip(recs, known, strict=True) if k],
+        returns=returns[known],
         percentile=outcome.percentile[known],
         excess=outcome.excess[known],
         beats=outcome.beats[known],

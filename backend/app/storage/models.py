@@ -9,8 +9,10 @@ Invariants:
 - ``recommendations``, ``support_levels`` and ``market_status`` hold one column per field of their domain dataclass
   (``runs.ROW_MODELS``; nested values in JSON columns), ``analysis_runs`` the ``Snapshot``'s own fields;
   ``tests/storage/test_row_mapping.py`` fails when a domain field has no column.
+- ``run_scores`` and ``symbol_outcomes`` (the track record) hold one column per field of ``RunScore`` and
+  ``SymbolOutcome`` and are deleted with their run too.
 The migrations in ``migrations/versions`` mirror this file exactly (0001: everything up to API keys; 0002:
-``job_claims``; 0003: per-horizon scores and fitted models); change both together.
+``job_claims``; 0003: per-horizon scores and fitted models; 0004: the track record); change both together.
 """
 
 from __future__ import annotations
@@ -240,3 +242,56 @@ class ModelFitModel(Base):
     horizon: Mapped[str] = mapped_column(String(16), primary_key=True)
     fitted_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     model: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+
+class RunScoreModel(Base):
+    """One run scored at one horizon: the fields of ``RunScore`` (revision 0004; deleted with its run)."""
+
+    __tablename__ = "run_scores"
+    __table_args__ = (Index("ix_run_scores_exchange_horizon_as_of", "exchange", "horizon", "as_of"),)
+
+    run_id: Mapped[str] = _run_fk()
+    horizon: Mapped[str] = mapped_column(String(16), primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(64), nullable=False)
+    candles: Mapped[int] = mapped_column(Integer, nullable=False)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    window_end: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    scored_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    symbols: Mapped[int] = mapped_column(Integer, nullable=False)
+    excluded: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    ic: Mapped[float | None] = _optional_price()
+    labels: Mapped[list[Any]] = mapped_column(JSON, nullable=False)
+    top5_excess: Mapped[float | None] = _optional_price()
+    top10_excess: Mapped[float | None] = _optional_price()
+    levels_judged: Mapped[int] = mapped_column(Integer, nullable=False)
+    levels_touched: Mapped[int] = mapped_column(Integer, nullable=False)
+    levels_bounced: Mapped[int] = mapped_column(Integer, nullable=False)
+    random_ic: Mapped[float | None] = _optional_price()
+    random_labels: Mapped[list[Any]] = mapped_column(JSON, nullable=False)
+    random_top5_excess: Mapped[float | None] = _optional_price()
+    random_top10_excess: Mapped[float | None] = _optional_price()
+    random_levels_judged: Mapped[int] = mapped_column(Integer, nullable=False)
+    random_levels_touched: Mapped[int] = mapped_column(Integer, nullable=False)
+    random_levels_bounced: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class SymbolOutcomeModel(Base):
+    """One symbol's call at one horizon of one run and its outcome: the fields of ``SymbolOutcome`` (revision 0004)."""
+
+    __tablename__ = "symbol_outcomes"
+    __table_args__ = (
+        Index("ix_symbol_outcomes_exchange_symbol_horizon_as_of", "exchange", "symbol", "horizon", "as_of"),
+    )
+
+    run_id: Mapped[str] = _run_fk()
+    horizon: Mapped[str] = mapped_column(String(16), primary_key=True)
+    symbol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    exchange: Mapped[str] = mapped_column(String(64), nullable=False)
+    as_of: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    label: Mapped[str] = mapped_column(String(16), nullable=False)
+    score: Mapped[float] = _price()
+    rank: Mapped[int] = mapped_column(Integer, nullable=False)
+    probability_outperform: Mapped[float | None] = _optional_price()
+    forward_return: Mapped[float | None] = _optional_price()
+    excess_log_return: Mapped[float | None] = _optional_price()
+    percentile: Mapped[float | None] = _optional_price()

@@ -1,4 +1,4 @@
-"""Every repository in one import: candles, runs, heartbeats, API keys.
+"""Every repository in one import: candles, runs, heartbeats, API keys, the track record.
 
 Repositories work inside the caller's session, flush and never commit; the caller owns the unit of work.
 """
@@ -9,6 +9,7 @@ from app.storage.api_keys import ApiKeyRepository, ApiKeyRow
 from app.storage.candles import CandleRepository
 from app.storage.heartbeats import HeartbeatRepository, HeartbeatRow
 from app.storage.runs import RunNotFoundError, RunRepository
+from app.storage.track_record import TrackRecordRepository
 
 __all__ = [
     "ApiKeyRepository",
@@ -18,4 +19,5 @@ __all__ = [
     "HeartbeatRow",
     "RunNotFoundError",
     "RunRepository",
+    "TrackRecordRepository",
 ]

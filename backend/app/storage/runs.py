@@ -113,6 +113,11 @@ class RunRepository:
         ).scalar_one_or_none()
         return None if run is None else self._rebuild(run)
 
+    def published_snapshot(self, *, run_id: str) -> Snapshot | None:
+        """The snapshot the run published, or None when the run is unknown or was not published."""
+        run = self._session.get(AnalysisRunModel, run_id)
+        return None if run is None or run.published_at is None else self._rebuild(run)
+
     def latest_run_id(self, *, exchange: str) -> str | None:
         """The run id of the newest published snapshot of the exchange, or None."""
         return self._session.execute(

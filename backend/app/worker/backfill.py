@@ -52,12 +52,15 @@ class BackfillRequest:
 class Progress:
     """A progress bar on a terminal, plain lines elsewhere."""
 
-    def __init__(self, total: int, *, stream: TextIO = sys.stdout) -> None:
+    def __init__(
+        self, total: int, *, stream: TextIO = sys.stdout, title: str = "backfill", unit: str = "candle slots"
+    ) -> None:
         self.total, self.done, self.stream = max(total, 1), 0, stream
+        self.title, self.unit = title, unit
         self.tty = stream.isatty()
 
     def advance(self, count: int, *, label: str) -> None:
-        """Record ``count`` more candle slots handled for ``label``."""
+        """Record ``count`` more items (candle slots, runs) handled for ``label``."""
         self.done = min(self.total, self.done + count)
         if self.tty:
             filled = int(30 * self.done / self.total)
@@ -66,7 +69,7 @@ class Progress:
             if self.done >= self.total:
                 self.stream.write("\n")
         else:
-            self.stream.write(f"backfill {label}: {self.done}/{self.total} candle slots\n")
+            self.stream.write(f"{self.title} {label}: {self.done}/{self.total} {self.unit}\n")
         self.stream.flush()
 
 

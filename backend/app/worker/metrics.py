@@ -4,7 +4,9 @@ Invariants:
 - Names and labels are the ones ``monitoring/alerts.yml`` and ``monitoring/grafana/dantaro-central.json`` query:
   ``dantaro_worker_runs_total{exchange,status}``, ``dantaro_worker_run_duration_seconds{exchange}`` (histogram),
   ``dantaro_worker_symbols_analysed{exchange}``, ``dantaro_worker_exchange_errors_total{exchange}``,
-  ``dantaro_worker_last_success_timestamp_seconds{exchange}`` (Unix seconds of the last published run).
+  ``dantaro_worker_last_success_timestamp_seconds{exchange}`` (Unix seconds of the last published run);
+  the track record's ``dantaro_track_record_latest_ic{exchange,horizon}`` (the realised Spearman IC of the newest
+  scored run, exported once a run is scored) and ``dantaro_track_record_runs_scored_total{exchange}``.
 - The metric objects are module-level (prometheus_client's convention; registering them opens nothing); the
   HTTP endpoint is started only by ``start_metrics_server`` in ``dantaro worker``. ``dantaro run`` starts none:
   the API's ``/metrics`` serves the same default registry.
@@ -21,6 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 from app.config import Settings
 from app.domain import RunStatus
 from app.worker.cycle import CycleOutcome
+from app.worker.track_record import ScoringPass
 
 log = structlog.get_logger(__name__)
 
@@ -40,6 +43,13 @@ LAST_SUCCESS = Gauge(
     "dantaro_worker_last_success_timestamp_seconds", "Unix time of the last published run", ["exchange"]
 )
 
+TRACK_RECORD_IC = Gauge(
+    "dantaro_track_record_latest_ic",
+    "Realised Spearman IC of the served score of the newest scored run",
+    ["exchange", "horizon"],
+)
+RUNS_SCORED = Counter("dantaro_track_record_runs_scored", "Runs scored by the track-record job", ["exchange"])
+
 
 def record_outcome(outcome: CycleOutcome, *, now_s: float | None = None) -> None:
     """Count one finished run in every worker metric."""
@@ -50,6 +60,14 @@ def record_outcome(outcome: CycleOutcome, *, now_s: float | None = None) -> None
     if outcome.status in PUBLISHED:
         SYMBOLS_ANALYSED.labels(exchange=exchange).set(outcome.symbols_ok)
         LAST_SUCCESS.labels(exchange=exchange).set(time.time() if now_s is None else now_s)
+
+
+def record_scoring(exchange: str, result: ScoringPass) -> None:
+    """Count the runs one scoring pass scored and show the newest realised IC of each horizon."""
+    RUNS_SCORED.labels(exchange=exchange).inc(result.runs)
+    for horizon, score in result.latest.items():
+        if score.ic is not None:
+            TRACK_RECORD_IC.labels(exchange=exchange, horizon=horizon).set(score.ic)
 
 
 def start_metrics_server(settings: Settings) -> bool:

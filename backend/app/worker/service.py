@@ -10,10 +10,13 @@ Invariants:
   ``DANTARO_REFIT_INTERVAL_S`` live, the same span of replayed time for the replay), plus the start refit inside the
   first cycle of each exchange in this process (after its collection, before its analysis; it fits only when a
   served horizon has no usable stored model or the stored fit is a refit interval old); ``heartbeat`` — at start,
-  then every ``heartbeat_interval_s``.
-- Any number of worker processes may run: cycles, refits and retention pass ``JobGate`` (``app/worker/jobs.py``), so
-  each (job, slot) runs once across all of them and two runs of one job never overlap (PostgreSQL advisory
-  lock); when the holder dies another worker runs the next slot. On SQLite run one worker process.
+  then every ``heartbeat_interval_s``; ``score:<exchange>`` — every ``analysis_interval_s``, half an interval after
+  the replay's cycles (epoch-aligned): scores the published runs whose horizons have elapsed in the stored candles
+  (``app.worker.track_record``), oldest first, for at most half an interval per pass, then sets the IC gauge.
+- Any number of worker processes may run: cycles, refits, scoring and retention pass ``JobGate``
+  (``app/worker/job_gate.py``), so each (job, slot) runs once across all of them and two runs of one job never
+  overlap (PostgreSQL advisory lock); when the holder dies another worker runs the next slot. On SQLite run one
+  worker process.
 - One cycle per exchange runs at a time in a process (``max_instances=1``; missed runs coalesce into one).
 - On stop, in-flight cycles get ``shutdown_grace_s`` to finish; a cycle still running after that is cancelled,
   which rolls it back (its run is recorded ``failed``, nothing is published).
@@ -44,8 +47,9 @@ from app.storage.retention import RetentionPolicy, RetentionResult, apply_retent
 from app.worker.analysis_options import analysis_options
 from app.worker.cycle import CycleOutcome, ExchangeCycle
 from app.worker.job_gate import JobGate, aligned_interval, cycle_slot, interval_slot, refit_interval_wall_s
-from app.worker.metrics import record_outcome
+from app.worker.metrics import record_outcome, record_scoring
 from app.worker.refit import RefitResult
+from app.worker.track_record import RunScorer, ScoringPass
 
 log = structlog.get_logger(__name__)
 
@@ -85,6 +89,10 @@ class Worker:
         self.options = analysis_options(settings)
         self._inflight: set[asyncio.Task[object]] = set()
         self._start_refits: set[str] = set()  # exchanges whose start refit ran in this process
+        self.scorers = {
+            exchange: RunScorer(exchange=exchange, options=self.options, session_factory=session_factory)
+            for exchange in self.cycles
+        }
 
     async def run_cycle(self, exchange: str, *, claim: bool = True) -> CycleOutcome | None:
         """One cycle for ``exchange`` if this worker wins its slot (``claim=False``: lock only); None when skipped."""
@@ -109,6 +117,28 @@ class Worker:
         slot = interval_slot(time.time(), interval_s=refit_interval_wall_s(self.settings)) if claim else None
         work = self.cycles[exchange].refit_models
         return await self._tracked(self.gate.run(f"refit:{exchange}", slot=slot, work=work))
+
+    async def run_scoring(self, exchange: str, *, claim: bool = True) -> ScoringPass | None:
+        """Score the exchange's runs whose horizons have elapsed if this worker wins the slot; None when skipped."""
+        slot = interval_slot(time.time(), interval_s=self.settings.analysis_interval_s) if claim else None
+        work = partial(self._score, exchange)
+        return await self._tracked(self.gate.run(f"score:{exchange}", slot=slot, work=work))
+
+    async def _score(self, exchange: str) -> ScoringPass:
+        started = time.monotonic()
+        budget_s = self.settings.analysis_interval_s / 2
+        result = await asyncio.to_thread(self.scorers[exchange].score_pending, budget_s=budget_s)
+        record_scoring(exchange, result)
+        if result.runs or result.not_ready:
+            log.info(
+                "scoring_finished",
+                exchange=exchange,
+                runs=result.runs,
+                scores=result.scores,
+                not_ready=result.not_ready,
+                duration_s=round(time.monotonic() - started, 3),
+            )
+        return result
 
     async def run_all_once(self) -> list[CycleOutcome | None]:
         """One cycle for every exchange, one after another, without slot claims (``--once``); None = skipped."""
@@ -164,7 +194,8 @@ class Worker:
             session.commit()
 
     def install_jobs(self, scheduler: AsyncIOScheduler) -> None:
-        """Every job with its trigger: per exchange a cycle, a refit and a universe refresh; retention; heartbeat."""
+        """Every job with its trigger: per exchange a cycle, a refit, a universe refresh and the scoring; retention;
+        heartbeat."""
         now = utc_now()
         for exchange, cycle in self.cycles.items():
             scheduler.add_job(
@@ -181,6 +212,15 @@ class Worker:
                 args=[exchange],
                 id=f"cycle:{exchange}",
                 next_run_time=now,
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+            scheduler.add_job(
+                self.run_scoring,
+                aligned_interval(self.settings.analysis_interval_s, offset_s=self.settings.analysis_interval_s / 2),
+                args=[exchange],
+                id=f"score:{exchange}",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=None,

@@ -36,7 +36,9 @@ def _transport(kwargs: dict[str, object]) -> dict[str, object]:
 def test_no_generated_request_gets_a_server_error(client: TestClient) -> None:
     schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert {op.path for op in operations} >= {"/api/v1/recommendations", "/api/v1/bundle", "/api/v1/exchanges"}
+    paths = {op.path for op in operations}
+    assert paths >= {"/api/v1/recommendations", "/api/v1/bundle", "/api/v1/exchanges", "/api/v1/track-record"}
+    assert paths >= {"/api/v1/track-record/runs", "/api/v1/track-record/symbols/{symbol}"}
     statuses: list[int] = []
     for operation in operations:
 

@@ -22,6 +22,7 @@ LEAVES: dict[str, list[str]] = {
     "keys list": ["keys", "list"],
     "keys revoke": ["keys", "revoke", "k1"],
     "backfill": ["backfill", "--exchange", "upbit"],
+    "track-record backfill": ["track-record", "backfill", "--exchange", "binance"],
     "evaluate": ["evaluate", "--data", "/nonexistent", "--timeframe", "1h"],
     "benchmark analysis": ["benchmark", "analysis", "--symbols", "0"],
     "benchmark refit": ["benchmark", "refit", "--symbols", "0"],

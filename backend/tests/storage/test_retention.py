@@ -1,4 +1,5 @@
-"""Retention on SQLite and PostgreSQL: old runs (not the newest published), candles beyond the window, claims."""
+"""Retention on SQLite and PostgreSQL: old runs (not the newest published) with their rows and track record, candles
+beyond the window, claims."""
 
 from __future__ import annotations
 
@@ -9,10 +10,21 @@ from sqlalchemy import func, select
 from app.config import Settings
 from app.domain import timeframe_ms, utc_now
 from app.storage.leases import claim_slot
-from app.storage.models import AnalysisRunModel, CandleModel, JobClaimModel, RecommendationModel, SupportLevelsModel
+from app.storage.models import (
+    AnalysisRunModel,
+    CandleModel,
+    JobClaimModel,
+    RecommendationModel,
+    RunScoreModel,
+    SupportLevelsModel,
+    SymbolOutcomeModel,
+)
 from app.storage.repositories import CandleRepository, RunRepository
 from app.storage.retention import RetentionPolicy, apply_retention, candle_keep_ms
+from app.storage.track_record import TrackRecordRepository
 from app.worker.service import Worker
+from tests.storage.test_track_record import sample_outcomes as track_outcomes
+from tests.storage.test_track_record import sample_score as track_score
 from tests.support.candles import bundled_candles
 from tests.support.snapshots import MakeSnapshot
 from tests.support.storage import StorageBackend
@@ -125,3 +137,29 @@ async def test_worker_retention_runs_once_per_slot(
     with backend.session_factory() as session:
         jobs = session.execute(select(JobClaimModel.job).where(JobClaimModel.job == "retention")).scalars().all()
     assert jobs == ["retention"]
+
+
+def test_retention_deletes_the_track_record_of_the_runs_it_deletes(
+    backend: StorageBackend, make_snapshot: MakeSnapshot
+) -> None:
+    _seed(backend, make_snapshot)
+    with backend.session_factory() as session:
+        for run_id in ("old-published-a", "old-published-b"):
+            run = make_snapshot(run_id=run_id)
+            for horizon in ("1h", "4h"):
+                TrackRecordRepository(session).save(track_score(run, horizon), track_outcomes(run, horizon))
+        session.commit()
+    policy = RetentionPolicy(
+        runs_before=utc_now() - timedelta(days=30),
+        claims_before=utc_now() - timedelta(days=30),
+        candle_keep_ms=candle_keep_ms(timeframes=["1h", "1d"], lookback_candles=100, retention_days=4),
+    )
+    assert apply_retention(backend.session_factory, policy).runs == 2
+    with backend.session_factory() as session:
+        scored = {
+            (run_id, horizon)
+            for run_id, horizon in session.execute(select(RunScoreModel.run_id, RunScoreModel.horizon))
+        }
+        outcomes = set(session.execute(select(SymbolOutcomeModel.run_id)).scalars())
+    assert scored == {("old-published-b", "1h"), ("old-published-b", "4h")}
+    assert outcomes == {"old-published-b"}

@@ -1,0 +1,177 @@
+"""The track record's read tiers: per-process copy -> Redis (shared by the API processes) -> database.
+
+Invariants:
+- A body is keyed by everything it depends on: the exchange's track-record version
+  (``TrackRecordRepository.latest_scored_at``, which moves whenever the scorer saves scores), the request's
+  normalised parameters and, for windowed views, the window's end. A body is never served for a version other than
+  its own; new scores reach this process at most ``version_check_interval_s`` (1 s) after their commit.
+- The version is re-read from the database at most once per ``version_check_interval_s`` per exchange (a cheap
+  indexed ``max``); bodies are read (and aggregated) only when the version or the parameters are new.
+- Redis holds each body as orjson (never pickle) under ``<prefix>:track-record:<exchange>:<key>`` for ``ttl_s``;
+  a Redis failure trips the breaker shared with the snapshot reader (Redis is then skipped for a while) and the
+  database answers. Scoring never writes Redis: a body enters it on the first API read of its version.
+- Retention deleting old runs does not move the version: a cached body may list a deleted run until the next
+  scores are saved (the worker saves some every cycle while it runs).
+- The per-process copy holds at most ``max_entries`` bodies (the oldest is dropped). Thread-safe: two small dicts
+  guarded by a lock that is never held during I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+import redis
+import structlog
+from sqlalchemy.orm import Session, sessionmaker
+
+from app.api.responses import dump_json
+from app.storage.track_record import TrackRecordRepository
+
+log = structlog.get_logger(__name__)
+
+View = dict[str, Any]
+Load = Callable[[TrackRecordRepository], View]
+MEMORY = "memory"
+REDIS = "redis"
+DATABASE = "database"
+NOTHING_SCORED = "none"  # the version of an exchange without scores
+
+
+class Breaker(Protocol):
+    """The circuit breaker around the shared Redis (the snapshot reader's)."""
+
+    def cache_usable(self) -> bool:
+        """False while Redis is being skipped."""
+        ...
+
+    def trip_cache(self, reason: str) -> None:
+        """Record a failure: skip Redis for a while."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SharedTier:
+    """Where bodies are shared between API processes."""
+
+    client: redis.Redis
+    prefix: str
+    ttl_s: int
+    breaker: Breaker
+
+
+def body_key(exchange: str, version: str, *parts: object) -> str:
+    """A short stable key of one body: its exchange, version and parameters."""
+    text = "|".join(str(part) for part in (exchange, version, *parts))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
+
+
+class TrackRecordStore:
+    """Serves track-record bodies (views) per exchange and key, with the tier that served them."""
+
+    def __init__(
+        self,
+        *,
+        session_factory: sessionmaker[Session],
+        shared: SharedTier | None = None,
+        version_check_interval_s: float = 1.0,
+        max_entries: int = 256,
+        clock_s: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._session_factory = session_factory
+        self._shared = shared
+        self._interval_s = version_check_interval_s
+        self._max_entries = max_entries
+        self._clock_s = clock_s
+        self._lock = threading.Lock()
+        self._versions: dict[str, tuple[str, float]] = {}  # exchange -> (version, checked at, monotonic)
+        self._bodies: OrderedDict[str, View] = OrderedDict()
+
+    def cached_version(self, exchange: str) -> str | None:
+        """The exchange's version when it was checked within the interval; never does I/O."""
+        found = self._versions.get(exchange)
+        if found is None or self._clock_s() - found[1] >= self._interval_s:
+            return None
+        return found[0]
+
+    def version(self, exchange: str, *, use_cache: bool = True) -> str:
+        """The exchange's version, re-read from the database when the last check is overdue (blocking)."""
+        found = self.cached_version(exchange) if use_cache else None
+        if found is not None:
+            return found
+        checked_at_s = self._clock_s()
+        with self._session_factory() as session:
+            latest = TrackRecordRepository(session).latest_scored_at(exchange=exchange)
+        version = NOTHING_SCORED if latest is None else latest.isoformat()
+        with self._lock:
+            self._versions[exchange] = (version, checked_at_s)
+        return version
+
+    def peek(self, key: str) -> View | None:
+        """The per-process copy of ``key``'s body, or None; never does I/O."""
+        return self._bodies.get(key)
+
+    def get(self, exchange: str, key: str, load: Load, *, use_cache: bool = True) -> tuple[View, str]:
+        """``key``'s body and its tier: memory, then Redis, then ``load`` on the database (blocking)."""
+        if use_cache:
+            found = self.peek(key)
+            if found is not None:
+                return found, MEMORY
+            found = self._from_redis(exchange, key)
+            if found is not None:
+                self._remember(key, found)
+                return found, REDIS
+        with self._session_factory() as session:
+            view = load(TrackRecordRepository(session))
+        if use_cache:
+            self._remember(key, view)
+            self._to_redis(exchange, key, view)
+        return view, DATABASE
+
+    def _remember(self, key: str, view: View) -> None:
+        with self._lock:
+            self._bodies[key] = view
+            self._bodies.move_to_end(key)
+            while len(self._bodies) > self._max_entries:
+                self._bodies.popitem(last=False)
+
+    def _redis_key(self, shared: SharedTier, exchange: str, key: str) -> str:
+        return f"{shared.prefix}:track-record:{exchange}:{key}"
+
+    def _usable(self) -> SharedTier | None:
+        shared = self._shared
+        return shared if shared is not None and shared.breaker.cache_usable() else None
+
+    def _from_redis(self, exchange: str, key: str) -> View | None:
+        shared = self._usable()
+        if shared is None:
+            return None
+        try:
+            payload = shared.client.get(self._redis_key(shared, exchange, key))
+        except redis.RedisError as exc:
+            shared.breaker.trip_cache(f"track record: redis {type(exc).__name__}: {exc}")
+            return None
+        if not isinstance(payload, bytes):
+            return None
+        try:
+            view = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            log.warning("track_record_cache_payload_invalid", exchange=exchange, key=key)
+            return None
+        return view if isinstance(view, dict) else None
+
+    def _to_redis(self, exchange: str, key: str, view: View) -> None:
+        shared = self._usable()
+        if shared is None:
+            return
+        payload = dump_json(view)
+        try:
+            shared.client.set(self._redis_key(shared, exchange, key), payload, ex=shared.ttl_s)
+        except redis.RedisError as exc:
+            shared.breaker.trip_cache(f"track record: redis {type(exc).__name__}: {exc}")
