@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from app.api.horizons import HORIZON_MAX_CHARS, HORIZON_PATTERN
 from app.api.legacy_shapes import (
+    RUN_FIELDS,
     SHAPES,
     SYMBOL_ITEM,
     Extra,
@@ -34,7 +35,7 @@ from app.api.legacy_shapes import (
     legacy_keys,
     projection_keys,
 )
-from app.domain import HorizonModel, HorizonScore, Level, MarketStatus, Recommendation, SupportLevels
+from app.domain import HorizonModel, HorizonScore, Level, MarketStatus, Recommendation, Snapshot, SupportLevels
 
 
 class _Strict(BaseModel):
@@ -142,7 +143,7 @@ class HealthResponse(_Strict):
     uptime_s: float
 
 
-class Freshness(_Strict):
+class _Freshness(_Strict):
     """Which run a payload comes from and how old it is."""
 
     success: Literal[True] = True
@@ -154,6 +155,18 @@ class Freshness(_Strict):
     as_of: datetime = Field(description="close time of the last candle the run used")
     age_seconds: float = Field(description="seconds since the run was generated")
     stale: bool = Field(description="age_seconds is beyond the configured staleness bound")
+
+
+def _run_fields() -> dict[str, Any]:
+    """The ``legacy_shapes.RUN_FIELDS`` keys: their types from ``Snapshot``'s hints, their descriptions."""
+    hints = get_type_hints(Snapshot)
+    return {name: (_response_type(hints[name]), Field(description=doc)) for name, doc in RUN_FIELDS.items()}
+
+
+if TYPE_CHECKING:
+    Freshness = _Freshness
+else:  # the freshness keys plus the run's own fields
+    Freshness = create_model("Freshness", __base__=_Freshness, __doc__=_Freshness.__doc__, **_run_fields())
 
 
 HORIZON_DOC = "the horizon rank, total_score, recommendation_strength and the order follow"

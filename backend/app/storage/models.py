@@ -10,7 +10,7 @@ Invariants:
   (``runs.ROW_MODELS``; nested values in JSON columns), ``analysis_runs`` the ``Snapshot``'s own fields;
   ``tests/storage/test_row_mapping.py`` fails when a domain field has no column.
 The migrations in ``migrations/versions`` mirror this file exactly (0001: everything up to API keys; 0002:
-``job_claims``; 0003: per-horizon scores and fitted models); change both together.
+``job_claims``; 0003: per-horizon scores and fitted models; 0004: the run's tickers source); change both together.
 """
 
 from __future__ import annotations
@@ -129,6 +129,7 @@ class AnalysisRunModel(Base):
     errors: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     models: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, server_default=EMPTY_JSON_OBJECT)
     default_horizon: Mapped[str] = mapped_column(String(16), nullable=False, server_default="")
+    tickers_source: Mapped[str] = mapped_column(String(16), nullable=False, server_default="exchange")
 
 
 class RecommendationModel(Base):
