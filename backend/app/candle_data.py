@@ -211,5 +211,6 @@ def format_report(problems: Sequence[Problem], *, files: int, data_dir: Path) ->
     """The report ``dantaro check-data`` prints: a summary line, then one line per problem."""
     if not problems:
         return f"{data_dir}: {files} candle files, no problems"
-    lines = [f"{data_dir}: {len(problems)} problems ({files} candle files read)"]
+    count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
+    lines = [f"{data_dir}: {count} ({files} candle files read)"]
     return "\n".join([*lines, *(f"  {p.line()}" for p in problems)])
