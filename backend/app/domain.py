@@ -6,8 +6,9 @@ Invariants:
 - A ``Candle`` is always a *closed* candle; its close time is ``open_time_ms + timeframe_ms(timeframe)``.
 - Symbols are ccxt unified symbols, ``BASE/QUOTE`` (e.g. ``BTC/USDT``).
 - Prices are in the quote currency; ``volume`` on a candle is base volume; ``*_quote_volume`` is quote volume.
-- ``ticker_from_candles`` is the one definition of a ticker derived from candles (the replay source serves it and
-  ``dantaro evaluate`` gives it to the analysis).
+- ``ticker_from_candles`` is the one definition of a ticker derived from candles (the replay source serves it, the
+  worker falls back to it over stored candles when the exchange's tickers call fails, and ``dantaro evaluate`` gives
+  it to the analysis); ``Snapshot.tickers_source`` says which a run used.
 
 This module imports only the standard library.
 """
@@ -103,6 +104,13 @@ class RunStatus(enum.StrEnum):
     SUCCEEDED = "succeeded"
     PARTIAL = "partial"  # published, but some symbols failed
     FAILED = "failed"  # nothing published
+
+
+class TickersSource(enum.StrEnum):
+    """Where a run's 24h statistics (last price, 24h change and volumes) came from."""
+
+    EXCHANGE = "exchange"  # the exchange's own tickers call
+    CANDLES = "candles"  # ``ticker_from_candles`` over stored or replayed candles (the replay; the tickers fallback)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,6 +291,7 @@ class Snapshot:
     errors: Mapping[str, str] = field(default_factory=dict)
     models: Mapping[str, HorizonModel] = field(default_factory=dict)  # horizon name -> how its scores were made
     default_horizon: str = ""
+    tickers_source: TickersSource = TickersSource.EXCHANGE
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from app.domain import (
     timeframe_ms,
 )
 
+BENCHMARK_BASE = "BTC"  # the market trend's benchmark (its most traded pair)
 NO_MODEL_NOTE = "labels are HOLD: no model has been fitted for this horizon yet; prior weights used"
 
 
@@ -70,7 +71,7 @@ def analyse(
     tickers: Mapping[str, Ticker],
     analysis_timeframe: str,
     levels_timeframe: str,
-    benchmark_base: str = "BTC",
+    benchmark_base: str = BENCHMARK_BASE,
     horizons: tuple[Horizon, ...] | None = None,
     models: Mapping[str, HorizonModel] | None = None,
     default_horizon: str | None = None,

@@ -7,6 +7,8 @@ Invariants:
   added to a domain dataclass appears in the responses and in the OpenAPI document with no edit here.
 - Legacy-only keys (``Extra``) have no domain field: always ``null`` (``market_cap``) or the run's ``generated_at``
   (``updated_at``). Pair fields listed in ``pairs`` are served as objects (the movers).
+- ``RUN_FIELDS``: the ``Snapshot``'s own fields served in every data payload next to its freshness, under their own
+  names (a field added there appears in the responses and the OpenAPI document with no other edit).
 - ``legacy_keys`` is computed once per type (cached); nothing here runs per request. Imports only the domain.
 """
 
@@ -166,6 +168,12 @@ SHAPES: Mapping[type, Shape] = {
             "note": "why labels are HOLD when labels_active is false (empty otherwise)",
         },
     ),
+}
+
+RUN_FIELDS: Mapping[str, str] = {  # Snapshot field -> its description in the OpenAPI document
+    "tickers_source": "where the run's 24h statistics (current_price, price_change_24h, volume_24h, the movers) "
+    "came from: exchange (the exchange's tickers) or candles (computed from the candles: the replay source, or "
+    "the fallback when the exchange's tickers call failed; docs/exchanges.md)",
 }
 
 SYMBOL_ITEM = Projection(

@@ -8,8 +8,9 @@ list is in its rank order.
 
 Invariants: every payload carries the run's freshness (``generated_at``, ``as_of`` = close time of the last
 candle used, ``age_seconds`` = seconds since the run was generated, ``stale`` = age beyond
-``Settings.stale_after_s``, ``data_source``); datetimes stay ``datetime`` (UTC) and are rendered by orjson;
-scores are in [0, 1], price changes in percent, volumes in the quote currency.
+``Settings.stale_after_s``, ``data_source``) and the run's own fields listed in ``legacy_shapes.RUN_FIELDS``
+(``tickers_source``); datetimes stay ``datetime`` (UTC) and are rendered by orjson; scores are in [0, 1], price
+changes in percent, volumes in the quote currency.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_
 import orjson
 
 from app.api.horizons import at_horizon, model_at, served_horizons
-from app.api.legacy_shapes import SHAPES, SYMBOL_ITEM, Key, Projection, legacy_keys, projection_keys
+from app.api.legacy_shapes import RUN_FIELDS, SHAPES, SYMBOL_ITEM, Key, Projection, legacy_keys, projection_keys
 from app.api.responses import dump_json
 from app.domain import MarketStatus, Recommendation, Snapshot, SupportLevels
 
@@ -48,7 +49,12 @@ def freshness_view(snapshot: Snapshot, *, data_source: str, stale_after_s: float
         "as_of": snapshot.data_as_of,
         "age_seconds": round(age_s, 3),
         "stale": age_s > stale_after_s,
+        **{name: _run_value(getattr(snapshot, name)) for name in RUN_FIELDS},
     }
+
+
+def _run_value(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def legacy_view(item: object, *, updated_at: datetime) -> View:

@@ -14,7 +14,19 @@ from collections.abc import Sequence
 import structlog
 from pydantic import ValidationError
 
-from app.cli import api, backfill, benchmark, evaluate, healthcheck, keys, migrate, run, track_record, worker
+from app.cli import (
+    api,
+    backfill,
+    benchmark,
+    check_data,
+    evaluate,
+    healthcheck,
+    keys,
+    migrate,
+    run,
+    track_record,
+    worker,
+)
 from app.cli.command import USAGE_EXIT, Command, OneLineParser, add_command
 from app.config import Settings, get_settings
 from app.errors import UsageError
@@ -31,6 +43,7 @@ COMMANDS: tuple[Command, ...] = (
     backfill.COMMAND,
     track_record.COMMAND,
     evaluate.COMMAND,
+    check_data.COMMAND,
     benchmark.COMMAND,
     healthcheck.COMMAND,
 )

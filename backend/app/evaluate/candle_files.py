@@ -1,18 +1,16 @@
 """Reading a folder of candle files ``BASE_QUOTE-TF.json`` / ``.json.gz`` (rows ``[open_time_ms, o, h, l, c, v]``).
 
-Invariants: every row is six finite numbers, open times strictly ascending, prices positive; anything else raises
-``DataError`` naming the file and the row. Symbols are ``BASE/QUOTE``. The files of a timeframe are found as the
-replay source finds them: in ``DIR/<timeframe>/`` (preferred) or directly in ``DIR``.
+Invariants: the rows are checked by ``app.candle_data`` (the replay source's and ``dantaro check-data``'s rules: six
+finite numbers, open times strictly ascending, prices positive); a bad file raises ``DataError`` naming the file and
+its first bad row. Symbols are ``BASE/QUOTE``. The files of a timeframe are found as the replay source finds them:
+in ``DIR/<timeframe>/`` (preferred) or directly in ``DIR``.
 """
 
 from __future__ import annotations
 
-import gzip
-import json
-import math
 from pathlib import Path
-from typing import Any
 
+from app.candle_data import read_file
 from app.domain import Candle, timeframe_ms
 from app.errors import UsageError
 
@@ -29,32 +27,12 @@ def check_timeframe(timeframe: str) -> int:
         raise DataError(str(exc)) from None
 
 
-def _candle(row: Any, *, path: Path, number: int) -> Candle:
-    if not isinstance(row, list) or len(row) < 6:
-        raise DataError(f"{path.name}: row {number} is not [open_time_ms, open, high, low, close, volume]")
-    try:
-        values = [float(v) for v in row[:6]]
-    except (TypeError, ValueError):
-        raise DataError(f"{path.name}: row {number} has a non-numeric value") from None
-    if not all(math.isfinite(v) for v in values) or min(values[1:5]) <= 0 or values[5] < 0:
-        raise DataError(f"{path.name}: row {number} has a non-finite, non-positive price or negative volume")
-    return Candle(int(values[0]), values[1], values[2], values[3], values[4], values[5])
-
-
 def load_file(path: Path) -> list[Candle]:
-    """The candles of one file, checked."""
-    raw = path.read_bytes()
-    try:
-        rows = json.loads(gzip.decompress(raw) if path.name.endswith(".gz") else raw)
-    except (OSError, ValueError, EOFError) as exc:
-        raise DataError(f"{path.name}: not a JSON (or gzip JSON) file: {exc}") from None
-    if not isinstance(rows, list) or not rows:
-        raise DataError(f"{path.name}: expected a non-empty JSON array of candle rows")
-    candles = [_candle(row, path=path, number=i) for i, row in enumerate(rows)]
-    for i in range(1, len(candles)):
-        if candles[i].open_time_ms <= candles[i - 1].open_time_ms:
-            raise DataError(f"{path.name}: row {i} is not later than row {i - 1} (rows must ascend by open time)")
-    return candles
+    """The candles of one file, checked by ``app.candle_data`` (``DataError`` with its first problem)."""
+    checked = read_file(path)
+    if checked.problems:
+        raise DataError(checked.problems[0].line())
+    return [Candle(int(r[0]), float(r[1]), float(r[2]), float(r[3]), float(r[4]), float(r[5])) for r in checked.rows]
 
 
 def _files(folder: Path, timeframe: str) -> list[Path]:

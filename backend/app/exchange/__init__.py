@@ -6,9 +6,11 @@ The only package that imports ccxt; everything it returns is a domain object and
 
 from app.exchange.ccxt_source import CcxtSource, ExchangeFactory, supported_exchange_ids
 from app.exchange.errors import (
+    BadData,
     ExchangeError,
     ExchangeUnavailable,
     RateLimited,
+    RetryBudgetSpent,
     SymbolNotFound,
     translate_ccxt_error,
 )
@@ -18,6 +20,7 @@ from app.exchange.retry import RetryPolicy, call_with_retries
 from app.exchange.source import MarketSource, closed_only
 
 __all__ = [
+    "BadData",
     "CcxtSource",
     "ExchangeError",
     "ExchangeFactory",
@@ -25,6 +28,7 @@ __all__ = [
     "MarketSource",
     "RateLimited",
     "ReplaySource",
+    "RetryBudgetSpent",
     "RetryPolicy",
     "SymbolNotFound",
     "build_source",

@@ -8,7 +8,9 @@ Invariants:
 - Every ccxt exception is translated by ``translate_ccxt_error`` (messages redacted); ccxt objects never escape.
 - Option values may hold credentials: only option keys are logged.
 - Every call goes through ``call_with_retries`` (``app.exchange.retry``): rate limits, 429 (Retry-After), 5xx and
-  timeouts are retried with jittered backoff a bounded number of times, on top of ccxt's own rate limiter.
+  timeouts are retried with jittered backoff a bounded number of times, on top of ccxt's own rate limiter, within
+  the retry budget each ``start_cycle()`` opens. A malformed candle row raises ``BadData`` (not retried).
+- ``tickers_source`` is ``exchange``: tickers are the exchange's own 24h statistics.
 - Exchange quirks are data: ``_SINCE_AS_TO`` lists exchanges whose ccxt ``fetch_ohlcv`` ignores ``since`` (Bithumb
   v2 returns the newest ``count``); for them the page end is sent as Upbit-style ``to`` (exclusive, UTC ISO 8601).
 """
@@ -26,9 +28,10 @@ import ccxt
 import ccxt.async_support as ccxt_async
 import structlog
 
-from app.domain import Candle, Market, Ticker, timeframe_ms
-from app.exchange.errors import ExchangeError, retry_after_from_headers, translate_ccxt_error
-from app.exchange.retry import Random, RetryPolicy, Sleep, call_with_retries
+from app.candle_data import row_problem
+from app.domain import Candle, Market, Ticker, TickersSource, timeframe_ms
+from app.exchange.errors import BadData, ExchangeError, retry_after_from_headers, translate_ccxt_error
+from app.exchange.retry import Random, RetryBudget, RetryPolicy, Sleep, call_with_retries
 from app.exchange.source import closed_only, window
 
 log = structlog.get_logger(__name__)
@@ -98,9 +101,13 @@ def ccxt_factory(exchange_id: str) -> ExchangeFactory:
 
 
 def to_candle(row: Sequence[Any]) -> Candle | None:
-    """A ``Candle`` from a ccxt OHLCV row, ``None`` when any field is missing."""
+    """A ``Candle`` from a ccxt OHLCV row, ``None`` when any field is missing; ``BadData`` for a malformed one
+    (``app.candle_data.row_problem``: a non-numeric or non-finite value, a non-positive price)."""
     if len(row) < 6 or any(value is None for value in row[:6]):
         return None
+    problem = row_problem(list(row[:6]))
+    if problem is not None:
+        raise BadData(f"malformed candle row from the exchange: {problem}")
     return Candle(
         open_time_ms=int(row[0]),
         open=float(row[1]),
@@ -135,6 +142,8 @@ def to_ticker(symbol: str, raw: Mapping[str, Any], *, now_ms: int) -> Ticker | N
 class CcxtSource:
     """Markets, tickers and closed candles of one live exchange."""
 
+    tickers_source = TickersSource.EXCHANGE
+
     def __init__(
         self,
         exchange_id: str,
@@ -150,6 +159,7 @@ class CcxtSource:
     ) -> None:
         self.exchange_id = exchange_id
         self.retry_policy = retry_policy or RetryPolicy()
+        self._budget = RetryBudget(self.retry_policy.cycle_budget_s)
         self._sleep, self._rand = sleep, rand
         self._clock_ms = clock_ms or wall_clock_ms
         self.quote = quote.upper()
@@ -165,10 +175,12 @@ class CcxtSource:
         log.info("ccxt_source_created", exchange=exchange_id, quote=self.quote, option_keys=sorted(options or {}))
 
     async def start_cycle(self, *, stored_until_ms: int | None = None) -> int:
-        """The current time in milliseconds (the wall clock unless a ``clock_ms`` seam was given).
+        """The current time in milliseconds (the wall clock unless a ``clock_ms`` seam was given); opens the cycle's
+        retry budget (``RetryPolicy.cycle_budget_s``).
 
         ``stored_until_ms`` is ignored: a live exchange's clock is the wall clock.
         """
+        self._budget = RetryBudget(self.retry_policy.cycle_budget_s)
         return self._clock_ms()
 
     async def load_markets(self) -> list[Market]:
@@ -194,7 +206,7 @@ class CcxtSource:
         if not known:
             return {}
         raw: Mapping[str, Mapping[str, Any]] = await self._call("fetch_tickers", known)
-        now_ms = await self.start_cycle()
+        now_ms = self._clock_ms()
         tickers = {s: to_ticker(s, raw[s], now_ms=now_ms) for s in known if s in raw}
         return {s: t for s, t in tickers.items() if t is not None}
 
@@ -254,13 +266,18 @@ class CcxtSource:
         return args
 
     async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """One ccxt call, retried per ``retry_policy`` on transient errors."""
+        """One ccxt call, retried per ``retry_policy`` on transient errors within the cycle's retry budget."""
 
         async def once() -> Any:
             return await self._call_once(method, *args, **kwargs)
 
         return await call_with_retries(
-            once, policy=self.retry_policy, sleep=self._sleep, rand=self._rand, what=f"{self.exchange_id}.{method}"
+            once,
+            policy=self.retry_policy,
+            sleep=self._sleep,
+            rand=self._rand,
+            what=f"{self.exchange_id}.{method}",
+            budget=self._budget,
         )
 
     async def _call_once(self, method: str, *args: Any, **kwargs: Any) -> Any:

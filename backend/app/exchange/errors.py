@@ -2,8 +2,8 @@
 
 Invariants:
 - Every error a ``MarketSource`` raises is an ``ExchangeError``; callers never see a ccxt exception.
-- ``ExchangeUnavailable`` and ``RateLimited`` are transient (retry later); ``SymbolNotFound`` and a plain
-  ``ExchangeError`` are not.
+- ``ExchangeUnavailable`` and ``RateLimited`` are transient (retry later); ``SymbolNotFound``, ``BadData``,
+  ``RetryBudgetSpent`` (retrying is what it stopped) and a plain ``ExchangeError`` are not.
 - Messages never contain credentials: known secret values and credential-looking query parameters are
   redacted, and messages are truncated (exchanges echo whole HTML error pages).
 - ``retry_after_s`` is in seconds, ``None`` when the exchange did not say.
@@ -44,6 +44,14 @@ class RateLimited(ExchangeError):  # noqa: N818 (the architecture's names)
 
 class SymbolNotFound(ExchangeError):  # noqa: N818 (the architecture's names)
     """The exchange (or the replay data) does not know this symbol or timeframe."""
+
+
+class RetryBudgetSpent(ExchangeError):  # noqa: N818 (the architecture's names)
+    """A transient error was not retried: the cycle's retry budget could not grant the wait (message: the error)."""
+
+
+class BadData(ExchangeError):  # noqa: N818 (the architecture's names)
+    """A symbol's data is unusable: a damaged replay file, a malformed candle row from the exchange (not retried)."""
 
 
 def redact(message: str, *, secrets: Iterable[str] = ()) -> str:

@@ -35,10 +35,11 @@ def build_source(settings: Settings, exchange_id: str, *, resume_from_ms: int | 
     )
 
 
-def retry_policy(settings: Settings) -> RetryPolicy:
-    """The retry policy the settings describe."""
+def retry_policy(settings: Settings, *, cycle_budget: bool = True) -> RetryPolicy:
+    """The retry policy the settings describe (without a per-cycle budget for one long job: the backfill)."""
     return RetryPolicy(
         max_attempts=settings.retry_max_attempts,
         base_delay_s=settings.retry_base_delay_s,
         max_delay_s=settings.retry_max_delay_s,
+        cycle_budget_s=settings.retry_budget_s if cycle_budget else None,
     )

@@ -2,8 +2,12 @@
 
 Invariants:
 - Files hold JSON arrays of ``[open_time_ms, open, high, low, close, base_volume]``; they are found under
-  ``data_dir/<timeframe>/`` (or directly in ``data_dir``), read once per timeframe, then kept in memory
-  (sorted ascending, duplicate open times collapsed, last one wins).
+  ``data_dir/<timeframe>/`` (or directly in ``data_dir``), read once per timeframe and checked by
+  ``app.candle_data`` (the rules of ``dantaro check-data``), then kept in memory.
+- Isolation: a file that is not usable (unreadable, truncated, not JSON, a wrong row shape, a non-numeric or
+  non-finite value, descending or duplicate open times) only takes out its own symbol and timeframe: its candles
+  raise ``BadData`` naming the file, the row and what is wrong; its symbol is still a market (so the run lists the
+  reason) and has no ticker; every other file is served. The clock's bounds come from the usable files.
 - The clock starts ``warmup_candles`` steps after the latest first open time among the step-timeframe files
   (or one step after ``resume_from_ms``, whichever is later), advances one step per ``start_cycle()`` and never
   passes the last candle close in the data. Given ``stored_until_ms`` (close time of the newest stored candle
@@ -13,15 +17,12 @@ Invariants:
 - Causality: nothing returned closes after the simulated now (nor after the ``now_ms`` a caller passes).
 - Tickers are derived from the step-timeframe candles closed by now with ``app.domain.ticker_from_candles`` (24h
   change vs the close 24h earlier; quote volume approximated by ``sum(close * base_volume)``, the files carry no
-  quote volume), the one definition ``dantaro evaluate`` uses too.
+  quote volume), the one definition ``dantaro evaluate`` uses too: ``tickers_source`` is ``candles``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gzip
-import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,12 +31,11 @@ import numpy as np
 import numpy.typing as npt
 import structlog
 
-from app.domain import DAY_MS, Candle, Market, Ticker, ticker_from_candles, timeframe_ms
-from app.exchange.errors import ExchangeError, SymbolNotFound
+from app.candle_data import find_files, read_file
+from app.domain import DAY_MS, Candle, Market, Ticker, TickersSource, ticker_from_candles, timeframe_ms
+from app.exchange.errors import BadData, ExchangeError, SymbolNotFound
 
 log = structlog.get_logger(__name__)
-
-_FILE_RE = re.compile(r"^([A-Z0-9]+)_([A-Z0-9]+)-(\w+)\.json(\.gz)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,36 +46,13 @@ class Series:
     ohlcv: npt.NDArray[np.float64]  # columns: open, high, low, close, base volume
 
 
-def find_files(data_dir: Path, *, timeframe: str, quote: str) -> dict[str, Path]:
-    """Unified symbol → file for every ``BASE_QUOTE-TF.json[.gz]`` of this timeframe and quote (gzip preferred)."""
-    found: dict[str, Path] = {}
-    for folder in (data_dir, data_dir / timeframe):  # the timeframe folder wins
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir(), key=lambda p: (p.name.endswith(".gz"), p.name)):
-            match = _FILE_RE.match(path.name)
-            if match and match.group(3) == timeframe and match.group(2) == quote.upper():
-                found[f"{match.group(1)}/{match.group(2)}"] = path
-    return found
-
-
-def load_series(path: Path) -> Series:
-    """Read one candle file into a ``Series``; raises ``ExchangeError`` when it is not a candle array."""
-    opener = gzip.open if path.name.endswith(".gz") else open
-    try:
-        with opener(path, "rt", encoding="utf-8") as handle:
-            rows = np.asarray(json.load(handle), dtype=np.float64)
-    except (OSError, ValueError) as exc:
-        raise ExchangeError(f"replay file {path.name} is unreadable: {exc}") from exc
-    if rows.size == 0:
-        return Series(open_ms=np.empty(0, dtype=np.int64), ohlcv=np.empty((0, 5), dtype=np.float64))
-    if rows.ndim != 2 or rows.shape[1] < 6:
-        raise ExchangeError(f"replay file {path.name} must hold rows [open_time_ms, open, high, low, close, volume]")
-    open_ms = rows[:, 0].astype(np.int64)
-    order = np.argsort(open_ms, kind="stable")
-    open_ms, rows = open_ms[order], rows[order]
-    keep = np.append(open_ms[1:] != open_ms[:-1], True)  # the last of equal open times wins
-    return Series(open_ms=open_ms[keep], ohlcv=np.ascontiguousarray(rows[keep, 1:6]))
+def load_series(path: Path, *, data_dir: Path | None = None) -> Series:
+    """Read one candle file into a ``Series``; ``BadData`` with the file's problems when it is not usable."""
+    checked = read_file(path, data_dir=data_dir)
+    if checked.problems:
+        raise BadData(f"replay file {checked.reason()}")
+    rows = np.asarray([row[:6] for row in checked.rows], dtype=np.float64)
+    return Series(open_ms=rows[:, 0].astype(np.int64), ohlcv=np.ascontiguousarray(rows[:, 1:6]))
 
 
 def closed_count(series: Series, *, step_ms: int, now_ms: int) -> int:
@@ -103,6 +80,8 @@ def candles_between(series: Series, *, since_ms: int | None, limit: int, end: in
 class ReplaySource:
     """Replays recorded candles as if they were arriving live, one step of the clock per cycle."""
 
+    tickers_source = TickersSource.CANDLES
+
     def __init__(
         self,
         exchange_id: str = "binance",
@@ -123,6 +102,7 @@ class ReplaySource:
         self._warmup_candles = warmup_candles
         self._resume_from_ms = resume_from_ms
         self._loaded: dict[str, dict[str, Series]] = {}
+        self._damaged: dict[str, dict[str, str]] = {}  # timeframe -> symbol -> why its file is not usable
         self._load_lock = asyncio.Lock()
         self._bounds_ms: tuple[int, int] | None = None
         self._now_ms: int | None = None
@@ -155,8 +135,8 @@ class ReplaySource:
         return self._now_ms
 
     async def load_markets(self) -> list[Market]:
-        """One spot market per step-timeframe file quoted in ``self.quote``."""
-        symbols = sorted(await self._timeframe(self._step_timeframe))
+        """One spot market per step-timeframe file quoted in ``self.quote`` (a damaged one included)."""
+        symbols = sorted({*await self._timeframe(self._step_timeframe), *self._damaged[self._step_timeframe]})
         return [Market(symbol=s, base=s.split("/")[0], quote=self.quote) for s in symbols]
 
     async def fetch_tickers(self, symbols: Sequence[str]) -> dict[str, Ticker]:
@@ -181,6 +161,8 @@ class ReplaySource:
     ) -> list[Candle]:
         """Recorded candles closed by ``min(now_ms, simulated now)``, per the ``MarketSource`` contract."""
         series = (await self._timeframe(timeframe)).get(symbol)
+        if symbol in self._damaged[timeframe]:
+            raise BadData(self._damaged[timeframe][symbol])
         if series is None:
             raise SymbolNotFound(f"replay has no {timeframe} candles for {symbol} ({self.exchange_id})")
         until_ms = min(now_ms, await self._clock_ms())
@@ -190,6 +172,7 @@ class ReplaySource:
     async def close(self) -> None:
         """Drop the candles held in memory."""
         self._loaded.clear()
+        self._damaged.clear()
         self._bounds_ms = None
 
     async def _clock_ms(self) -> int:
@@ -202,7 +185,11 @@ class ReplaySource:
         if self._bounds_ms is None:
             step_series = [s for s in (await self._timeframe(self._step_timeframe)).values() if s.open_ms.size]
             if not step_series:
-                raise ExchangeError(f"replay data for {self.quote} {self._step_timeframe} has no candles")
+                damaged = len(self._damaged[self._step_timeframe])
+                raise ExchangeError(
+                    f"replay data for {self.quote} {self._step_timeframe} has no usable candles ({damaged} files "
+                    "not usable: see dantaro check-data)"
+                )
             first_ms = max(int(s.open_ms[0]) for s in step_series)
             end_ms = max(int(s.open_ms[-1]) for s in step_series) + self._step_ms
             self._bounds_ms = (first_ms + self._warmup_candles * self._step_ms, end_ms)
@@ -220,6 +207,15 @@ class ReplaySource:
         files = find_files(self._data_dir, timeframe=timeframe, quote=self.quote)
         if not files and timeframe == self._step_timeframe:
             raise ExchangeError(f"no replay files for {self.quote} {timeframe} under {self._data_dir}")
-        series = {symbol: load_series(path) for symbol, path in files.items()}
-        log.info("replay_loaded", exchange=self.exchange_id, timeframe=timeframe, symbols=len(series))
+        series: dict[str, Series] = {}
+        damaged: dict[str, str] = {}
+        for symbol, path in files.items():
+            try:
+                series[symbol] = load_series(path, data_dir=self._data_dir)
+            except BadData as exc:
+                damaged[symbol] = str(exc)
+        self._damaged[timeframe] = damaged
+        log.info(
+            "replay_loaded", exchange=self.exchange_id, timeframe=timeframe, symbols=len(series), damaged=len(damaged)
+        )
         return series

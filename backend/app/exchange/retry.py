@@ -8,6 +8,11 @@ Invariants:
 - Backoff is exponential with full jitter, ``base_delay_s * 2**(attempt-1) * U[0.5, 1.0]``, capped at
   ``max_delay_s``; a ``Retry-After`` hint is honoured as a lower bound (also capped at ``max_delay_s``).
 - ``max_attempts`` counts the first call: at most ``max_attempts`` calls, then the last error is raised.
+- The cycle's budget (``RetryBudget``, ``cycle_budget_s``): the retry waits of all calls of one cycle add up to at
+  most ``cycle_budget_s``, and one call's to at most ``CALL_SHARE`` of it, so the budget is spread over the cycle's
+  calls (one stuck symbol cannot spend what the others need). A wait the budget cannot grant is not taken: the call
+  raises ``RetryBudgetSpent`` (naming the last error) at once, so a storm cycle ends in bounded time with what it
+  could fetch. ``None``: no budget (the backfill).
 """
 
 from __future__ import annotations
@@ -20,11 +25,12 @@ from typing import TypeVar
 
 import structlog
 
-from app.exchange.errors import ExchangeError, ExchangeUnavailable, RateLimited
+from app.exchange.errors import ExchangeError, ExchangeUnavailable, RateLimited, RetryBudgetSpent
 
 log = structlog.get_logger(__name__)
 
 T = TypeVar("T")
+CALL_SHARE = 0.25  # the most of a cycle's retry budget one call's retries may wait
 Sleep = Callable[[float], Awaitable[None]]
 Random = Callable[[], float]
 
@@ -36,6 +42,24 @@ class RetryPolicy:
     max_attempts: int = 4
     base_delay_s: float = 0.5
     max_delay_s: float = 60.0
+    cycle_budget_s: float | None = None  # summed retry waits of one cycle's calls; None: unlimited
+
+
+class RetryBudget:
+    """The retry waiting one cycle may still spend, summed over its calls (see the module invariants)."""
+
+    def __init__(self, total_s: float | None) -> None:
+        self.total_s = total_s
+        self.spent_s = 0.0
+
+    def grant(self, wait_s: float, *, call_spent_s: float) -> bool:
+        """Take ``wait_s`` from the budget for a call that already waited ``call_spent_s``; False: not granted."""
+        if self.total_s is None:
+            return True
+        if self.spent_s + wait_s > self.total_s or call_spent_s + wait_s > self.total_s * CALL_SHARE:
+            return False
+        self.spent_s += wait_s
+        return True
 
 
 def delay_s(policy: RetryPolicy, error: ExchangeError, *, attempt: int, draw: float) -> float | None:
@@ -58,9 +82,11 @@ async def call_with_retries(
     sleep: Sleep = asyncio.sleep,
     rand: Random = random.random,
     what: str = "exchange_call",
+    budget: RetryBudget | None = None,
 ) -> T:
-    """``await call()``, retried per ``policy`` on transient ``ExchangeError``s; raises the last error."""
-    attempt = 1
+    """``await call()``, retried per ``policy`` on transient ``ExchangeError``s while ``budget`` grants the waits;
+    raises the last error (``RetryBudgetSpent`` from it when the budget refused a wait)."""
+    attempt, waited_s = 1, 0.0
     while True:
         try:
             return await call()
@@ -68,6 +94,13 @@ async def call_with_retries(
             wait_s = delay_s(policy, error, attempt=attempt, draw=rand())
             if wait_s is None:
                 raise
+            if budget is not None and not budget.grant(wait_s, call_spent_s=waited_s):
+                log.warning("exchange_retry_budget_spent", what=what, attempt=attempt, budget_s=budget.total_s)
+                raise RetryBudgetSpent(
+                    f"{type(error).__name__}: {error} (not retried: the cycle's retry budget of "
+                    f"{budget.total_s:g} s is spent)"
+                ) from error
+            waited_s += wait_s
             log.info(
                 "exchange_retry", what=what, attempt=attempt, wait_s=round(wait_s, 3), error_type=type(error).__name__
             )

@@ -4,7 +4,7 @@ Invariants:
 - Times are milliseconds since the Unix epoch (UTC); a candle closes at ``open_time_ms + timeframe_ms``.
 - Causality: a source never returns a candle that closes after the ``now_ms`` the caller passes.
 - Candles come back ascending by open time, without duplicates; sources return domain objects only and raise
-  only ``app.exchange.errors`` types.
+  only ``app.exchange.errors`` types (``BadData`` for a symbol's unusable data: a damaged file, a malformed row).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Protocol, runtime_checkable
 
-from app.domain import Candle, Market, Ticker, timeframe_ms
+from app.domain import Candle, Market, Ticker, TickersSource, timeframe_ms
 
 
 @runtime_checkable
@@ -21,6 +21,7 @@ class MarketSource(Protocol):
 
     exchange_id: str
     quote: str
+    tickers_source: TickersSource  # where ``fetch_tickers``' 24h statistics come from (the replay: candles)
 
     async def start_cycle(self, *, stored_until_ms: int | None = None) -> int:
         """The ``now_ms`` this cycle observes; the replay source advances its clock here.

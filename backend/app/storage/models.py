@@ -12,7 +12,8 @@ Invariants:
 - ``run_scores`` and ``symbol_outcomes`` (the track record) hold one column per field of ``RunScore`` and
   ``SymbolOutcome`` and are deleted with their run too.
 The migrations in ``migrations/versions`` mirror this file exactly (0001: everything up to API keys; 0002:
-``job_claims``; 0003: per-horizon scores and fitted models; 0004: the track record); change both together.
+``job_claims``; 0003: per-horizon scores and fitted models; 0004: the track record; 0005: the run's tickers source);
+change both together.
 """
 
 from __future__ import annotations
@@ -131,6 +132,7 @@ class AnalysisRunModel(Base):
     errors: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     models: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, server_default=EMPTY_JSON_OBJECT)
     default_horizon: Mapped[str] = mapped_column(String(16), nullable=False, server_default="")
+    tickers_source: Mapped[str] = mapped_column(String(16), nullable=False, server_default="exchange")
 
 
 class RecommendationModel(Base):

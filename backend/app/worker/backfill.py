@@ -95,7 +95,7 @@ def make_source(settings: Settings, request: BackfillRequest) -> MarketSource:
             quote=settings.quote_currency(request.exchange),
             options=settings.exchange_options.get(request.exchange),
             timeframes=[request.timeframe],
-            retry_policy=retry_policy(settings),
+            retry_policy=retry_policy(settings, cycle_budget=False),
         )
     except ExchangeError as exc:  # e.g. a timeframe the exchange does not offer
         raise UsageError(str(exc)) from None

@@ -2,7 +2,10 @@
 
 ``python backend/analysis_worker.py`` and ``dantaro worker`` both end here. Exit status of ``--once``: 0 when
 every exchange's cycle published (succeeded or partial), 1 otherwise (also when another worker was running the
-exchange's cycle). The scheduled worker serves Prometheus metrics on ``DANTARO_WORKER_METRICS_PORT`` (0 = off).
+exchange's cycle). On the replay source the worker first checks the replay folder (``app.candle_data``, the rules of
+``dantaro check-data``) and logs every problem as one ``replay_data_problems`` warning; the damaged files' symbols
+are then left out of every run with their reason. The scheduled worker serves Prometheus metrics on
+``DANTARO_WORKER_METRICS_PORT`` (0 = off).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import AsyncIterator
 import structlog
 from sqlalchemy import Engine
 
+from app.candle_data import check_folder
 from app.config import Settings
 from app.domain import RunStatus, timeframe_ms
 from app.exchange import MarketSource, build_source
@@ -51,10 +55,26 @@ def build_cache(settings: Settings, *, shared: MemoryCache | None = None) -> Sna
     return shared
 
 
+def log_replay_data_problems(settings: Settings) -> int:
+    """Check the replay folder as ``dantaro check-data`` does and log every problem (one warning); returns how many."""
+    problems, files = check_folder(settings.replay_data_dir, timeframes=settings.timeframes)
+    if problems:
+        log.warning(
+            "replay_data_problems",
+            data_dir=str(settings.replay_data_dir),
+            files=files,
+            count=len(problems),
+            problems=[problem.line() for problem in problems],
+        )
+    return len(problems)
+
+
 @contextlib.asynccontextmanager
 async def open_worker(settings: Settings, *, shared_cache: MemoryCache | None = None) -> AsyncIterator[Worker]:
     """A ready ``Worker``; its sources and engine are closed on exit."""
     await asyncio.to_thread(require_head, settings.resolved_database_url)
+    if settings.market_source == "replay":
+        await asyncio.to_thread(log_replay_data_problems, settings)
     engine = make_engine(settings.resolved_database_url)
     sources: list[MarketSource] = []
     try:

@@ -5,8 +5,9 @@ Invariants:
   (stablecoins, fiat, leveraged tokens), 24h quote volume at least the minimum, listed long enough (when a listing
   date is known per symbol), ranked by 24h quote volume, ties broken by symbol, top ``size``.
 - Quote volume: the ticker's, else ``last * base volume``, else one derived from candles (``derived_volumes``).
-- ``Universe`` keeps the last selection; a refresh that fails keeps it. Leaving the universe deletes nothing: a
-  symbol's stored candles stay and are extended again if it comes back.
+- ``Universe`` keeps the last selection; a refresh that fails keeps it. The first selection does not depend on the
+  tickers call: when it fails, every symbol's volume is derived from its last daily candle. Leaving the universe
+  deletes nothing: a symbol's stored candles stay and are extended again if it comes back.
 - Listed history is probed once per symbol with one call for the newest daily candles; a symbol found old enough
   is remembered for the life of the process (history only grows). A probe that fails keeps the symbol (its
   collection then records the error) and is repeated at the next refresh.
@@ -127,7 +128,7 @@ class Universe:
 
     async def _refresh_locked(self, *, now_ms: int) -> None:
         markets = await self.source.load_markets()
-        tickers = await self.source.fetch_tickers([m.symbol for m in markets])
+        tickers = await self._tickers(markets)
         derived = await self._derive_volumes(markets, tickers, now_ms=now_ms)
         rules = self.rules
         ranked = select_universe(
@@ -149,6 +150,16 @@ class Universe:
             added=sorted(set(chosen) - previous),
             removed=sorted(previous - set(chosen)),
         )
+
+    async def _tickers(self, markets: Sequence[Market]) -> Mapping[str, Ticker]:
+        """The markets' tickers; for the first selection a failed call ranks by volumes derived from candles."""
+        try:
+            return await self.source.fetch_tickers([m.symbol for m in markets])
+        except ExchangeError as exc:
+            if self.current is not None:
+                raise  # a refresh keeps the last selection
+            log.warning("universe_tickers_failed", exchange=self.source.exchange_id, error=str(exc))
+            return {}
 
     async def _derive_volumes(
         self, markets: Sequence[Market], tickers: Mapping[str, Ticker], *, now_ms: int

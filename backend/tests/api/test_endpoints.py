@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 import pytest
@@ -9,13 +10,15 @@ from fastapi.testclient import TestClient
 
 from app.api.app import ApiState
 from app.api.schemas import (
+    BundleResponse,
     ErrorResponse,
     HealthResponse,
     MarketStatusResponse,
     RecommendationsResponse,
     SupportLevelsResponse,
+    SymbolsResponse,
 )
-from app.domain import Snapshot, utc_now
+from app.domain import Snapshot, TickersSource, utc_now
 from app.storage.cache import MemoryCache
 from tests.support.api import DEV_AUTH, Database, make_settings, running_client
 from tests.support.snapshots import build_snapshot
@@ -135,6 +138,29 @@ def test_old_run_is_reported_stale(database: Database) -> None:
         body = client.get("/api/v1/market-status", headers=DEV_AUTH).json()
     assert body["stale"] is True and body["system_health"]["status"] == "stale"
     assert body["age_seconds"] > 3 * 3600 - 60
+
+
+DATA_REQUESTS = [
+    ("GET", "/api/v1/recommendations", None, RecommendationsResponse),
+    ("GET", "/api/v1/support-levels/BTC", None, SupportLevelsResponse),
+    ("GET", "/api/v1/market-status", None, MarketStatusResponse),
+    ("GET", "/api/v1/symbols", None, SymbolsResponse),
+    ("POST", "/api/v1/bundle", {"include_support_levels": True, "symbols": ["BTC"]}, BundleResponse),
+]
+
+
+@pytest.mark.parametrize("tickers_source", list(TickersSource))
+@pytest.mark.parametrize("use_cache", ["true", "false"])
+def test_every_data_payload_says_where_the_24h_statistics_came_from(
+    database: Database, tickers_source: TickersSource, use_cache: str
+) -> None:
+    database.publish(dataclasses.replace(build_snapshot(bases=("BTC", "ETH")), tickers_source=tickers_source))
+    with running_client(make_settings(database.url)) as client:
+        for method, path, payload, model in DATA_REQUESTS:
+            response = client.request(method, path, params={"use_cache": use_cache}, json=payload, headers=DEV_AUTH)
+            assert response.status_code == 200, (path, response.text)
+            assert response.json()["tickers_source"] == tickers_source.value, path
+            assert model.model_validate(response.json()).tickers_source == tickers_source.value
 
 
 def test_use_cache_false_reads_the_database(database: Database, snapshot: Snapshot) -> None:

@@ -11,13 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.responses import dump_json
-from app.api.schemas import (
+from app.api.track_record import Window, summary_view
+from app.api.track_schemas import (
     ErrorResponse,
     SymbolTrackRecordResponse,
     TrackRecordResponse,
     TrackRecordRunsResponse,
 )
-from app.api.track_record import Window, summary_view
 from app.domain import RunScore, Snapshot
 from app.storage.publish import publish
 from tests.support.api import DEV_AUTH, make_settings, running_client

@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from app.api.schemas import (
+from app.api.track_record import Window, calls_view, ic_lags, run_row_view, summary_view
+from app.api.track_schemas import (
     LabelOutcomeItem,
     LevelOutcomes,
     RunLabelCount,
@@ -24,7 +25,6 @@ from app.api.schemas import (
     TrackRecordResponse,
     TrackRecordRunsResponse,
 )
-from app.api.track_record import Window, calls_view, ic_lags, run_row_view, summary_view
 from app.domain import Label, LabelOutcome, RunScore
 from app.estimators import newey_west_t
 from tests.support.paths import REPO_ROOT

@@ -24,11 +24,12 @@ LEAVES: dict[str, list[str]] = {
     "backfill": ["backfill", "--exchange", "upbit"],
     "track-record backfill": ["track-record", "backfill", "--exchange", "binance"],
     "evaluate": ["evaluate", "--data", "/nonexistent", "--timeframe", "1h"],
+    "check-data": ["check-data", "--data", "/nonexistent"],
     "benchmark analysis": ["benchmark", "analysis", "--symbols", "0"],
     "benchmark refit": ["benchmark", "refit", "--symbols", "0"],
     "healthcheck worker": ["healthcheck", "worker"],
 }
-OFFLINE = {"evaluate", "benchmark analysis", "benchmark refit"}  # read only the files they are given
+OFFLINE = {"evaluate", "check-data", "benchmark analysis", "benchmark refit"}  # read only the files they are given
 
 
 def _leaves(commands: tuple[Command, ...], prefix: str = "") -> Iterator[tuple[str, Command]]:
@@ -84,6 +85,8 @@ def test_leaf_help_exits_zero(name: str, capsys: pytest.CaptureFixture[str]) -> 
         (["backfill", "--exchange", "no-such-exchange"], "unknown exchange"),
         (["evaluate", "--data", "/nonexistent", "--timeframe", "1h"], "no such directory"),
         (["evaluate", "--data", "/nonexistent", "--timeframe", "1h", "--horizons", "0"], "positive integers"),
+        (["check-data", "--data", "/nonexistent"], "no such directory"),
+        (["check-data", "--data", ".", "--timeframes", "fortnight"], "unknown timeframe"),
         (["benchmark", "analysis", "--candles", "10"], "--candles >= 60"),
         (["benchmark", "refit", "--days", "0"], "--days > 0"),
         (["healthcheck", "server"], "invalid choice"),

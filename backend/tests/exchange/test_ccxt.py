@@ -14,7 +14,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from app.domain import Market
-from app.exchange import ExchangeUnavailable, RateLimited
+from app.exchange import BadData, ExchangeUnavailable, RateLimited
 from tests.support.candles import bundled_candles
 from tests.support.recorded_ccxt import (
     NOW_MS,
@@ -197,3 +197,20 @@ async def test_binance_rate_limit_and_outage_are_translated(binance: Any) -> Non
     fake.failures.append(Reply(503, "Service Unavailable"))
     with pytest.raises(ExchangeUnavailable):
         await source.load_markets()
+
+
+@pytest.mark.parametrize(("value", "problem"), [("NaN", "close is nan, not a finite number"), ("-3", "close is -3")])
+async def test_a_malformed_candle_row_is_bad_data_for_that_call(value: str, problem: str) -> None:
+    def klines(query: dict[str, str]) -> Reply:
+        rows = json.loads(binance_klines(query).body)
+        rows[2][4] = value  # Binance sends numbers as strings; ccxt parses this one to NaN or -3.0
+        return ok(rows)
+
+    source, _ = make_source(
+        FakeBinance, {**binance_routes(), "/api/v3/klines": klines}, "binance", "USDT", dict(SECRET_OPTIONS)
+    )
+    try:
+        with pytest.raises(BadData, match=f"malformed candle row from the exchange: {problem}"):
+            await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=None, limit=24, now_ms=NOW_MS)
+    finally:
+        await source.close()

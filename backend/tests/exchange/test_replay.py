@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from app.config import BUNDLED_DATA_DIR
 from app.domain import Market
-from app.exchange import ReplaySource, SymbolNotFound
+from app.exchange import BadData, ReplaySource, SymbolNotFound
 from tests.support.candles import bundled_candles, candle_rows, write_candle_file
 
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
@@ -106,15 +106,28 @@ async def test_markets_and_plain_json_files(tmp_path: Path) -> None:
     assert candles == list(bundled_candles("ETH", "1h")[:5])
 
 
-async def test_duplicate_and_unsorted_rows_are_normalised(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("order", "problem"),
+    [
+        pytest.param([3, 0, 1, 2, 4, 5], "row 1: open time {t0} is before row 0's (rows must ascend", id="unsorted"),
+        pytest.param([0, 1, 2, 2, 3, 4, 5], "row 3: duplicate open time {t2} (row 2 has it too)", id="duplicate"),
+    ],
+)
+async def test_unsorted_or_duplicate_rows_leave_only_that_file_out(
+    tmp_path: Path, order: list[int], problem: str
+) -> None:
     rows = candle_rows(BTC_1H[:6])
-    shuffled = [rows[3], rows[0], rows[5], rows[1], rows[2], rows[4], [*rows[2][:4], 1.0, 2.0]]
-    (tmp_path / "1h").mkdir()
-    (tmp_path / "1h" / "BTC_USDT-1h.json").write_text(json.dumps(shuffled))
-    source = bundled(data_dir=tmp_path, warmup=6)
-    candles = await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=None, limit=10, now_ms=2**62)
-    assert [c.open_time_ms for c in candles] == [int(r[0]) for r in rows]
-    assert (candles[2].close, candles[2].volume) == (1.0, 2.0)  # the later duplicate wins
+    small_copy(tmp_path, hours=6)
+    write_candle_file(tmp_path / "1h" / "BTC_USDT-1h.json.gz", [rows[i] for i in order])
+    source = bundled(data_dir=tmp_path, warmup=5)
+    await source.start_cycle()
+    expected = problem.format(t0=BTC_1H[0].open_time_ms, t2=BTC_1H[2].open_time_ms)
+    with pytest.raises(BadData, match=re.escape(f"replay file 1h/BTC_USDT-1h.json.gz: {expected}")):
+        await source.fetch_closed_candles("BTC/USDT", "1h", since_ms=None, limit=10, now_ms=2**62)
+    assert [m.symbol for m in await source.load_markets()] == ["BTC/USDT", "ETH/USDT"]  # still listed: its reason shows
+    assert list(await source.fetch_tickers(["BTC/USDT", "ETH/USDT"])) == ["ETH/USDT"]
+    eth = await source.fetch_closed_candles("ETH/USDT", "1h", since_ms=None, limit=10, now_ms=2**62)
+    assert eth == list(bundled_candles("ETH", "1h")[:5])
 
 
 async def test_unknown_symbol_or_timeframe_raises_symbol_not_found() -> None:

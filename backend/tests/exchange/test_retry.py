@@ -1,11 +1,12 @@
-"""The retry policy as a table, and ``call_with_retries`` with the sleep and random seams (no real waiting)."""
+"""The retry policy as a table, ``call_with_retries`` with the sleep and random seams (no real waiting), and the
+cycle's retry budget."""
 
 from __future__ import annotations
 
 import pytest
 
-from app.exchange import ExchangeError, ExchangeUnavailable, RateLimited, SymbolNotFound
-from app.exchange.retry import RetryPolicy, call_with_retries, delay_s
+from app.exchange import ExchangeError, ExchangeUnavailable, RateLimited, RetryBudgetSpent, SymbolNotFound
+from app.exchange.retry import CALL_SHARE, RetryBudget, RetryPolicy, call_with_retries, delay_s
 
 POLICY = RetryPolicy(max_attempts=4, base_delay_s=1.0, max_delay_s=10.0)
 
@@ -71,3 +72,34 @@ async def test_permanent_errors_are_not_retried() -> None:
     with pytest.raises(SymbolNotFound):
         await call_with_retries(call, policy=POLICY, sleep=sleep)
     assert call.calls == 1
+
+
+async def test_a_cycle_budget_is_shared_by_its_calls_and_spread_over_them() -> None:
+    slept: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        slept.append(seconds)
+
+    budget = RetryBudget(20.0)  # one call may wait at most 5 s of it (CALL_SHARE)
+    assert budget.total_s is not None and budget.total_s * CALL_SHARE == 5.0
+    stuck = Flaky([RateLimited("429", retry_after_s=3.0) for _ in range(10)])
+    with pytest.raises(RetryBudgetSpent, match=r"^RateLimited: 429 \(not retried: the cycle's retry budget of 20 s"):
+        await call_with_retries(stuck, policy=POLICY, sleep=sleep, rand=lambda: 0.0, budget=budget)
+    assert stuck.calls == 2 and slept == [3.0]  # a second 3 s wait would pass the call's share
+    for _ in range(5):  # others still get their retries from what is left: 17 s
+        flaky = Flaky([RateLimited("429", retry_after_s=3.0)])
+        assert await call_with_retries(flaky, policy=POLICY, sleep=sleep, rand=lambda: 0.0, budget=budget) == "ok"
+    assert budget.spent_s == 18.0
+    late = Flaky([RateLimited("429", retry_after_s=3.0)])
+    with pytest.raises(RetryBudgetSpent):  # 2 s left: the budget is spent
+        await call_with_retries(late, policy=POLICY, sleep=sleep, rand=lambda: 0.0, budget=budget)
+    assert sum(slept) == budget.spent_s <= 20.0
+
+
+async def test_without_a_budget_every_attempt_is_made() -> None:
+    async def sleep(seconds: float) -> None:
+        return None
+
+    call = Flaky([RateLimited("429", retry_after_s=60.0) for _ in range(3)])
+    assert await call_with_retries(call, policy=POLICY, sleep=sleep, budget=RetryBudget(None)) == "ok"
+    assert call.calls == 4

@@ -12,7 +12,7 @@ from typing import Any, TypeVar, get_args, get_type_hints
 import orjson
 import pytest
 
-from app.domain import Label, Snapshot
+from app.domain import Label, Snapshot, TickersSource
 from app.storage.cache import SnapshotCache
 from app.storage.codec import decode, decode_snapshot, encode_snapshot
 from app.storage.runs import RunRepository
@@ -79,6 +79,7 @@ def sample(make_snapshot: MakeSnapshot) -> Snapshot:
         recommendations=tuple(recommendations),
         levels={blank_symbol: _vary(blank, present=False), full_symbol: _vary(full, present=True), **dict(others)},
         errors=base.errors or {"LUNA/USDT": "not in the bundled history"},
+        tickers_source=TickersSource.CANDLES,
     )
 
 

@@ -25,7 +25,7 @@ def test_upgrade_check_downgrade_cycle(empty_database_url: str) -> None:
     url = empty_database_url
     assert migrate.current(url) is None
     migrate.upgrade(url)
-    assert migrate.current(url) == migrate.head() == "0004"
+    assert migrate.current(url) == migrate.head() == "0005"
     assert _tables(url) == set(Base.metadata.tables)
     migrate.check(url)
     migrate.downgrade(url, "base")
@@ -50,3 +50,22 @@ def test_check_rejects_drift_from_the_models(empty_database_url: str) -> None:
         engine.dispose()
     with pytest.raises(migrate.MigrationError, match="owner_email"):
         migrate.check(empty_database_url)
+
+
+def test_runs_from_before_0005_read_back_with_exchange_tickers(empty_database_url: str) -> None:
+    migrate.upgrade(empty_database_url, "0004")
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO analysis_runs (run_id, exchange, status, started_at, symbols_total, symbols_ok, "
+                    "symbols_failed) VALUES ('old', 'binance', 'succeeded', '2022-10-10 00:00:00+00:00', 0, 0, 0)"
+                )
+            )
+        migrate.upgrade(empty_database_url)
+        with engine.connect() as connection:
+            value = connection.execute(text("SELECT tickers_source FROM analysis_runs WHERE run_id = 'old'")).scalar()
+    finally:
+        engine.dispose()
+    assert value == "exchange"

@@ -21,7 +21,8 @@ from app.exchange import ExchangeUnavailable, MarketSource, build_source
 from app.storage.cache import SnapshotCache
 from app.storage.models import AnalysisRunModel, CandleModel
 from app.storage.reader import SnapshotReader
-from app.worker.cycle import ExchangeCycle, log_gaps
+from app.worker.collect import log_gaps
+from app.worker.cycle import ExchangeCycle
 from tests.support.candles import copy_replay_pairs
 from tests.support.storage import StorageBackend
 
@@ -53,6 +54,7 @@ class FailingSource:
         self.symbols = symbols
         self.exchange_id = inner.exchange_id
         self.quote = inner.quote
+        self.tickers_source = inner.tickers_source
 
     async def start_cycle(self, *, stored_until_ms: int | None = None) -> int:
         return await self.inner.start_cycle(stored_until_ms=stored_until_ms)

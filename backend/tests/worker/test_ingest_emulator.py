@@ -4,10 +4,12 @@ Checks, against the emulator's source data exactly: the first collection backfil
 analysis timeframe the refit's history (Upbit pages of 200, newest first), later cycles fetch only what closed since
 (one call per symbol and timeframe), the forming candle is never stored, gaps stay gaps (logged as ``candle_gap`` and
 reported from storage), and 429 with Retry-After, 5xx, a slow response and an unreachable host neither lose nor
-invent a candle. See ``tests/support/emulator``."""
+invent a candle; a 429/5xx storm cycle publishes what it could fetch (``partial``, within the cycle's retry budget,
+tickers from the stored candles) and the next calm cycle fills the gaps. See ``tests/support/emulator``."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -15,7 +17,7 @@ from sqlalchemy import select
 from structlog.testing import capture_logs
 
 from app.config import Settings
-from app.domain import Candle, RunStatus, timeframe_ms
+from app.domain import Candle, RunStatus, TickersSource, timeframe_ms
 from app.exchange import CcxtSource, RetryPolicy
 from app.storage.gaps import Gap
 from app.storage.models import CandleModel
@@ -23,7 +25,7 @@ from app.storage.reader import SnapshotReader
 from app.storage.repositories import CandleRepository
 from app.worker.cycle import ExchangeCycle
 from app.worker.main import open_worker
-from tests.support.emulator import Emulator, Fault
+from tests.support.emulator import Emulator, Fault, Storm
 from tests.support.network import free_port
 from tests.support.storage import StorageBackend
 
@@ -74,7 +76,12 @@ def assert_exact(backend: StorageBackend, emulator: Emulator, exchange: str) -> 
 
 
 def make_cycle(
-    backend: StorageBackend, emulator: Emulator, slept: list[float], *, unreachable: bool = False
+    backend: StorageBackend,
+    emulator: Emulator,
+    slept: list[float],
+    *,
+    unreachable: bool = False,
+    budget_s: float | None = None,
 ) -> ExchangeCycle:
     settings = settings_for(backend, {emulator.kind: emulator})
     options = {**emulator.ccxt_options(), "timeout": 1000}
@@ -91,7 +98,7 @@ def make_cycle(
         quote=emulator.quote,
         options=options,
         timeframes=settings.timeframes,
-        retry_policy=RetryPolicy(max_attempts=4, base_delay_s=0.5),
+        retry_policy=RetryPolicy(max_attempts=4, base_delay_s=0.5, cycle_budget_s=budget_s),
         sleep=sleep,
         clock_ms=lambda: emulator.now_ms,
     )
@@ -185,3 +192,46 @@ async def test_worker_runs_upbit_and_binance_side_by_side(backend: StorageBacken
         have = stored(backend, exchange, emulated.symbol("BTC"), "1h")
         assert have[-1].open_time_ms + HOUR_MS <= emulated.now_ms < have[-1].open_time_ms + 3 * HOUR_MS
         assert have == emulated.closed("BTC", "1h", since_ms=have[0].open_time_ms)[: len(have)]
+
+
+STORM_BUDGET_S = 20.0
+STORM_REASON = re.compile(r"^(1h|1d): (RateLimited|ExchangeUnavailable|RetryBudgetSpent): ")
+
+
+async def test_a_storm_cycle_is_partial_and_the_next_calm_cycle_fills_the_gaps(
+    backend: StorageBackend, emulator: Emulator
+) -> None:
+    slept: list[float] = []
+    cycle = make_cycle(backend, emulator, slept, budget_s=STORM_BUDGET_S)
+    eth = emulator.symbol("ETH")
+    try:
+        calm = await cycle.run_once()
+        emulator.fixed_now_ms = emulator.now_ms + 2 * HOUR_MS
+        # every request fails once (429 with Retry-After or 500); ETH's candles and the tickers call keep failing
+        emulator.storm = Storm(down=("ETH", "ticker"))
+        slept.clear()
+        with capture_logs() as logs:
+            storm = await cycle.run_once()
+        storm_waits_s = sum(slept)
+        emulator.storm = None
+        emulator.fixed_now_ms = emulator.now_ms + HOUR_MS
+        after = await cycle.run_once()
+    finally:
+        await cycle.source.close()
+    assert calm.status is RunStatus.SUCCEEDED
+    assert storm.status is RunStatus.PARTIAL and list(storm.errors) == [eth], storm.error
+    assert all(STORM_REASON.match(part) for part in storm.errors[eth].split("; ")), storm.errors
+    assert storm.symbols_ok == len(BASES) - 1 and storm.tickers_source is TickersSource.CANDLES
+    assert 0 < storm_waits_s <= STORM_BUDGET_S  # the others were retried; bounded by the cycle's retry budget
+    assert {e["symbol"] for e in logs if e["event"] == "collect_failed"} == {eth}
+    assert [e["fallback"] for e in logs if e["event"] == "tickers_fallback"] == ["candles"]
+    served = SnapshotReader(session_factory=backend.session_factory, cache=None).get(emulator.kind, use_cache=False)
+    assert served is not None and served[0].run_id == after.run_id
+    assert after.status is RunStatus.SUCCEEDED and after.errors == {} and after.tickers_source is TickersSource.EXCHANGE
+    assert_exact(backend, emulator, emulator.kind)  # nothing lost, nothing invented
+    with backend.session_factory() as session:
+        repository = CandleRepository(session)
+        for base in BASES:
+            for timeframe in ("1h", "1d"):
+                symbol = emulator.symbol(base)
+                assert repository.gaps(exchange=emulator.kind, symbol=symbol, timeframe=timeframe) == []

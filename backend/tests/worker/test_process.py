@@ -1,10 +1,12 @@
-"""The worker as users start it: ``dantaro worker --once``, ``python backend/analysis_worker.py``, and SIGTERM.
+"""The worker as users start it: ``dantaro worker --once``, ``python backend/analysis_worker.py``, SIGTERM, and a
+long-running worker on a replay folder with damaged files (partial runs every cycle, no traceback).
 
 These run real subprocesses on a SQLite file and the bundled replay data.
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import sqlite3
 import subprocess
@@ -14,8 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.candles import copy_replay_pairs
+from tests.support.damage import DAMAGES
 from tests.support.paths import REPO_ROOT
-from tests.support.processes import DANTARO, dantaro_env, log_events
+from tests.support.processes import DANTARO, DantaroProcess, dantaro_env, log_events
 
 
 def _run(args: list[str], env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -86,3 +90,49 @@ def test_worker_refuses_development_defaults_in_production(tmp_path: Path) -> No
     assert result.returncode == 2
     assert result.stderr.strip().endswith("put the real password in")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_worker_on_damaged_replay_files_publishes_partial_runs_every_cycle(tmp_path: Path) -> None:
+    bases = ["BTC", "ETH", "SOL", "XRP", "ADA", "DOGE", "DOT", "LTC"]
+    replay = copy_replay_pairs(tmp_path / "replay", bases)
+    DAMAGES["truncated"](replay / "1h" / "ADA_USDT-1h.json.gz")
+    DAMAGES["bad_json"](replay / "1h" / "SOL_USDT-1h.json.gz")
+    DAMAGES["string_value"](replay / "1d" / "XRP_USDT-1d.json.gz")
+    damaged = {"ADA/USDT", "SOL/USDT", "XRP/USDT"}
+    env = dantaro_env(tmp_path, DANTARO_REPLAY_DATA_DIR=str(replay), DANTARO_ANALYSIS_INTERVAL_S="0.5")
+    assert _run([*DANTARO, "migrate", "upgrade"], env).returncode == 0
+    worker = DantaroProcess(["worker"], env, log_path=tmp_path / "worker.log").start()
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and worker.alive and len(_published(tmp_path)) < 3:
+            time.sleep(0.2)
+        worker.kill(signal.SIGTERM)
+    finally:
+        worker.kill()
+    runs = _published(tmp_path)
+    assert len(runs) >= 3, worker.log_text()[-3000:]
+    for status, errors, symbols in runs:
+        assert status == "partial" and set(errors) == damaged
+        assert symbols == {f"{b}/USDT" for b in bases} - damaged
+    events = log_events(worker.log_text())
+    assert "Traceback" not in worker.log_text() and "run_crashed" not in {e["event"] for e in events}
+    [report] = [e for e in events if e["event"] == "replay_data_problems"]
+    assert report["level"] == "warning" and report["count"] == 3
+    assert {line.split(":")[0] for line in report["problems"]} == {
+        "1h/ADA_USDT-1h.json.gz",
+        "1h/SOL_USDT-1h.json.gz",
+        "1d/XRP_USDT-1d.json.gz",
+    }
+
+
+def _published(tmp_path: Path) -> list[tuple[str, dict[str, str], set[str]]]:
+    """(status, errors, recommended symbols) of every published run, oldest first."""
+    with sqlite3.connect(tmp_path / "dantaro.sqlite3") as connection:
+        runs = connection.execute(
+            "SELECT run_id, status, errors FROM analysis_runs WHERE published_at IS NOT NULL ORDER BY started_at"
+        ).fetchall()
+        symbols = connection.execute("SELECT run_id, symbol FROM recommendations").fetchall()
+    by_run: dict[str, set[str]] = {}
+    for run_id, symbol in symbols:
+        by_run.setdefault(run_id, set()).add(symbol)
+    return [(status, json.loads(errors or "{}"), by_run.get(run_id, set())) for run_id, status, errors in runs]

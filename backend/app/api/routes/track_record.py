@@ -23,13 +23,9 @@ from app.api.errors import ApiError
 from app.api.http_cache import matches, max_age_s
 from app.api.responses import OrjsonResponse
 from app.api.routes.levels import parse_symbol
-from app.api.schemas import (
-    ERROR_RESPONSES,
-    SymbolTrackRecordResponse,
-    TrackRecordResponse,
-    TrackRecordRunsResponse,
-)
+from app.api.schemas import ERROR_RESPONSES
 from app.api.track_record import Window, calls_view, run_row_view, summary_view
+from app.api.track_schemas import SymbolTrackRecordResponse, TrackRecordResponse, TrackRecordRunsResponse
 from app.api.track_store import MEMORY, Load, TrackRecordStore, View, body_key
 from app.domain import utc_now
 from app.storage.track_record import TrackRecordRepository, page_cursor, parse_cursor

@@ -13,7 +13,9 @@ What it serves (``now_ms`` is the emulator's clock: ``fixed_now_ms`` when a test
   ``/api/v3/klines`` — ascending from ``startTime``, at most 1000;
 - the candle forming at ``now_ms`` with different values from its final ones (close = open, half the volume), so a
   stored forming candle shows up as a mismatch; ``gaps`` removes candles (the exchange had no trades);
-- ``faults``: the next matching requests get a 429 with ``Retry-After``, a 500, or a slow reply.
+- ``faults``: the next matching requests get a 429 with ``Retry-After``, a 500, or a slow reply;
+- ``storm``: a rate-limit and server-error storm (``Storm``): every distinct request fails the first time it is seen
+  (a 429 with ``Retry-After`` or a 500, alternating) and requests naming a ``down`` text always fail.
 """
 
 from __future__ import annotations
@@ -45,6 +47,25 @@ class Fault:
     delay_s: float = 0.0
 
 
+@dataclass
+class Storm:
+    """Faults by request (path and query): each distinct request fails once, those holding a ``down`` text always."""
+
+    down: tuple[str, ...] = ()  # e.g. "ETH" (its candle requests), "ticker" (the tickers endpoint)
+    retry_after_s: int = 1
+    seen: set[str] = field(default_factory=set)
+    failed: int = 0
+
+    def status(self, path: str, query: dict[str, str]) -> int | None:
+        """The error status this request gets, or None (served). Called under the emulator's lock."""
+        key = path + "?" + "&".join(f"{k}={v}" for k, v in sorted(query.items()))
+        if not any(text in key for text in self.down) and key in self.seen:
+            return None
+        self.seen.add(key)
+        self.failed += 1
+        return 429 if self.failed % 2 else 500
+
+
 def load_rows(base: str, timeframe: str) -> list[Row]:
     """The bundled ``BASE_USDT`` candles of one timeframe as rows, ascending."""
     return [(c.open_time_ms, c.open, c.high, c.low, c.close, c.volume) for c in bundled_candles(base, timeframe)]
@@ -72,6 +93,7 @@ class Emulator:
     aliases: dict[str, str] = field(default_factory=dict)  # synthetic base → real base whose series it re-uses
     gaps: set[tuple[str, str, int]] = field(default_factory=set)  # (base, timeframe, open_ms) removed
     faults: list[Fault] = field(default_factory=list)
+    storm: Storm | None = None
     candle_delay_s: float = 0.0  # added to every candle request (a slow exchange, e.g. to interrupt a backfill)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     _rows: dict[tuple[str, str], list[Row]] = field(default_factory=dict)
@@ -171,6 +193,10 @@ class Emulator:
             fault = next((f for f in self.faults if parts.path.startswith(f.path)), None)
             if fault is not None:
                 self.faults.remove(fault)
+            elif self.storm is not None and not parts.path.startswith("/_emulator"):
+                status = self.storm.status(parts.path, query)
+                retry_after_s = self.storm.retry_after_s if status == 429 else None
+                fault = None if status is None else Fault(parts.path, status, retry_after_s=retry_after_s)
         delay_s = (fault.delay_s if fault is not None else 0.0) + (
             self.candle_delay_s if "candles" in parts.path or "klines" in parts.path else 0.0
         )
