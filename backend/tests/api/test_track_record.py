@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.responses import dump_json
+from app.api.schemas import ErrorResponse
 from app.api.track_record import Window, summary_view
 from app.api.track_schemas import (
-    ErrorResponse,
     SymbolTrackRecordResponse,
     TrackRecordResponse,
     TrackRecordRunsResponse,
