@@ -6,6 +6,8 @@ source over the bundled real Binance history. Nothing here is built at import ti
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from functools import lru_cache
@@ -21,6 +23,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DATA_DIR = PACKAGE_DIR / "data" / "binance-spot"
 DEVELOPMENT_KEY = "development-user-server-key"
 PLACEHOLDER_SECRET = "CHANGE_ME"  # deployment/.env.production ships it; production refuses to run with it
+WEBHOOK_KEY_BYTES = 32  # AES-256
 KOREAN_EXCHANGES = frozenset({"upbit", "bithumb", "coinone", "korbit", "gopax"})
 
 
@@ -105,6 +108,15 @@ class Settings(BaseSettings):
     api_max_connections: int = Field(default=1000, ge=1)
     redis_retry_after_s: float = Field(default=5.0, gt=0)
     api_keys_flush_interval_s: float = Field(default=30.0, gt=0)
+    # Webhooks (app/webhooks, `dantaro webhooks`): delivery by the worker, signing secrets at rest, URL policy.
+    webhook_secrets_key: str = ""  # base64 of 32 bytes: AES-256-GCM for stored signing secrets; empty = stored as-is
+    webhook_allow_private_urls: bool = False  # loopback/private/link-local receivers (tests, a private network)
+    webhook_poll_interval_s: float = Field(default=2.0, gt=0)
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_base_s: float = Field(default=10.0, gt=0)
+    webhook_retry_max_delay_s: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_s: float = Field(default=86400.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -123,6 +135,17 @@ class Settings(BaseSettings):
                 raise ValueError(f"must be a JSON object ({exc.msg} at position {exc.pos})") from None
         if not isinstance(value, dict):
             raise ValueError('must be a JSON object, e.g. {"upbit": {"timeout": 5000}}')
+        return value
+
+    @field_validator("webhook_secrets_key")
+    @classmethod
+    def _secrets_key(cls, value: str) -> str:
+        value = value.strip()
+        if value and len(_base64_bytes(value)) != WEBHOOK_KEY_BYTES:
+            raise ValueError(
+                f"must be the base64 of {WEBHOOK_KEY_BYTES} random bytes; make one with "
+                "python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())'"
+            )
         return value
 
     @model_validator(mode="after")
@@ -215,6 +238,19 @@ class Settings(BaseSettings):
     def docs_active(self) -> bool:
         """Whether /docs, /redoc and /openapi.json are served (always in development, opt-in in production)."""
         return self.env == "development" or self.docs_enabled
+
+
+def _base64_bytes(text: str) -> bytes:
+    """The bytes of standard or URL-safe base64 ``text``; empty when it is not base64."""
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except binascii.Error:
+        return b""
+
+
+def webhook_key_bytes(settings: Settings) -> bytes | None:
+    """The key that seals webhook signing secrets (``DANTARO_WEBHOOK_SECRETS_KEY``), or None when unset."""
+    return _base64_bytes(settings.webhook_secrets_key) or None
 
 
 def _check_timeframe(timeframe: str) -> None:
