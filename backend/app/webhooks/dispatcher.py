@@ -217,7 +217,7 @@ def _log_attempt(outcome: AttemptOutcome) -> None:
         "webhook_attempt",
         delivery_id=outcome.delivery_id,
         webhook_id=outcome.webhook_id,
-        event=outcome.event,
+        webhook_event=outcome.event,
         attempt=attempt.attempt,
         status=attempt.status,
         latency_ms=attempt.latency_ms,
