@@ -44,7 +44,7 @@ def address_refusal(address: str) -> str | None:
     ip = ipaddress.ip_address(address.partition("%")[0])
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
-    for name in ("loopback", "link_local", "private", "multicast", "unspecified", "reserved"):
+    for name in ("loopback", "unspecified", "link_local", "multicast", "private", "reserved"):
         if getattr(ip, f"is_{name}"):
             return name.replace("_", "-")
     return None if ip.is_global else "not globally routable"
@@ -66,6 +66,14 @@ def split_url(url: str) -> tuple[str, int]:
     except ValueError:
         raise UsageError(f"--url {url!r} has an invalid port") from None
     return parts.hostname, port
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+    except ValueError:
+        return False
+    return True
 
 
 def literal_refusal(host: str, *, allow_private: bool) -> str | None:
@@ -93,7 +101,7 @@ async def check_url(url: str, *, allow_private: bool, lookup: Lookup = system_lo
     """``UsageError`` unless ``url`` is an http(s) URL whose host resolves only to addresses webhooks may reach."""
     host, port = split_url(url)
     refusal = literal_refusal(host, allow_private=allow_private)
-    if refusal is None:
+    if refusal is None and not _is_literal(host):
         try:
             await allowed_addresses(host, port, allow_private=allow_private, lookup=lookup)
         except RefusedAddressError as exc:

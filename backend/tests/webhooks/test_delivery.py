@@ -191,3 +191,18 @@ def test_bodies_are_json_with_the_event_and_delivery_id(backend: StorageBackend,
     parsed = json.loads(body)
     assert set(parsed) == {"event", "delivery_id", "created_at", "data"}
     assert parsed["delivery_id"] == deliveries(factory)[0].delivery_id
+
+
+async def test_a_secret_the_worker_cannot_open_fails_the_attempt_and_sends_nothing(
+    backend: StorageBackend, make_snapshot: MakeSnapshot
+) -> None:
+    factory = backend.session_factory
+    with WebhookReceiver() as receiver:
+        add_hook(factory, hook_settings(), url=receiver.url, events=["run.published"])
+        publish(make_snapshot(run_id="run-k"), session_factory=factory, cache=None)
+        other_key = hook_settings()  # the worker runs with another DANTARO_WEBHOOK_SECRETS_KEY
+        (outcome,) = (await WebhookDispatcher(session_factory=factory, settings=other_key).run_pass()).outcomes
+        assert receiver.requests == []
+    assert outcome.attempt.error is not None
+    assert outcome.attempt.error.startswith("signing secret unreadable: the secret was sealed with key")
+    assert outcome.state is DeliveryState.PENDING
