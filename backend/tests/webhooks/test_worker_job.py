@@ -12,6 +12,7 @@ from structlog.testing import capture_logs
 from app.storage.db import make_engine, make_session_factory
 from app.storage.publish import publish
 from app.worker.service import Worker
+from tests.support.paths import MONITORING_DIR
 from tests.support.snapshots import MakeSnapshot
 from tests.support.storage import StorageBackend
 from tests.support.webhook_receiver import WebhookReceiver
@@ -40,6 +41,8 @@ async def test_the_job_is_scheduled_delivers_and_is_counted(
         (request,) = receiver.verified(secret)
     assert [outcome.delivery_id for outcome in result.outcomes] == [request.delivery_id]
     assert _attempts_counted("delivered") == before + 1
+    alerts = (MONITORING_DIR / "alerts.yml").read_text()
+    assert 'dantaro_webhook_attempts_total{state="failed"}' in alerts and "#dantarowebhookdeliveriesfailing" in alerts
 
 
 async def test_a_pass_without_the_database_is_skipped_and_logged(tmp_path: Path) -> None:
