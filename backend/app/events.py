@@ -76,22 +76,21 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class CandleWindow:
-    """The closed candles ``level.broken`` judges: ``timeframe`` candles opening at or after ``since_ms``, closed by
-    ``until_ms`` (at most ``limit`` of them per symbol)."""
+    """The closed candles ``level.broken`` judges: ``timeframe`` candles opening at or after ``since_ms`` and closed
+    by ``until_ms`` (epoch ms)."""
 
     timeframe: str
     since_ms: int
     until_ms: int
-    limit: int
 
 
 def candle_window(previous: Snapshot, current: Snapshot) -> CandleWindow:
-    """The candles between the previous run's ``as_of`` and this run's, plus the reference candle before them."""
+    """The candles between the previous run's ``as_of`` and this run's, plus the reference candle before them (at
+    most ``MAX_WINDOW_CANDLES``: after a longer outage, the newest ones)."""
     step_ms = timeframe_ms(current.timeframe)
-    since_ms = int(previous.data_as_of.timestamp() * 1000) - step_ms
     until_ms = int(current.data_as_of.timestamp() * 1000)
-    limit = min(MAX_WINDOW_CANDLES, max(1, (until_ms - since_ms) // step_ms))
-    return CandleWindow(current.timeframe, since_ms, until_ms, limit=limit)
+    since_ms = max(int(previous.data_as_of.timestamp() * 1000) - step_ms, until_ms - MAX_WINDOW_CANDLES * step_ms)
+    return CandleWindow(current.timeframe, since_ms, until_ms)
 
 
 def run_events(

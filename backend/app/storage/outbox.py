@@ -28,10 +28,9 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.domain import Candle, Snapshot, utc_now
+from app.domain import Candle, Snapshot, timeframe_ms, utc_now
 from app.events import NEEDS_PREVIOUS, Event, EventType, candle_window, run_events
-from app.storage.candles import CandleRepository
-from app.storage.models import WebhookAttemptModel, WebhookDeliveryModel, WebhookModel
+from app.storage.models import CandleModel, WebhookAttemptModel, WebhookDeliveryModel, WebhookModel
 from app.storage.runs import RunRepository
 from app.storage.webhooks import WebhookRepository
 
@@ -130,15 +129,26 @@ def enqueue(session: Session, *, webhook_id: str, event: Event, run_id: str | No
 
 
 def _window_candles(session: Session, *, previous: Snapshot, current: Snapshot) -> dict[str, list[Candle]]:
+    """The candles of ``candle_window`` per symbol the previous run served levels for (one range read)."""
     window = candle_window(previous, current)
-    loaded = CandleRepository(session).load(
-        exchange=current.exchange,
-        timeframe=window.timeframe,
-        symbols=sorted(previous.levels),
-        until_ms=window.until_ms,
-        limit=window.limit,
-    )
-    return {symbol: [c for c in series if c.open_time_ms >= window.since_ms] for symbol, series in loaded.items()}
+    step_ms = timeframe_ms(window.timeframe)
+    rows = session.execute(
+        select(CandleModel)
+        .where(
+            CandleModel.exchange == current.exchange,
+            CandleModel.timeframe == window.timeframe,
+            CandleModel.symbol.in_(sorted(previous.levels)),
+            CandleModel.open_time_ms >= window.since_ms,
+            CandleModel.open_time_ms <= window.until_ms - step_ms,
+        )
+        .order_by(CandleModel.symbol, CandleModel.open_time_ms)
+    ).scalars()
+    result: dict[str, list[Candle]] = {}
+    for row in rows:
+        result.setdefault(row.symbol, []).append(
+            Candle(row.open_time_ms, row.open, row.high, row.low, row.close, row.volume)
+        )
+    return result
 
 
 class DeliveryRepository:
