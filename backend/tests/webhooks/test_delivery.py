@@ -1,5 +1,6 @@
-"""Delivery to a real loopback receiver on SQLite and PostgreSQL: signed POSTs, retries with one delivery id,
-the retry window, addresses refused at delivery time (DNS rebinding), and no event for a run that rolled back."""
+"""Delivery to a real loopback receiver on SQLite and PostgreSQL (and the in-process and Redis caches): signed POSTs,
+retries with one delivery id, the retry window, addresses refused at delivery time (DNS rebinding), and no event for
+a run that rolled back."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from app.storage.cache import SnapshotCache
 from app.storage.outbox import DeliveryState
 from app.storage.publish import publish
 from app.storage.runs import RunRepository
@@ -22,14 +24,14 @@ from tests.support.webhooks import add_hook, attempts, deliver_until, deliveries
 
 
 async def test_a_run_is_delivered_signed_and_retried_after_two_500s_with_one_delivery_id(
-    backend: StorageBackend, make_snapshot: MakeSnapshot
+    backend: StorageBackend, cache: SnapshotCache, make_snapshot: MakeSnapshot
 ) -> None:
     settings = hook_settings()
     factory = backend.session_factory
     with WebhookReceiver(statuses=[500, 500]) as receiver:
         hook, secret = add_hook(factory, settings, url=receiver.url, events=["run.published"], top_n=3)
         snapshot = make_snapshot(run_id="run-a")
-        publish(snapshot, session_factory=factory, cache=None)
+        publish(snapshot, session_factory=factory, cache=cache)
         (pending,) = deliveries(factory)
         assert (pending.state, pending.run_id, pending.event) == (DeliveryState.PENDING, "run-a", "run.published")
         dispatcher = WebhookDispatcher(session_factory=factory, settings=settings)
