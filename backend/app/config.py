@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain import Horizon, default_horizons, horizon_for
@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     redis_retry_after_s: float = Field(default=5.0, gt=0)
     api_keys_flush_interval_s: float = Field(default=30.0, gt=0)
     # Webhooks (app/webhooks, `dantaro webhooks`): delivery by the worker, signing secrets at rest, URL policy.
-    webhook_secrets_key: str = ""  # base64 of 32 bytes: AES-256-GCM for stored signing secrets; empty = stored as-is
+    # base64 of 32 bytes: AES-256-GCM key of stored signing secrets; empty = stored as-is. SecretStr: never in a repr.
+    webhook_secrets_key: SecretStr = SecretStr("")
     webhook_allow_private_urls: bool = False  # loopback/private/link-local receivers (tests, a private network)
     webhook_poll_interval_s: float = Field(default=2.0, gt=0)
     webhook_concurrency: int = Field(default=8, ge=1, le=256)
@@ -139,14 +140,14 @@ class Settings(BaseSettings):
 
     @field_validator("webhook_secrets_key")
     @classmethod
-    def _secrets_key(cls, value: str) -> str:
-        value = value.strip()
-        if value and len(_base64_bytes(value)) != WEBHOOK_KEY_BYTES:
+    def _secrets_key(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if text and len(_base64_bytes(text)) != WEBHOOK_KEY_BYTES:
             raise ValueError(
                 f"must be the base64 of {WEBHOOK_KEY_BYTES} random bytes; make one with "
                 "python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())'"
             )
-        return value
+        return SecretStr(text)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -250,7 +251,7 @@ def _base64_bytes(text: str) -> bytes:
 
 def webhook_key_bytes(settings: Settings) -> bytes | None:
     """The key that seals webhook signing secrets (``DANTARO_WEBHOOK_SECRETS_KEY``), or None when unset."""
-    return _base64_bytes(settings.webhook_secrets_key) or None
+    return _base64_bytes(settings.webhook_secrets_key.get_secret_value()) or None
 
 
 def _check_timeframe(timeframe: str) -> None:
