@@ -1,9 +1,10 @@
 """Sending the outbox: the worker's ``webhooks`` job claims due deliveries and POSTs them, signed.
 
 Invariants:
-- One pass claims at most ``BATCH`` due deliveries (``DeliveryRepository.claim_due``, leased for
-  ``lease_s`` = twice the timeout plus 5 s) and sends them with at most ``DANTARO_WEBHOOK_CONCURRENCY`` requests in
-  flight, each bounded by ``DANTARO_WEBHOOK_TIMEOUT_S`` (connect, send and response headers together).
+- One pass attempts at most ``BATCH`` due deliveries, in rounds of ``DANTARO_WEBHOOK_CONCURRENCY`` sent at once: a
+  round is claimed (``DeliveryRepository.claim_due``, leased for ``lease_s`` = twice the timeout plus 5 s) when the
+  previous one is done, and each request is bounded by ``DANTARO_WEBHOOK_TIMEOUT_S`` (connect, send and response
+  headers together), so a round always ends within its lease and no other worker claims its deliveries meanwhile.
 - Each attempt: the body stored in the outbox, unchanged; a fresh timestamp and signature (``app.webhooks.signing``);
   no redirects followed, no proxy from the environment, addresses checked on every connection
   (``app.webhooks.addresses``). A 2xx delivers; anything else (status, refused address, network error, timeout,
@@ -63,10 +64,6 @@ class DispatchPass:
 
     outcomes: tuple[AttemptOutcome, ...] = ()
 
-    def count(self, state: DeliveryState) -> int:
-        """How many deliveries this pass left in ``state``."""
-        return sum(outcome.state is state for outcome in self.outcomes)
-
 
 class WebhookDispatcher:
     """Claims due deliveries and sends them; ``clock`` (Unix seconds) stamps the signatures."""
@@ -94,27 +91,33 @@ class WebhookDispatcher:
         return 2 * self.timeout_s + 5
 
     async def run_pass(self) -> DispatchPass:
-        """Claim the due deliveries (at most ``BATCH``) and attempt each once."""
-        due = await asyncio.to_thread(self._claim, None)
-        return DispatchPass(tuple(await self._send_all(due))) if due else DispatchPass()
+        """Attempt the due deliveries once each (at most ``BATCH``), in rounds of ``concurrency``: each round is
+        claimed only when the previous one is done, so it is sent well within its lease."""
+        outcomes: list[AttemptOutcome] = []
+        while len(outcomes) < BATCH:
+            due = await asyncio.to_thread(self._claim, None, min(self.concurrency, BATCH - len(outcomes)))
+            if not due:
+                break
+            outcomes.extend(await self._send_all(due))
+        return DispatchPass(tuple(outcomes))
 
     async def attempt_now(self, delivery_id: str, *, final: bool) -> AttemptOutcome | None:
         """Attempt one pending delivery now (``final``: no retry after a failure); None when it is not pending."""
-        due = await asyncio.to_thread(self._claim, delivery_id)
+        due = await asyncio.to_thread(self._claim, delivery_id, 1)
         if not due:
             return None
         (outcome,) = await self._send_all(due, final=final)
         return outcome
 
-    def _claim(self, delivery_id: str | None) -> list[DueDelivery]:
+    def _claim(self, delivery_id: str | None, limit: int) -> list[DueDelivery]:
         now = utc_now()
         with self.session_factory.begin() as session:
             return DeliveryRepository(session).claim_due(
-                now=now, lease_until=now + timedelta(seconds=self.lease_s), limit=BATCH, delivery_id=delivery_id
+                now=now, lease_until=now + timedelta(seconds=self.lease_s), limit=limit, delivery_id=delivery_id
             )
 
     async def _send_all(self, due: Sequence[DueDelivery], *, final: bool = False) -> list[AttemptOutcome]:
-        slots = asyncio.Semaphore(self.concurrency)
+        """Attempt ``due`` (at most ``concurrency`` of them) at once on one connection pool."""
         connector = aiohttp.TCPConnector(
             limit=self.concurrency,
             resolver=GuardedResolver(allow_private=self.allow_private, lookup=self.lookup),
@@ -122,12 +125,7 @@ class WebhookDispatcher:
         )
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout, trust_env=False) as http:
-
-            async def one(delivery: DueDelivery) -> AttemptOutcome:
-                async with slots:
-                    return await self._attempt(http, delivery, final=final)
-
-            return list(await asyncio.gather(*(one(delivery) for delivery in due)))
+            return list(await asyncio.gather(*(self._attempt(http, one, final=final) for one in due)))
 
     async def _attempt(self, http: aiohttp.ClientSession, delivery: DueDelivery, *, final: bool) -> AttemptOutcome:
         started_at, started_s = utc_now(), time.monotonic()

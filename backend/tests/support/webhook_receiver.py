@@ -1,7 +1,8 @@
 """A loopback webhook receiver: a real HTTP server on 127.0.0.1 that records every POST and answers as scripted.
 
-It answers the ``statuses`` given, in order, then ``default_status``; ``hold()`` makes requests wait (after being
-recorded) until ``release()``, to catch a sender with a request in flight. ``verified(secret)`` checks each request
+It answers the ``statuses`` given, in order, then ``default_status``, each after ``delay_s``; ``hold()`` makes requests
+wait (after being recorded) until ``release()``, to catch a sender with a request in flight; ``max_in_flight`` is the
+most requests it has held open at once. ``verified(secret)`` checks each request
 with the client package's ``verify_signature``, the check receivers run.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -43,9 +45,12 @@ class Received:
 class WebhookReceiver:
     """Records POSTs on ``url``; a context manager that starts and stops the server."""
 
-    def __init__(self, *, statuses: Sequence[int] = (), default_status: int = 200) -> None:
+    def __init__(self, *, statuses: Sequence[int] = (), default_status: int = 200, delay_s: float = 0.0) -> None:
         self.statuses = list(statuses)
         self.default_status = default_status
+        self.delay_s = delay_s
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.requests: list[Received] = []
         self.arrived = threading.Event()
         self._released = threading.Event()
@@ -85,8 +90,13 @@ class WebhookReceiver:
         with self._lock:
             self.requests.append(received)
             status = self.statuses.pop(0) if self.statuses else self.default_status
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
         self.arrived.set()
         self._released.wait(timeout=HOLD_LIMIT_S)
+        time.sleep(self.delay_s)
+        with self._lock:
+            self.in_flight -= 1
         return status
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:

@@ -12,8 +12,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from app.events import Event, EventType
 from app.storage.cache import SnapshotCache
-from app.storage.outbox import DeliveryState
+from app.storage.outbox import DeliveryState, enqueue
 from app.storage.publish import publish
 from app.storage.runs import RunRepository
 from app.webhooks.dispatcher import WebhookDispatcher
@@ -208,3 +209,17 @@ async def test_a_secret_the_worker_cannot_open_fails_the_attempt_and_sends_nothi
     assert outcome.attempt.error is not None
     assert outcome.attempt.error.startswith("signing secret unreadable: the secret was sealed with key")
     assert outcome.state is DeliveryState.PENDING
+
+
+async def test_a_pass_sends_in_rounds_of_the_concurrency(backend: StorageBackend) -> None:
+    settings = hook_settings(webhook_concurrency=2)
+    factory = backend.session_factory
+    with WebhookReceiver(delay_s=0.2) as receiver:
+        hook, secret = add_hook(factory, settings, url=receiver.url, events=["run.published"])
+        with factory.begin() as session:
+            for n in range(5):
+                enqueue(session, webhook_id=hook.webhook_id, event=Event(EventType.TEST, {"n": n}), run_id=None)
+        result = await WebhookDispatcher(session_factory=factory, settings=settings).run_pass()
+        requests = receiver.verified(secret)
+    assert len(result.outcomes) == len(requests) == 5 and receiver.max_in_flight == 2
+    assert {outcome.state for outcome in result.outcomes} == {DeliveryState.DELIVERED}
