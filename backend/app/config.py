@@ -6,13 +6,15 @@ source over the bundled real Binance history. Nothing here is built at import ti
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain import Horizon, default_horizons, horizon_for
@@ -21,6 +23,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DATA_DIR = PACKAGE_DIR / "data" / "binance-spot"
 DEVELOPMENT_KEY = "development-user-server-key"
 PLACEHOLDER_SECRET = "CHANGE_ME"  # deployment/.env.production ships it; production refuses to run with it
+WEBHOOK_KEY_BYTES = 32  # AES-256
 KOREAN_EXCHANGES = frozenset({"upbit", "bithumb", "coinone", "korbit", "gopax"})
 
 
@@ -108,6 +111,16 @@ class Settings(BaseSettings):
     api_failed_keys_per_min: int = Field(default=20, ge=1)  # refused keys per client and minute before 429
     redis_retry_after_s: float = Field(default=5.0, gt=0)
     api_keys_flush_interval_s: float = Field(default=30.0, gt=0)
+    # Webhooks (app/webhooks, `dantaro webhooks`): delivery by the worker, signing secrets at rest, URL policy.
+    # base64 of 32 bytes: AES-256-GCM key of stored signing secrets; empty = stored as-is. SecretStr: never in a repr.
+    webhook_secrets_key: SecretStr = SecretStr("")
+    webhook_allow_private_urls: bool = False  # loopback/private/link-local receivers (tests, a private network)
+    webhook_poll_interval_s: float = Field(default=2.0, gt=0)
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_base_s: float = Field(default=10.0, gt=0)
+    webhook_retry_max_delay_s: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_s: float = Field(default=86400.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -127,6 +140,17 @@ class Settings(BaseSettings):
         if not isinstance(value, dict):
             raise ValueError('must be a JSON object, e.g. {"upbit": {"timeout": 5000}}')
         return value
+
+    @field_validator("webhook_secrets_key")
+    @classmethod
+    def _secrets_key(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if text and len(_base64_bytes(text)) != WEBHOOK_KEY_BYTES:
+            raise ValueError(
+                f"must be the base64 of {WEBHOOK_KEY_BYTES} random bytes; make one with "
+                "python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())'"
+            )
+        return SecretStr(text)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -218,6 +242,19 @@ class Settings(BaseSettings):
     def docs_active(self) -> bool:
         """Whether /docs, /redoc and /openapi.json are served (always in development, opt-in in production)."""
         return self.env == "development" or self.docs_enabled
+
+
+def _base64_bytes(text: str) -> bytes:
+    """The bytes of standard or URL-safe base64 ``text``; empty when it is not base64."""
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except binascii.Error:
+        return b""
+
+
+def webhook_key_bytes(settings: Settings) -> bytes | None:
+    """The key that seals webhook signing secrets (``DANTARO_WEBHOOK_SECRETS_KEY``), or None when unset."""
+    return _base64_bytes(settings.webhook_secrets_key.get_secret_value()) or None
 
 
 def _check_timeframe(timeframe: str) -> None:
