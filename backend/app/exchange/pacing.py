@@ -159,7 +159,8 @@ class CallGate:
                 )
             log.warning("exchange_ban_wait", exchange=self.exchange_id, wait_s=round(wait_s, 3))
             await self._sleep(wait_s)
-            if self._banned_until_s == until_s:
+            if self._banned_until_s == until_s:  # not extended meanwhile: over
+                self._banned_until_s = -math.inf
                 return
 
     async def _wait_for_budget(self, key: str) -> None:

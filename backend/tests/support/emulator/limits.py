@@ -19,6 +19,7 @@ import hashlib
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,7 @@ class RateStorm:
     served: int = 0
     failed: int = 0
     failing: set[str] = field(default_factory=set)  # requests whose latest answer was an error
+    statuses: Counter[int] = field(default_factory=Counter)
 
     def status(self, path: str, query: dict[str, str]) -> int | None:
         """The error status this request gets, or None (served). Called under the emulator's lock."""
@@ -78,7 +80,9 @@ class RateStorm:
             return None
         self.failed += 1
         self.failing.add(key)
-        return 429 if digest[1] % 2 == 0 else (500, 502, 503)[digest[2] % 3]
+        status = 429 if digest[1] % 2 == 0 else (500, 502, 503)[digest[2] % 3]
+        self.statuses[status] += 1
+        return status
 
 
 @dataclass
