@@ -77,11 +77,12 @@ def make_cycle(
     policy: RetryPolicy | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
     wall_clock_s: Callable[[], float] = time.time,
+    timeout_ms: int = 1000,
     **values: Any,
 ) -> ExchangeCycle:
     """One exchange's cycle on the emulator's clock; waits go to ``sleep`` (default: recorded in ``slept``)."""
     settings = settings_for(backend, {emulator.kind: emulator}, **values)
-    options = {**emulator.ccxt_options(), "timeout": 1000}
+    options = {**emulator.ccxt_options(), "timeout": timeout_ms}
     if unreachable:  # the same URLs on a port nothing listens on
         options["urls"] = {
             "api": {"public": options["urls"]["api"]["public"].replace(str(emulator.port), str(free_port()))}
