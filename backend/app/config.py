@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     retry_base_delay_s: float = Field(default=0.5, ge=0)
     retry_max_delay_s: float = Field(default=60.0, ge=0)
     retry_budget_s: float = Field(default=300.0, gt=0)  # summed retry waits of one cycle (ccxt)
+    ban_max_wait_s: float = Field(default=300.0, ge=0)  # longest exchange IP ban (418) waited out
     universe_refresh_interval_s: float = Field(default=3600.0, gt=0)
     universe_min_quote_volume: float = Field(default=0.0, ge=0)
     universe_min_history_days: int = Field(default=30, ge=0)
