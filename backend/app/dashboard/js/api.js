@@ -9,7 +9,7 @@
   const STORAGE_KEY = "dantaro.apiKey";
   const MAX_REMEMBERED = 64;
   const POLL_MIN_S = 5;
-  const POLL_MAX_S = 60;
+  const POLL_MAX_S = 15;
 
   class ApiError extends Error {
     constructor(status, code, message, retryAfterS) {
@@ -91,7 +91,7 @@
 
   // watchRuns(exchange, onRun) calls onRun(runId) whenever the exchange's current run changes, until the returned
   // function is called. It is the one place that learns about new runs: today it polls /market-status with
-  // If-None-Match (a 304 until a new run is published) at the pace the API's Cache-Control announces (5-60 s).
+  // If-None-Match (a 304 until a new run is published) at the pace the API's Cache-Control announces, every 5 to 15 s.
   // To move to the server-sent event stream (GET /api/v1/stream), only this function changes: a fetch() of the
   // stream with the Authorization header (EventSource cannot send one), reading its events and calling onRun.
   function watchRuns(exchange, onRun, onError) {

@@ -117,10 +117,8 @@
       chartBox,
       h("p", { class: "muted" }, `${candles.count} closed ${timeframe} candles to ${f.time(candles.as_of)} · ` +
         `${served.levels.length} levels from ${served.calculation_method || "–"}: green support, red resistance, thicker = stronger`),
-      h("div", { class: "grid two" },
-        h("section", { class: "card" }, h("h2", {}, "Support and resistance"), levelTable(served.levels, served)),
-        contributions(rec)),
-      pastCalls(track, horizon)
+      h("section", { class: "card" }, h("h2", {}, "Support and resistance"), levelTable(served.levels, served)),
+      h("div", { class: "grid two" }, contributions(rec), pastCalls(track, horizon))
     );
     ctx.after.push(() => {
       drawn = D.priceChart.draw(chartBox, {
