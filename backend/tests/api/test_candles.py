@@ -18,7 +18,7 @@ from app.config import Settings
 from app.domain import Candle, Snapshot, timeframe_ms
 from app.storage.candles import CandleRepository
 from app.storage.publish import publish
-from tests.support.api import DEV_AUTH, make_settings, running_client
+from tests.support.api import DEV_AUTH, Breaker, make_settings, running_client
 from tests.support.candles import bundled_candles
 from tests.support.network import free_port
 from tests.support.snapshots import build_snapshot
@@ -190,19 +190,6 @@ def test_a_second_api_process_reads_the_candles_from_redis(stack: Stack) -> None
     assert [r.json()["data_source"] for r in (one, two, three)] == [DATABASE, REDIS, MEMORY]
     varying = {"data_source": "", "age_seconds": 0}
     assert one.json() | varying == two.json() | varying
-
-
-class Breaker:
-    """The snapshot reader's breaker, as the store sees it."""
-
-    def __init__(self) -> None:
-        self.trips: list[str] = []
-
-    def cache_usable(self) -> bool:
-        return not self.trips
-
-    def trip_cache(self, reason: str) -> None:
-        self.trips.append(reason)
 
 
 def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(stack: Stack) -> None:
