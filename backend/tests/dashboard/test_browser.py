@@ -87,11 +87,12 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     key = create_api_key(env, name="dashboard")
     revoked = create_api_key(env, name="revoked")
     assert run_dantaro(["keys", "revoke", revoked.split("_")[1]], env).returncode == 0
-    api = ApiServer(env, log_path=root / "api.log").start(timeout_s=90)  # a loaded CI machine starts slowly
+    api = ApiServer(env, log_path=root / "api.log")
     try:
+        api.start(timeout_s=90)  # a loaded CI machine starts slowly
         yield Deployment(api, env, key, revoked)
     finally:
-        api.kill()
+        api.kill()  # also when it did not answer in time
 
 
 @pytest.fixture(scope="module")
