@@ -116,8 +116,11 @@ def _table_symbols(browser: Browser) -> list[str]:
 def test_a_wrong_or_revoked_key_shows_the_message_and_the_form(browser: Browser, deployment: Deployment) -> None:
     browser.open()
     for key in ("dk_0000000000000000_not-a-key", deployment.revoked_key):
-        _sign_in(browser, key)
-        browser.wait("!document.getElementById('login-message').hidden", what="the refusal message")
+        _sign_in(browser, key)  # the shell leaves the login state at once, and returns to it when refused
+        browser.wait(
+            "document.body.dataset.state === 'login' && !document.getElementById('login-message').hidden",
+            what="the refusal message",
+        )
         assert "invalid or revoked API key" in browser.find("#login-message").text
         assert browser.find("#login").is_displayed() and not browser.find("#view").is_displayed()
         assert browser.js("return window.sessionStorage.getItem('dantaro.apiKey')") is None
@@ -128,8 +131,9 @@ def test_the_key_opens_the_ranked_table_in_the_apis_order(browser: Browser, depl
     browser.open()
     _sign_in(browser, deployment.key)
     browser.wait_view("overview")
+    renders = browser.renders()
     browser.find("#nav a[data-route=recommendations]").click()
-    browser.wait_view("recommendations")
+    browser.wait_view("recommendations", after_renders=renders)
     served = deployment.get("/api/v1/recommendations", top_n=100)["recommendations"]
     assert _table_symbols(browser) == [row["symbol"] for row in served]
     labels = [cell.text.replace(" ", "_") for cell in browser.find_all("#recommendations-table tbody .badge")]
@@ -146,6 +150,12 @@ def test_the_key_opens_the_ranked_table_in_the_apis_order(browser: Browser, depl
     assert browser.console_problems() == []
 
 
+def _wait_ink(browser: Browser, css: str, pixels: int) -> None:
+    """Wait until the canvases in ``css`` hold more than ``pixels`` drawn pixels (the library paints on the next
+    animation frames, after the view is in the page)."""
+    wait_for(lambda: browser.canvas_ink(css) > pixels, timeout_s=10, what=f"a drawn chart in {css}", poll_s=0.1)
+
+
 def _drawn_levels(browser: Browser) -> list[dict[str, Any]]:
     levels: list[dict[str, Any]] = browser.js(
         "return JSON.parse(document.getElementById('price-chart').dataset.levels)"
@@ -154,10 +164,10 @@ def _drawn_levels(browser: Browser) -> list[dict[str, Any]]:
 
 
 def test_the_symbol_page_draws_the_candles_and_one_line_per_level(browser: Browser, deployment: Deployment) -> None:
-    browser.go("recommendations")
-    browser.wait_view("recommendations")
+    browser.show("recommendations", "recommendations")
+    renders = browser.renders()
     browser.find("#recommendations-table tr[data-symbol='BTC/USDT'] a").click()
-    browser.wait_view("symbol")
+    browser.wait_view("symbol", after_renders=renders)
     served = deployment.get("/api/v1/support-levels/BTC")["support_levels"]
     candles = deployment.get("/api/v1/candles/BTC", timeframe="1h", limit=500)
     drawn = _drawn_levels(browser)
@@ -168,7 +178,7 @@ def test_the_symbol_page_draws_the_candles_and_one_line_per_level(browser: Brows
     tiers = {served["aggressive_support"]: "aggressive support", served["moderate_resistance"]: "moderate resistance"}
     assert all(any(line["price"] == price and name in line["title"] for line in drawn) for price, name in tiers.items())
     assert browser.find("#price-chart").get_attribute("data-candles") == str(candles["count"])
-    assert browser.canvas_ink("#price-chart") > 20_000  # candles, volume and lines, not a blank canvas
+    _wait_ink(browser, "#price-chart", 20_000)  # candles, volume and lines, not a blank canvas
     browser.find("#toggle-pivots").click()
     pivoted = [level["price"] for level in served["levels"] if any(s.startswith("pivot_") for s in level["sources"])]
     assert pivoted and [line["price"] for line in _drawn_levels(browser) if "pivot" in line["title"]] == pivoted
@@ -182,21 +192,19 @@ def test_the_symbol_page_draws_the_candles_and_one_line_per_level(browser: Brows
 
 
 def test_overview_and_track_record_show_the_apis_figures(browser: Browser, deployment: Deployment) -> None:
-    browser.go("")
-    browser.wait_view("overview")
+    browser.show("", "overview")
     market = deployment.get("/api/v1/market-status")
     gauge = browser.find("[data-testid=sentiment] svg").get_attribute("aria-label") or ""
     assert gauge == f"sentiment: {round(market['market_status']['details']['sentiment_index'])} of 100"
     assert market["run_id"][:12] in browser.find("main table").text
     assert not browser.find_all("[data-testid=stale-banner]")  # the runs are fresh
-    browser.go("track-record")
-    browser.wait_view("track-record")
+    browser.show("track-record", "track-record")
     summary = deployment.get("/api/v1/track-record")
     runs = deployment.get("/api/v1/track-record/runs", limit=200)["runs"]
     assert summary["runs_scored"] >= SCORED_RUNS
     with_ic = {run["as_of"] for run in runs if run["ic"] is not None}
     assert browser.find("#ic-chart").get_attribute("data-runs") == str(len(with_ic))
-    assert browser.canvas_ink("#ic-chart") > 2_000
+    _wait_ink(browser, "#ic-chart", 2_000)
     assert len(browser.find_all("#label-outcomes svg rect")) >= 2
     assert browser.console_problems() == []
 
@@ -204,12 +212,14 @@ def test_overview_and_track_record_show_the_apis_figures(browser: Browser, deplo
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_view_fits_and_is_pictured(browser: Browser, width: int, tmp_path: Path) -> None:
     browser.open()  # a fresh page: the chart toggles at their defaults (the key is still in this tab's session)
+    browser.wait_view("overview")
     browser.resize(width)
     for view, route in VIEWS.items():
-        browser.go(route)
-        browser.wait_view(view)
+        browser.show(route, view)
         overflow = browser.js("return document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{view} at {width} px is {overflow} px too wide"
+        if browser.find_all(".chart"):
+            _wait_ink(browser, ".chart", 1_000)
         picture = browser.screenshot(tmp_path / f"{view}-{width}.png")
         assert picture.stat().st_size > 10_000
         target = os.environ.get("DASHBOARD_SCREENSHOTS_TO")
@@ -228,8 +238,7 @@ def test_the_key_is_never_in_a_url_a_cookie_or_local_storage(browser: Browser, d
 
 
 def test_a_new_run_refreshes_the_open_view(browser: Browser, deployment: Deployment) -> None:
-    browser.go("recommendations")
-    browser.wait_view("recommendations")
+    browser.show("recommendations", "recommendations")
     before = deployment.get("/api/v1/recommendations", top_n=100)["run_id"]
     renders = browser.renders()
     published = run_dantaro(["worker", "--once"], deployment.env, timeout_s=180)

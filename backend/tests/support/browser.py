@@ -76,9 +76,17 @@ class Browser:
         """How many views the shell has rendered so far."""
         return int(self.js("return Number(document.body.dataset.renders || 0)"))
 
-    def go(self, route: str) -> None:
-        """Navigate the dashboard to ``#/route`` as a link would."""
-        self.js("window.location.hash = arguments[0]", "#/" + route)
+    def show(self, route: str, view: str) -> None:
+        """Navigate to ``#/route`` as a link would and wait for ``view`` to be rendered anew (the same route again
+        renders again too, as a reload of the view)."""
+        renders = self.renders()
+        self.js(
+            "const target = arguments[0];"
+            "if (window.location.hash === target) window.dispatchEvent(new HashChangeEvent('hashchange'));"
+            "else window.location.hash = target;",
+            "#/" + route,
+        )
+        self.wait_view(view, after_renders=renders)
 
     def new_console(self) -> list[dict[str, Any]]:
         """The console entries since the last call."""

@@ -141,6 +141,7 @@
     input.value = "";
     if (!value) return showLogin("Enter an API key.");
     D.api.key.set(value);
+    $("login-message").hidden = true;
     start();
   }
 
