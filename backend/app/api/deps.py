@@ -27,6 +27,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from app.api.auth import ApiPrincipal, KeyStoreUnavailableError, KeyVerifier, UsageRecorder
+from app.api.candle_store import CandleStore
 from app.api.errors import ApiError
 from app.api.horizons import (
     HORIZON_DESCRIPTION,
@@ -93,6 +94,7 @@ class ApiRuntime:
     redis_client: redis.Redis | None = None  # set only when Redis is configured
     extra_metrics: CollectorRegistry | None = None  # `dantaro run`: the in-process worker's registry
     track_record: TrackRecordStore | None = None  # built by the lifespan (the track-record routes' tiers)
+    candles: CandleStore | None = None  # built by the lifespan (the candles route's tiers)
 
 
 @dataclass(frozen=True, slots=True)
