@@ -105,6 +105,11 @@ class Settings(BaseSettings):
     api_max_connections: int = Field(default=1000, ge=1)
     redis_retry_after_s: float = Field(default=5.0, gt=0)
     api_keys_flush_interval_s: float = Field(default=30.0, gt=0)
+    # Live stream (GET /api/v1/stream): heartbeat, open streams per key, Last-Event-ID replay, database poll.
+    stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    stream_max_per_key: int = Field(default=5, ge=1, le=1000)
+    stream_resume_runs: int = Field(default=100, ge=0, le=10000)
+    stream_poll_interval_s: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
