@@ -42,8 +42,7 @@ _COLUMNS = (
 )
 
 
-def _run(row: tuple[str, str, datetime | None, datetime | None]) -> PublishedRun:
-    run_id, exchange, as_of, published_at = row
+def _run(run_id: str, exchange: str, as_of: datetime | None, published_at: datetime | None) -> PublishedRun:
     assert as_of is not None and published_at is not None  # set together when a run is published
     return PublishedRun(run_id=run_id, exchange=exchange, as_of=as_of, published_at=published_at)
 
@@ -59,7 +58,7 @@ class RunFeedRepository:
         row = self._session.execute(
             select(*_COLUMNS).where(AnalysisRunModel.run_id == run_id, AnalysisRunModel.published_at.is_not(None))
         ).one_or_none()
-        return None if row is None else _run(row.tuple())
+        return None if row is None else _run(*row)
 
     def latest(self, *, exchange: str) -> PublishedRun | None:
         """The exchange's newest published run, or None before its first."""
@@ -74,7 +73,7 @@ class RunFeedRepository:
             .order_by(AnalysisRunModel.published_at.desc(), AnalysisRunModel.run_id.desc())
             .limit(limit)
         ).all()
-        return [_run(row.tuple()) for row in reversed(rows)]
+        return [_run(*row) for row in reversed(rows)]
 
     def after(self, run: PublishedRun, *, limit: int) -> list[PublishedRun]:
         """At most ``limit`` runs of ``run``'s exchange published after it, oldest first."""
@@ -92,4 +91,4 @@ class RunFeedRepository:
             .order_by(AnalysisRunModel.published_at, AnalysisRunModel.run_id)
             .limit(limit)
         ).all()
-        return [_run(row.tuple()) for row in rows]
+        return [_run(*row) for row in rows]
