@@ -38,7 +38,7 @@ T = TypeVar("T")
 QUEUE_LIMIT = 1000  # runs waiting for one stream; a stream that falls this far behind is ended (it resumes)
 FETCH_LIMIT = 100  # runs per exchange read in one poll
 CURSOR_MAX_CHARS = 2000
-_CURSOR_PART = re.compile(r"([a-z0-9][a-z0-9_.-]{0,63}):([0-9a-f]{0,64})")
+_CURSOR_PART = re.compile(r"([a-z0-9][a-z0-9_.-]{0,63}):([A-Za-z0-9_.-]{0,64})")
 
 
 class StreamClosedError(Exception):

@@ -9,7 +9,8 @@ import json
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -19,9 +20,10 @@ READ_TIMEOUT_S = 30.0
 
 @dataclass
 class SseEvent:
-    """One event (``event`` set) or one comment (``comment`` set)."""
+    """One event (``event`` set) or one comment (``comment`` set), and when it arrived (monotonic and wall clock)."""
 
     at_s: float
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     event: str | None = None
     data: str = ""
     id: str | None = None
