@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 
 import uvicorn
-from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
 from app.api.app import ApiState, begin_shutdown, create_app
@@ -23,15 +23,15 @@ from app.storage.cache import MemoryCache
 
 
 class _Server(uvicorn.Server):
-    """Uvicorn's server, ending the app's live streams before it waits for open responses."""
+    """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses."""
 
-    def __init__(self, config: uvicorn.Config, *, app: FastAPI) -> None:
+    def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None]) -> None:
         super().__init__(config)
-        self._app = app
+        self._before_shutdown = before_shutdown
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """End the live streams, then uvicorn's graceful shutdown."""
-        begin_shutdown(self._app)
+        self._before_shutdown()
         await super().shutdown(sockets)
 
 
@@ -50,7 +50,7 @@ def _server(settings: Settings, *, host: str, port: int, state: ApiState | None)
         limit_concurrency=settings.api_max_connections,
         backlog=settings.api_max_connections,
     )
-    return _Server(config, app=app)
+    return _Server(config, before_shutdown=lambda: begin_shutdown(app))
 
 
 async def serve_api(settings: Settings, *, host: str, port: int) -> None:
