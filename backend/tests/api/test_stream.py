@@ -14,7 +14,15 @@ import redis
 from fastapi.testclient import TestClient
 
 from app.api.routes.stream import plan_resume
-from app.api.run_stream import Cursor, CursorError, RunHub, StreamClosedError, parse_cursor
+from app.api.run_stream import (
+    QUEUE_LIMIT,
+    Cursor,
+    CursorError,
+    RunHub,
+    StreamClosedError,
+    Subscription,
+    parse_cursor,
+)
 from app.api.stream_slots import LocalStreamSlots, RedisStreamSlots
 from app.domain import Snapshot, utc_now
 from app.storage.cache import MemoryCache
@@ -190,3 +198,14 @@ def test_a_stream_request_fails_before_streaming_with_the_usual_errors(client: T
     assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_last_event_id"
     unknown = client.get(STREAM, params={"exchange": "kraken"}, headers=DEV_AUTH)
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_exchange"
+
+
+def test_a_stream_that_falls_a_queue_behind_is_ended_to_resume() -> None:
+    now = utc_now()
+    subscription = Subscription(frozenset({"binance"}), {"binance": None})
+    for n in range(QUEUE_LIMIT + 1):
+        subscription.offer(PublishedRun(run_id=f"r{n}", exchange="binance", as_of=now, published_at=now))
+    subscription.offer(PublishedRun(run_id="other", exchange="upbit", as_of=now, published_at=now))  # not followed
+    items = [subscription.queue.get_nowait() for _ in range(subscription.queue.qsize())]
+    assert subscription.overflowed and len(items) == QUEUE_LIMIT and items[-1] is None
+    assert all(item is not None and item.exchange == "binance" for item in items[:-1])

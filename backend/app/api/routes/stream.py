@@ -49,6 +49,7 @@ EVENT_STREAM = "text/event-stream"
 RETRY_MS = 3000  # EventSource's reconnect delay, sent with ``ready``
 HEARTBEAT = b": heartbeat\n\n"
 SHUTDOWN = b": server shutting down; reconnect with Last-Event-ID\n\n"
+BEHIND = b": this stream fell too far behind; reconnect with Last-Event-ID\n\n"
 # no-cache: never stored by a proxy; X-Accel-Buffering: nginx passes each event on at once
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 STREAM_RESPONSES = {
@@ -151,7 +152,7 @@ async def _events(stream: _Stream, resume: Resume) -> AsyncIterator[bytes]:
                 yield HEARTBEAT
             else:
                 if item is None:  # the hub closed (shutdown) or this stream fell too far behind
-                    yield SHUTDOWN
+                    yield BEHIND if subscription.overflowed else SHUTDOWN
                     return
                 if cursor.advance(item):
                     yield sse_event("run", run_data(item), event_id=cursor.text())
