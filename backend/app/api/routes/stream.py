@@ -119,6 +119,7 @@ class _Stream:
         self._closed = False
 
     def close(self) -> None:
+        """Unsubscribe and free the key's slot (once)."""
         if self._closed:
             return
         self._closed = True
@@ -127,6 +128,7 @@ class _Stream:
         self.runtime.stream_slots.release(self.key_id, self.token)
 
     async def renew(self) -> None:
+        """Keep the key's slot leased."""
         await run_in_threadpool(self.runtime.stream_slots.renew, self.key_id, self.token)
 
 
@@ -194,9 +196,7 @@ async def _open(runtime: ApiRuntime, principal: ApiPrincipal, exchanges: list[st
         stream.subscription = await hub.subscribe(exchanges)
     except StreamClosedError:
         stream.close()
-        raise ApiError(
-            status_code=503, code="shutting_down", message="the server is shutting down; reconnect"
-        ) from None
+        raise _shutting_down() from None
     except BaseException:
         stream.close()
         raise
