@@ -45,6 +45,8 @@ from app.api.observability import KEY_ID_SCOPE
 from app.api.ratelimit import Limiter, RateLimiter
 from app.api.renderers import FragmentMemo, HorizonMemo, RunMemo, View, freshness_view, recommendations_view
 from app.api.responses import OrjsonResponse
+from app.api.run_stream import RunHub
+from app.api.stream_slots import LocalStreamSlots, StreamSlots
 from app.api.track_store import TrackRecordStore
 from app.config import Settings
 from app.domain import Snapshot, utc_now
@@ -95,6 +97,8 @@ class ApiRuntime:
     extra_metrics: CollectorRegistry | None = None  # `dantaro run`: the in-process worker's registry
     track_record: TrackRecordStore | None = None  # built by the lifespan (the track-record routes' tiers)
     candles: CandleStore | None = None  # built by the lifespan (the candles route's tiers)
+    runs: RunHub | None = None  # built by the lifespan: the live stream's source
+    stream_slots: StreamSlots = field(default_factory=LocalStreamSlots)  # open streams per key
 
 
 @dataclass(frozen=True, slots=True)
