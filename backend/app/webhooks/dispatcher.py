@@ -94,8 +94,10 @@ class WebhookDispatcher:
         """Attempt the due deliveries once each (at most ``BATCH``), in rounds of ``concurrency``: each round is
         claimed only when the previous one is done, so it is sent well within its lease."""
         outcomes: list[AttemptOutcome] = []
+        started_at = utc_now()  # only what was due when the pass began: a delivery is attempted once per pass
         while len(outcomes) < BATCH:
-            due = await asyncio.to_thread(self._claim, None, min(self.concurrency, BATCH - len(outcomes)))
+            limit = min(self.concurrency, BATCH - len(outcomes))
+            due = await asyncio.to_thread(self._claim, None, limit, started_at)
             if not due:
                 break
             outcomes.extend(await self._send_all(due))
@@ -103,17 +105,17 @@ class WebhookDispatcher:
 
     async def attempt_now(self, delivery_id: str, *, final: bool) -> AttemptOutcome | None:
         """Attempt one pending delivery now (``final``: no retry after a failure); None when it is not pending."""
-        due = await asyncio.to_thread(self._claim, delivery_id, 1)
+        due = await asyncio.to_thread(self._claim, delivery_id, 1, utc_now())
         if not due:
             return None
         (outcome,) = await self._send_all(due, final=final)
         return outcome
 
-    def _claim(self, delivery_id: str | None, limit: int) -> list[DueDelivery]:
-        now = utc_now()
+    def _claim(self, delivery_id: str | None, limit: int, due_by: datetime) -> list[DueDelivery]:
+        lease_until = utc_now() + timedelta(seconds=self.lease_s)
         with self.session_factory.begin() as session:
             return DeliveryRepository(session).claim_due(
-                now=now, lease_until=now + timedelta(seconds=self.lease_s), limit=limit, delivery_id=delivery_id
+                now=due_by, lease_until=lease_until, limit=limit, delivery_id=delivery_id
             )
 
     async def _send_all(self, due: Sequence[DueDelivery], *, final: bool = False) -> list[AttemptOutcome]:

@@ -223,3 +223,16 @@ async def test_a_pass_sends_in_rounds_of_the_concurrency(backend: StorageBackend
         requests = receiver.verified(secret)
     assert len(result.outcomes) == len(requests) == 5 and receiver.max_in_flight == 2
     assert {outcome.state for outcome in result.outcomes} == {DeliveryState.DELIVERED}
+
+
+async def test_a_pass_attempts_each_delivery_once_even_when_it_is_due_again(backend: StorageBackend) -> None:
+    settings = hook_settings(webhook_concurrency=1, webhook_retry_base_s=0.001)  # due again before the next round
+    factory = backend.session_factory
+    with WebhookReceiver(default_status=500, delay_s=0.05) as receiver:
+        hook, _ = add_hook(factory, settings, url=receiver.url, events=["run.published"])
+        with factory.begin() as session:
+            for n in range(2):
+                enqueue(session, webhook_id=hook.webhook_id, event=Event(EventType.TEST, {"n": n}), run_id=None)
+        result = await WebhookDispatcher(session_factory=factory, settings=settings).run_pass()
+    assert len(result.outcomes) == len(receiver.requests) == 2
+    assert len({request.delivery_id for request in receiver.requests}) == 2
