@@ -103,6 +103,7 @@ class Settings(BaseSettings):
     api_header_timeout_s: float = Field(default=10.0, gt=0)
     api_keepalive_timeout_s: float = Field(default=5.0, ge=1)
     api_max_connections: int = Field(default=1000, ge=1)
+    api_hot_path: bool = True
     redis_retry_after_s: float = Field(default=5.0, gt=0)
     api_keys_flush_interval_s: float = Field(default=30.0, gt=0)
     log_level: str = "INFO"

@@ -25,6 +25,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import metadata
 from typing import Any
 
@@ -39,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
 from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
 from app.api.errors import install_error_handlers
+from app.api.hot_path import HotPath
 from app.api.metrics import ApiMetrics
 from app.api.middleware import GzipWhenAccepted, add_cors
 from app.api.observability import RequestObservability
@@ -47,6 +49,7 @@ from app.api.responses import OrjsonResponse
 from app.api.routes import bundle, catalog, health, levels, market, recommendations, track_record
 from app.api.track_store import SharedTier, TrackRecordStore
 from app.config import Settings, get_settings
+from app.domain import utc_now
 from app.storage.cache import MemoryCache, RedisCache, RunNotificationListener, SnapshotCache, make_redis
 from app.storage.db import make_engine, make_session_factory
 from app.storage.reader import SnapshotReader
@@ -54,7 +57,6 @@ from app.storage.reader import SnapshotReader
 log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
-GZIP_MINIMUM_BYTES = 1024
 BEARER_SCHEME = "HTTPBearer"
 
 
@@ -69,6 +71,9 @@ class ApiState:
     cache: SnapshotCache | None = None
     session_factory: sessionmaker[Session] | None = None
     extra_metrics: CollectorRegistry | None = None  # also exposed on /metrics (the in-process worker's)
+    keys: KeyVerifier | None = None  # the verified-key table (tests pass one with their own clock)
+    limiter: Limiter | None = None  # the per-key budgets, used as given (default: in-process, shared through Redis)
+    clock: Callable[[], datetime] = utc_now  # the wall clock of freshness fields and max-age (tests freeze it)
 
 
 def api_version() -> str:
@@ -109,9 +114,11 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     for module in (recommendations, levels, market, catalog, bundle, track_record):
         add_routes_flat(app, module.router, prefix=API_PREFIX, authenticated=True)
     _declare_bearer_auth(app)
-    app.add_middleware(GzipWhenAccepted, minimum_size=GZIP_MINIMUM_BYTES)
+    app.add_middleware(GzipWhenAccepted)
     add_cors(app, settings.cors_origins)
-    app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees every request and its final status
+    app.add_middleware(RequestObservability, metrics=metrics)  # sees every request FastAPI answers, and its status
+    if settings.api_hot_path:  # outermost: answers data GETs from memory, passes everything else on
+        app.add_middleware(HotPath, api=app, prefix=API_PREFIX)
     return app
 
 
@@ -203,15 +210,13 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
     reader = SnapshotReader(
         session_factory=session_factory, cache=cache, cache_retry_after_s=settings.redis_retry_after_s
     )
-    limiter: Limiter = RateLimiter()
     if isinstance(cache, RedisCache):
         metrics.enable_redis_gauge()
-        shared = RedisRateLimiter(cache.client, prefix=settings.redis_prefix, fallback=limiter, breaker=reader)
-        shared.start()
-        owned.callback(shared.stop)
-        limiter = shared
+    limiter = state.limiter or _limiter(settings, cache, reader, owned)
     _wire_notifications(cache, reader, owned)
-    keys = KeyVerifier(lookup=database_key_lookup(session_factory), dev_key_active=settings.dev_key_active())
+    keys = state.keys or KeyVerifier(
+        lookup=database_key_lookup(session_factory), dev_key_active=settings.dev_key_active()
+    )
     return ApiRuntime(
         settings=settings,
         reader=reader,
@@ -225,7 +230,19 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         redis_client=cache.client if isinstance(cache, RedisCache) else None,
         extra_metrics=state.extra_metrics,
         track_record=_track_record_store(settings, session_factory, cache, reader),
+        clock=state.clock,
     )
+
+
+def _limiter(settings: Settings, cache: SnapshotCache | None, reader: SnapshotReader, owned: AsyncExitStack) -> Limiter:
+    """Per-key budgets shared through Redis (counted in-process while it fails), or in-process without Redis."""
+    limiter = RateLimiter()
+    if not isinstance(cache, RedisCache):
+        return limiter
+    shared = RedisRateLimiter(cache.client, prefix=settings.redis_prefix, fallback=limiter, breaker=reader)
+    shared.start()
+    owned.callback(shared.stop)
+    return shared
 
 
 def _track_record_store(

@@ -55,6 +55,14 @@ class ApiMetrics:
         self.rate_limited = Counter(
             "dantaro_api_rate_limited", "Requests refused with 429 (per-key budget used up).", registry=self.registry
         )
+        hot_path = Counter(
+            "dantaro_api_hot_path",
+            "GET requests to the data endpoints by who answered: the hot path (answered) or FastAPI (passed).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.hot_path_answered = hot_path.labels("answered")
+        self.hot_path_passed = hot_path.labels("passed")
         self._age = Gauge(
             "dantaro_api_data_age_seconds",
             "Seconds since the newest served run was generated.",

@@ -2,7 +2,9 @@
 
 Invariants: with no configured origins no CORS headers are ever sent (browsers then refuse cross-origin reads);
 allowed requests may send ``Authorization``, ``Content-Type``, ``If-None-Match`` and ``X-Request-ID`` and read
-``ETag``, ``Retry-After`` and ``X-Request-ID``.
+``ETag``, ``Retry-After`` and ``X-Request-ID``. A body of at least ``GZIP_MINIMUM_BYTES`` is gzipped when the
+request's ``Accept-Encoding`` lists ``gzip`` (or ``x-gzip``) with a weight above zero (``gzip;q=0`` refuses it;
+``*`` alone does not ask for it); ``response_layers`` applies the same gzip and CORS to the hot path's answers.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.gzip import GZipMiddleware
-from starlette.types import Receive, Scope, Send
+from starlette.middleware.gzip import GZipResponder
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+GZIP_MINIMUM_BYTES = 1024
+GZIP_LEVEL = 9
+_GZIP_NAMES = frozenset({b"gzip", b"x-gzip"})
 _CORS_OPTIONS: dict[str, Any] = {
     "allow_methods": ["GET", "POST", "OPTIONS"],
     "allow_headers": ["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
@@ -29,14 +34,47 @@ def add_cors(app: FastAPI, origins: Sequence[str]) -> None:
         app.add_middleware(CORSMiddleware, allow_origins=list(origins), **_CORS_OPTIONS)
 
 
-class GzipWhenAccepted(GZipMiddleware):
+def response_layers(app: ASGIApp, origins: Sequence[str]) -> ASGIApp:
+    """``app`` inside the layers ``create_app`` puts around every route: gzip on request, then CORS (when
+    ``origins``), so an answer made outside the stack (the hot path) leaves it as the routes' answers do."""
+    layered: ASGIApp = GzipWhenAccepted(app)
+    return CORSMiddleware(layered, allow_origins=list(origins), **_CORS_OPTIONS) if origins else layered
+
+
+def accepts_gzip(accept_encoding: bytes) -> bool:
+    """Whether an ``Accept-Encoding`` value lists gzip with a non-zero weight (``gzip;q=0`` does not)."""
+    if b"gzip" not in accept_encoding:
+        return False
+    for item in accept_encoding.split(b","):
+        coding, _, parameters = item.partition(b";")
+        if coding.strip().lower() in _GZIP_NAMES:
+            return _weight(parameters) > 0
+    return False
+
+
+def _weight(parameters: bytes) -> float:
+    """The ``q`` of a coding's parameters (1 when absent, 0 when malformed: identity is always acceptable)."""
+    for parameter in parameters.split(b";"):
+        name, _, value = parameter.partition(b"=")
+        if name.strip().lower() == b"q":
+            try:
+                return float(value.strip())
+            except ValueError:
+                return 0.0
+    return 1.0
+
+
+class GzipWhenAccepted:
     """Starlette's gzip, engaged only for requests that accept gzip (others skip its per-message wrapper)."""
 
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Compress when the request's ``Accept-Encoding`` names gzip, else pass straight through."""
+        """Compress when the request's ``Accept-Encoding`` asks for gzip, else pass straight through."""
         if scope["type"] == "http":
             for name, value in scope["headers"]:
-                if name == b"accept-encoding" and b"gzip" in value:
-                    await super().__call__(scope, receive, send)
+                if name == b"accept-encoding" and accepts_gzip(value):
+                    await GZipResponder(self.app, GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)(scope, receive, send)
                     return
         await self.app(scope, receive, send)
