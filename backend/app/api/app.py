@@ -14,12 +14,15 @@ Invariants:
 - An exception that escapes a route becomes a logged, generic 500 inside the middleware stack
   (``UnhandledErrorMiddleware``), so the 500 still carries ``X-Request-ID``, is counted and logged once, and never
   reaches the server (a Starlette ``Exception`` handler would answer outside the stack and re-raise).
+- With ``DANTARO_API_HOT_PATH`` (default) each request meets ``app.api.hot_path.HotPath`` first (the app's front):
+  a data GET it can answer from memory never enters FastAPI; everything else does, unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import time
 from collections.abc import AsyncIterator, Callable
@@ -36,6 +39,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
 from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
@@ -91,13 +95,30 @@ def check_settings(settings: Settings) -> None:
         raise ConfigurationError("DANTARO_ENV=production refuses to start: " + "; ".join(problems))
 
 
+class DantaroApi(FastAPI):
+    """FastAPI with a front: the plain ASGI layer each request meets before FastAPI's own stack (the hot path,
+    ``app.api.hot_path``); by default the front is FastAPI itself (``behind_front``)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.front: ASGIApp = self.behind_front
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hand the request to the front."""
+        await self.front(scope, receive, send)
+
+    async def behind_front(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI itself: its middleware, routing and routes."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, state: ApiState | None = None) -> FastAPI:
     """A FastAPI app serving the published snapshots (``settings`` default to ``get_settings()``, read now)."""
     settings = settings or get_settings()
     check_settings(settings)
     docs = settings.docs_active()
     metrics = ApiMetrics()
-    app = FastAPI(
+    app = DantaroApi(
         title="Dantaro Central",
         version=api_version(),
         description="Read-only market analysis: recommendations, support levels, market status and the track record.",
@@ -117,8 +138,8 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     app.add_middleware(GzipWhenAccepted)
     add_cors(app, settings.cors_origins)
     app.add_middleware(RequestObservability, metrics=metrics)  # sees every request FastAPI answers, and its status
-    if settings.api_hot_path:  # outermost: answers data GETs from memory, passes everything else on
-        app.add_middleware(HotPath, api=app, prefix=API_PREFIX)
+    if settings.api_hot_path:  # before FastAPI's stack: answers data GETs from memory, passes everything else on
+        app.front = HotPath(app.front, api=app, prefix=API_PREFIX)
     return app
 
 
@@ -190,12 +211,22 @@ def _lifespan(
             await _start_background(app.state.runtime, owned)
             log.info("api_started", exchanges=settings.exchanges, version=app.state.runtime.version)
             gc.freeze()  # startup objects (modules, routes, settings) leave the collector's working set: shorter pauses
+            trim_heap()
             try:
                 yield
             finally:
                 log.info("api_stopping")
 
     return lifespan
+
+
+def trim_heap() -> None:
+    """Give the heap pages freed while starting (import-time garbage) back to the OS: glibc's ``malloc_trim``,
+    nothing on another C library."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # the process's own symbols: glibc's when linked against it
+    except (OSError, AttributeError):  # not glibc
+        return
 
 
 def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, metrics: ApiMetrics) -> ApiRuntime:

@@ -350,14 +350,14 @@ class HotPath:
             log.exception("hot_path_failed", path=scope["path"])
             answer = None
         if answer is None or headers is None:
-            runtime.metrics.hot_path_passed.inc()
+            runtime.metrics.hot_path(answered=False)
             await self.app(scope, receive, send)
             return
         request_id = request_id_from(headers.request_id)
         answers = self._answers_of(runtime)
         layered = answers.cors or (headers.accept_encoding is not None and b"gzip" in headers.accept_encoding)
         await _send(answer, scope, receive, send, request_id=request_id, layers=answers.layers if layered else None)
-        runtime.metrics.hot_path_answered.inc()
+        runtime.metrics.hot_path(answered=True)
         duration_s = time.perf_counter() - started_s
         record_request(
             runtime.metrics,

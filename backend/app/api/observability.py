@@ -15,9 +15,9 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import time
+from random import getrandbits
 
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,7 +49,7 @@ def request_id_from(value: bytes | None) -> str:
         text = value.decode("latin-1")
         if _SANE_REQUEST_ID.fullmatch(text):
             return text
-    return os.urandom(16).hex()  # 32 hex digits; a third of uuid4's cost
+    return f"{getrandbits(128):032x}"  # 32 hex digits: unique, not secret (a tenth of os.urandom's cost)
 
 
 def record_request(
