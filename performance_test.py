@@ -20,7 +20,6 @@ RSS <= 74 MB, ready <= 1.0 s. Exit status 0 either way: the figures are for ``do
 from __future__ import annotations
 
 import argparse
-import asyncio
 import http.client
 import json
 import os
@@ -28,11 +27,12 @@ import re
 import secrets
 import shutil
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +44,7 @@ from sqlalchemy.engine import make_url
 from app.storage import migrate
 from app.storage.api_keys import ApiKeyRepository
 from app.storage.db import make_engine, make_session_factory
+from benchmarks.load_generators import Endpoint, LoadResult, python_load, wrk_load
 
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -51,30 +52,7 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 GOALS = {"ratio_fastapi": 1.0, "ratio_asgi_stretch": 0.5, "p99_ms": 5.0, "rss_mb": 74.0, "ready_s": 1.0}
 REFERENCES = ("fastapi", "asgi")  # backend/benchmarks/reference_servers.py
-WRK_THREADS = 2
 READY_TIMEOUT_S = 20.0
-
-
-@dataclass(frozen=True)
-class Endpoint:
-    """One request to load: a name, the method, the path (with query) and the body."""
-
-    name: str
-    method: str
-    path: str
-    body: bytes = b""
-
-
-@dataclass
-class LoadResult:
-    """What loading one endpoint measured."""
-
-    endpoint: Endpoint
-    p50_ms: float
-    p99_ms: float
-    requests_per_s: float
-    errors: int
-    body_bytes: int = 0
 
 
 @dataclass
@@ -249,111 +227,43 @@ def prepare(env: Environment) -> str:
     return secret
 
 
-WRK_LUA = """
-wrk.method = {method}
-wrk.body = {body}
-wrk.headers["Authorization"] = {authorization}
-wrk.headers["Content-Type"] = "application/json"
-"""
-_WRK_LATENCY = re.compile(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
-_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+def _load_tool() -> Callable[..., LoadResult]:
+    return wrk_load if shutil.which("wrk") else python_load
 
 
-def _lua_string(text: str) -> str:
-    return json.dumps(text)  # a JSON string literal is a valid Lua string literal for this ASCII content
-
-
-def wrk_load(
-    endpoint: Endpoint, *, port: int, headers: dict[str, str], connections: int, duration_s: float
-) -> LoadResult:
-    """Load with wrk (a Lua script sets the method, body and Authorization header)."""
-    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(
-            WRK_LUA.format(
-                method=_lua_string(endpoint.method),
-                body=_lua_string(endpoint.body.decode()) if endpoint.body else "nil",
-                authorization=_lua_string(headers["Authorization"]),
-            )
-        )
-    try:
-        command = ["wrk", f"-t{WRK_THREADS}", f"-c{connections}", f"-d{duration_s:g}s", "--latency", "-s", script.name]
-        url = f"http://127.0.0.1:{port}{endpoint.path}"
-        output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
-    finally:
-        os.unlink(script.name)
-    latency = {int(p): float(v) * _UNIT_MS[unit] for p, v, unit in _WRK_LATENCY.findall(output)}
-    rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
-    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
-    errors = int(bad.group(1)) if bad else 0
-    errors += sum(int(n) for n in socket_errors.groups()) if socket_errors else 0
-    if rate is None or 50 not in latency or 99 not in latency:
-        raise RuntimeError(f"unexpected wrk output:\n{output}")
-    return LoadResult(endpoint, latency[50], latency[99], float(rate.group(1)), errors)
-
-
-async def _one_connection(request: bytes, *, port: int, until_s: float, latencies: list[float]) -> int:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    errors = 0
-    try:
-        while time.perf_counter() < until_s:
-            started = time.perf_counter()
-            writer.write(request)
-            head = await reader.readuntil(b"\r\n\r\n")
-            length = int(re.search(rb"(?i)content-length:\s*(\d+)", head).group(1))  # type: ignore[union-attr]
-            await reader.readexactly(length)
-            latencies.append(time.perf_counter() - started)
-            errors += not head.startswith(b"HTTP/1.1 2")
-    finally:
-        writer.close()
-    return errors
-
-
-def python_load(
-    endpoint: Endpoint, *, port: int, headers: dict[str, str], connections: int, duration_s: float
-) -> LoadResult:
-    """Load with asyncio keep-alive connections (when wrk is not installed); the generator shares the CPU."""
-    lines = [f"{endpoint.method} {endpoint.path} HTTP/1.1", f"Host: 127.0.0.1:{port}"]
-    lines += [f"{name}: {value}" for name, value in headers.items()]
-    lines += ["Content-Type: application/json", f"Content-Length: {len(endpoint.body)}"]
-    request = ("\r\n".join(lines) + "\r\n\r\n").encode() + endpoint.body
-    latencies: list[float] = []
-
-    async def load() -> int:
-        until_s = time.perf_counter() + duration_s
-        tasks = [_one_connection(request, port=port, until_s=until_s, latencies=latencies) for _ in range(connections)]
-        return sum(await asyncio.gather(*tasks))
-
-    errors = asyncio.run(load())
-    ordered = sorted(latencies)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000  # noqa: E731
-    return LoadResult(endpoint, pick(0.50), pick(0.99), len(ordered) / duration_s, errors)
-
-
-def run_load(
-    endpoint: Endpoint, *, port: int, headers: dict[str, str], connections: int, duration_s: float
-) -> LoadResult:
-    """Warm up briefly, then load ``endpoint`` with wrk when installed, else with the Python generator."""
-    load = wrk_load if shutil.which("wrk") else python_load
-    load(endpoint, port=port, headers=headers, connections=connections, duration_s=min(1.0, duration_s))
-    result = load(endpoint, port=port, headers=headers, connections=connections, duration_s=duration_s)
-    result.body_bytes = len(http_get(endpoint, port=port, headers=headers))
-    return result
+def _median(loads: list[LoadResult]) -> LoadResult:
+    """One figure per measure: the median over the rounds (errors summed)."""
+    pick = statistics.median
+    return LoadResult(
+        loads[0].endpoint,
+        pick([load.p50_ms for load in loads]),
+        pick([load.p99_ms for load in loads]),
+        pick([load.requests_per_s for load in loads]),
+        sum(load.errors for load in loads),
+    )
 
 
 SERVERS = ("ours", *REFERENCES)
 
 
 def measure(ports: dict[str, int], *, secret: str, args: argparse.Namespace) -> dict[str, list[LoadResult]]:
-    """Load every endpoint on our API, then on each reference, back to back, so all see the same machine state."""
+    """Load each endpoint on the three servers in turn, ``args.rounds`` times (interleaved: a burst of other work on
+    the machine hits all three alike), after a 1-s warm-up of each; every figure is the median of the rounds."""
     headers = {"Authorization": f"Bearer {secret}"}
+    load = _load_tool()
     results: dict[str, list[LoadResult]] = {server: [] for server in SERVERS}
     for endpoint in ENDPOINTS:
+        options = {"headers": headers, "connections": args.connections}
         for server in SERVERS:
-            load = run_load(
-                endpoint, port=ports[server], headers=headers, connections=args.connections, duration_s=args.duration_s
-            )
-            results[server].append(load)
+            load(endpoint, port=ports[server], duration_s=1.0, **options)
+        rounds: dict[str, list[LoadResult]] = {server: [] for server in SERVERS}
+        for _ in range(args.rounds):
+            for server in SERVERS:
+                rounds[server].append(load(endpoint, port=ports[server], duration_s=args.duration_s, **options))
+        for server in SERVERS:
+            result = _median(rounds[server])
+            result.body_bytes = len(http_get(endpoint, port=ports[server], headers=headers))
+            results[server].append(result)
     return results
 
 
@@ -444,13 +354,19 @@ def run(args: argparse.Namespace) -> None:
         figures["fastapi_rss_mb"] = psutil.Process(references["fastapi"].process.pid).memory_info().rss / 1e6
         figures["fastapi_ready_s"] = references["fastapi"].ready_s
         figures["hot_share"] = hot_share(ports["ours"])
-        report(results, figures=figures, tool="wrk" if shutil.which("wrk") else "python asyncio")
+        tool = "wrk" if shutil.which("wrk") else "python asyncio"
+        report(
+            results,
+            figures=figures,
+            tool=f"{tool}, median of {args.rounds} interleaved rounds of {args.duration_s:g} s",
+        )
 
 
 def main() -> int:
     """Parse the options and run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration-s", type=float, default=4.0, help="seconds of load per endpoint and server")
+    parser.add_argument("--duration-s", type=float, default=3.0, help="seconds of each load (endpoint, server, round)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved loads per endpoint and server (median)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--ready-runs", type=int, default=3, help="starts of the API timed for spawn-to-ready")
     run(parser.parse_args())

@@ -146,7 +146,7 @@ def _symbols(asked: Asked) -> Plan:
 def _track(asked: Asked, parts: tuple[object, ...], *, symbol: bool = False) -> Plan:
     """A track-record body already in this process's store (``store.peek``) for the current scores' version."""
     store, snapshot = asked.runtime.track_record, asked.snapshot
-    version = None if store is None else store.cached_version(snapshot.exchange)
+    version = None if store is None else store.known_version(snapshot.exchange)
     if store is None or version is None:
         raise UnusualRequestError("track-record version")
     loaded = LoadedSnapshot(snapshot, MEMORY, {}, {})
@@ -263,7 +263,7 @@ class Answers:
         store = self.runtime.track_record
         if prepared.version is None:
             return True
-        return store is not None and store.cached_version(prepared.exchange) == prepared.version
+        return store is not None and store.known_version(prepared.exchange) == prepared.version
 
     def prepare(
         self, scope: Scope, route: HotRoute, symbol: str, snapshot: Snapshot, variant: tuple[str, bool, str]

@@ -68,10 +68,10 @@ def exchanges_view(
     reader: SnapshotSource, settings: Settings, *, now: datetime, peek_only: bool = False
 ) -> list[View] | None:
     """Freshness of every configured exchange's current run at ``now`` (may block reading the tiers); with
-    ``peek_only`` None unless every exchange has a fresh in-process copy (then no I/O at all)."""
+    ``peek_only`` None unless every exchange has an in-process copy (then no I/O at all)."""
     views: list[View] = []
     for exchange in settings.exchanges:
-        found = reader.peek(exchange)
+        found = reader.peek(exchange) or reader.serve_stale(exchange)  # as ``SnapshotLoader.load``: no request waits
         if found is None and peek_only:
             return None
         found = found or reader.get(exchange)

@@ -101,7 +101,7 @@ def track_body(exchange: str, served: ServedRun, view: View, source: str) -> Vie
 async def _find(snapshots: SnapshotLoader, served: ServedRun, parts: tuple[object, ...], load: Load) -> _Found:
     """The body ``load`` builds for the current version of the scores, unless the client holds it."""
     store, exchange, use_cache = _store(snapshots), snapshots.exchange, snapshots.use_cache
-    version = store.cached_version(exchange) if use_cache else None
+    version = store.known_version(exchange) if use_cache else None
     if version is None:
         version = await run_in_threadpool(store.version, exchange, use_cache=use_cache)
     key = track_key(exchange, version, served, parts)
