@@ -365,8 +365,8 @@ def run(args: argparse.Namespace) -> None:
 def main() -> int:
     """Parse the options and run the benchmark."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--duration-s", type=float, default=3.0, help="seconds of each load (endpoint, server, round)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved loads per endpoint and server (median)")
+    parser.add_argument("--duration-s", type=float, default=2.0, help="seconds of each load (endpoint, server, round)")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved loads per endpoint and server (median)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--ready-runs", type=int, default=3, help="starts of the API timed for spawn-to-ready")
     run(parser.parse_args())

@@ -1,27 +1,23 @@
-"""The hot path: ``GET`` requests for data this process already holds, answered before FastAPI routing.
+"""The hot path: ``GET`` requests for data this process already holds, answered before FastAPI.
 
-A plain ASGI middleware (the outermost one ``create_app`` adds) for the data endpoints: recommendations, support
-levels, market status, symbols, exchanges and the track record. A request it can answer from memory (a key in the
-verified-key table, the exchange's in-process copy of its current run, the track record's per-process body) gets the
-bytes the FastAPI route would send: the routes' own body builders (``*_body``), rendered once per run and query into
-a ``BodyTemplate`` whose only per-request value is the data's age; the same ETag, ``Cache-Control``, 304, gzip
-(``middleware.gzipped``), key check and rate-limit accounting (``deps.known_principal``, ``deps.admit``), read and
-request metrics, request id and request log (``observability.record_request``).
+A plain ASGI layer, the app's front (``app.DantaroApi``), for the data endpoints: recommendations, support levels,
+market status, symbols, exchanges and the track record. A request it can answer from memory (a key in the verified-key
+table, the exchange's in-process copy of its run, the track record's per-process body) gets the bytes the FastAPI
+route sends: the routes' own body builders (``*_body``) rendered once per run and query into a ``BodyTemplate`` (the
+data's age is the only per-request value), the same ETag, ``Cache-Control``, 304, gzip and CORS layers
+(``middleware.response_layers``), key check and budget (``deps.known_principal``, ``deps.admit``), metrics, request
+id and request log (``observability.record_request``). Anything else goes to FastAPI unchanged, the one definition of
+the contract, of every error and of the OpenAPI document: another path or method; a parameter the route does not read,
+a repeated one or one not in plain form (``top_n=10``, never ``top_n=+10``); ``use_cache=false``; an unknown
+exchange, symbol or horizon; a key not verified yet; no in-process copy; a body, an ``Origin`` or a repeated header;
+a spent budget (FastAPI's 429); an exception (logged as ``hot_path_failed``). Passing a request on leaves nothing
+counted here. ``tests/api/test_hot_path_differential.py`` holds both to the same bytes.
 
-Anything else goes to FastAPI unchanged, which stays the one definition of the contract, of every error and of the
-OpenAPI document: another path or method; a parameter the route does not read, a repeated one or one not in its
-plain form (``top_n=10``, never ``top_n=+10``); ``use_cache=false``; an unknown exchange, symbol or horizon; a key
-not verified in this process; no in-process copy; a body, an ``Origin`` (CORS) or a repeated header; a 429; any
-exception (logged as ``hot_path_failed``). A request passed on had no effect here but the background re-check the
-route starts too (``serve_stale``). ``tests/api/test_hot_path_differential.py`` holds both to the same bytes.
-
-A hit, hop by hop:
-1. ``HotPath.__call__``: a ``GET`` on a served path (else FastAPI); sends the answer, records the request.
-2. ``HotPath._answer``: headers, key, the prepared answer, ``admit``, then 304 or 200.
-3. ``Answers.current``: the answer prepared for this path and query while its run, staleness, cache state and
-   track-record version hold (a miss: ``Answers.prepare`` -> the route's plan -> its ``*_body`` -> ``body_template``).
-4. ``BodyTemplate.render``: the body with this request's age.
-At most ``MAX_ANSWERS`` answers are kept per process (all dropped when full, or with the app's runtime).
+A hit, hop by hop: 1. ``HotPath.__call__`` (a GET on a served path, else FastAPI; sends, records) -> 2.
+``HotPath._answer`` (key, answer, budget, 304 or 200) -> 3. ``Answers.current`` (the answer prepared for this path and
+query while its run, staleness, cache state and track-record version hold; on a miss ``Answers.prepare`` -> the
+route's plan -> its ``*_body`` -> ``body_template``) -> 4. ``BodyTemplate.render`` (the body at this request's age).
+At most ``MAX_ANSWERS`` answers are kept (all dropped when full, and with the app's runtime).
 """
 
 from __future__ import annotations
@@ -37,23 +33,15 @@ import structlog
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from starlette.requests import Request
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.api import deps
 from app.api.auth import ApiPrincipal
-from app.api.deps import (
-    ApiRuntime,
-    LoadedSnapshot,
-    admit,
-    bearer_secret,
-    horizon_parameter,
-    known_principal,
-    loader_parameters,
-    resolve_exchange,
-)
+from app.api.deps import ApiRuntime, LoadedSnapshot
 from app.api.errors import ApiError
 from app.api.horizons import pick_horizon
 from app.api.http_cache import cache_control, etag_for, matches
-from app.api.middleware import response_layers
+from app.api.middleware import Answer, respond_from_scope, response_layers, send_answer
 from app.api.observability import KEY_ID_SCOPE, REQUEST_ID_NAME, record_request, request_id_from, route_template
 from app.api.renderers import BodyTemplate, View, body_template, data_age_s, freshness_fields, served_age
 from app.api.responses import dump_json
@@ -65,17 +53,12 @@ log = structlog.get_logger(__name__)
 MAX_ANSWERS = 1024
 MEMORY = "memory"  # the data source of every answer from the in-process copy
 SYMBOL_PART = "/{symbol:path}"
-ANSWER_SCOPE = "dantaro.hot_path.answer"  # the answer ``_respond`` sends inside the response layers
 _JSON = (b"content-type", b"application/json")
 _READ = frozenset({b"authorization", b"if-none-match", b"accept-encoding", REQUEST_ID_NAME})  # repeated: FastAPI's
 _PASS = frozenset({b"origin", b"content-length", b"transfer-encoding"})  # a CORS request, a body: FastAPI's
 _WHOLE = re.compile(r"[1-9][0-9]{0,5}")
 _FRACTION = re.compile(r"[01](?:\.[0-9]{1,12})?")
 _SYMBOL = re.compile(r"[A-Za-z0-9]{1,20}(?:[-_/][A-Za-z0-9]{1,20})?")
-
-
-class UnusualRequestError(ValueError):
-    """A request the hot path leaves to FastAPI."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +74,7 @@ class Asked:
     def horizon(self) -> str:
         """The served horizon asked for (``horizon_parameter``, ``pick_horizon``: ApiError as the routes raise)."""
         served = self.runtime.horizons.get(self.snapshot)
-        return pick_horizon(served, horizon_parameter(self.request), snapshot=self.snapshot)
+        return pick_horizon(served, deps.horizon_parameter(self.request), snapshot=self.snapshot)
 
     def whole(self, name: str, *, default: int, maximum: int) -> int:
         """A whole-number parameter in plain form within 1..``maximum``."""
@@ -99,7 +82,7 @@ class Asked:
         if text is None:
             return default
         if _WHOLE.fullmatch(text) is None or int(text) > maximum:
-            raise UnusualRequestError(name)
+            raise ValueError(name)
         return int(text)
 
 
@@ -116,7 +99,7 @@ def _recommendations(asked: Asked) -> Plan:
     top_n = asked.whole("top_n", default=recommendations.TOP_N_DEFAULT, maximum=recommendations.TOP_N_MAX)
     text = asked.query.get("min_score")
     if text is not None and (_FRACTION.fullmatch(text) is None or float(text) > 1):
-        raise UnusualRequestError("min_score")
+        raise ValueError("min_score")
     min_score = None if text is None else float(text)
     label = Label(asked.query["label"]) if "label" in asked.query else None  # ValueError: not a label
     horizon, runtime = asked.horizon(), asked.runtime
@@ -148,13 +131,13 @@ def _track(asked: Asked, parts: tuple[object, ...], *, symbol: bool = False) -> 
     store, snapshot = asked.runtime.track_record, asked.snapshot
     version = None if store is None else store.known_version(snapshot.exchange)
     if store is None or version is None:
-        raise UnusualRequestError("track-record version")
+        raise ValueError("track-record version")
     loaded = LoadedSnapshot(snapshot, MEMORY, {}, {})
     served = track_record.ServedRun(loaded, asked.horizon(), list(asked.runtime.horizons.get(snapshot).names))
     key = track_record.track_key(snapshot.exchange, version, served, parts)
     view = store.peek(key)
     if view is None or (symbol and view["symbol"] is None):  # not loaded yet, or the route's 404
-        raise UnusualRequestError("track-record body")
+        raise ValueError("track-record body")
     body = track_record.track_body(snapshot.exchange, served, view, MEMORY)
     return Plan(lambda loaded: body, etag=track_record.track_etag(key), version=version)
 
@@ -169,7 +152,7 @@ def _track_runs(asked: Asked) -> Plan:
     before = asked.query.get("before")
     if before is not None:
         if len(before) > track_record.CURSOR_MAX_CHARS:
-            raise UnusualRequestError("before")
+            raise ValueError("before")
         track_record.check_cursor(before)
     return _track(asked, track_record.runs_parts(limit=limit, before=before))
 
@@ -216,15 +199,6 @@ class Prepared:
     template: BodyTemplate
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """What the hot path sends: status, headers (``X-Request-ID`` is added last), body."""
-
-    status: int
-    headers: list[tuple[bytes, bytes]]
-    body: bytes = b""
-
-
 class Answers:
     """The answers prepared in one app runtime, keyed by (path, raw query)."""
 
@@ -234,7 +208,7 @@ class Answers:
         self._stale_after_s = runtime.settings.stale_after_s
         self._prepared: dict[tuple[str, bytes], Prepared] = {}
         self.cors = bool(runtime.settings.cors_origins)  # every answer then passes the CORS layer
-        self.layers = response_layers(_respond, runtime.settings.cors_origins)
+        self.layers = response_layers(respond_from_scope, runtime.settings.cors_origins)
 
     def current(
         self, scope: Scope, route: HotRoute, symbol: str, now: datetime
@@ -289,8 +263,8 @@ class Answers:
 def _exchange(runtime: ApiRuntime, scope: Scope) -> str | None:
     """The exchange a new request asks for, as ``snapshot_loader`` reads it; None for ``use_cache=false``/errors."""
     try:
-        exchange, use_cache = loader_parameters(Request(scope))
-        return resolve_exchange(runtime.settings, exchange) if use_cache else None
+        exchange, use_cache = deps.loader_parameters(Request(scope))
+        return deps.resolve_exchange(runtime.settings, exchange) if use_cache else None
     except ApiError:
         return None
 
@@ -304,16 +278,8 @@ def _query(query_string: bytes, parameters: frozenset[str]) -> dict[str, str] | 
     return query if len(query) == len(pairs) and query.keys() <= parameters else None
 
 
-@dataclass(slots=True)
-class _Headers:
-    authorization: bytes | None
-    if_none_match: bytes | None
-    accept_encoding: bytes | None
-    request_id: bytes | None
-
-
-def _read_headers(raw: list[tuple[bytes, bytes]]) -> _Headers | None:
-    """The headers the hot path reads; None when the request has an unusual or a repeated one."""
+def _read_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes] | None:
+    """The headers the hot path reads, by name; None when the request has an unusual or a repeated one."""
     found: dict[bytes, bytes] = {}
     for name, value in raw:
         if name in _READ:
@@ -322,8 +288,7 @@ def _read_headers(raw: list[tuple[bytes, bytes]]) -> _Headers | None:
             found[name] = value
         elif name in _PASS:
             return None
-    get = found.get
-    return _Headers(get(b"authorization"), get(b"if-none-match"), get(b"accept-encoding"), get(REQUEST_ID_NAME))
+    return found
 
 
 class HotPath:
@@ -353,20 +318,19 @@ class HotPath:
             runtime.metrics.hot_path(answered=False)
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(headers.request_id)
-        answers = self._answers_of(runtime)
-        layered = answers.cors or (headers.accept_encoding is not None and b"gzip" in headers.accept_encoding)
-        await _send(answer, scope, receive, send, request_id=request_id, layers=answers.layers if layered else None)
-        runtime.metrics.hot_path(answered=True)
-        duration_s = time.perf_counter() - started_s
-        record_request(
-            runtime.metrics,
+        request_id, answers = request_id_from(headers.get(REQUEST_ID_NAME)), self._answers_of(runtime)
+        layered = answers.cors or b"gzip" in headers.get(b"accept-encoding", b"")
+        await send_answer(
+            answer,
             scope,
-            route=route.label,
-            request_id=request_id,
-            status=answer.status,
-            duration_s=duration_s,
+            receive,
+            send,
+            extra=[(REQUEST_ID_NAME, request_id.encode())],
+            layers=answers.layers if layered else None,
         )
+        metrics, status, duration_s = runtime.metrics, answer.status, time.perf_counter() - started_s
+        metrics.hot_path(answered=True)
+        record_request(metrics, scope, route=route.label, request_id=request_id, status=status, duration_s=duration_s)
 
     def _route(self, scope: Scope) -> tuple[HotRoute | None, str]:
         """The hot route of the request's path and its symbol; None under a root path (FastAPI strips it)."""
@@ -382,11 +346,12 @@ class HotPath:
         return None, ""
 
     def _answer(
-        self, scope: Scope, runtime: ApiRuntime, route: HotRoute, symbol: str, headers: _Headers
+        self, scope: Scope, runtime: ApiRuntime, route: HotRoute, symbol: str, headers: dict[bytes, bytes]
     ) -> Answer | None:
         """The answer to a request with a known key whose data is in memory; None to pass it to FastAPI."""
-        secret = None if headers.authorization is None else bearer_secret(headers.authorization.decode("latin-1"))
-        principal = None if secret is None else known_principal(runtime.keys, secret)
+        authorization = headers.get(b"authorization")
+        secret = None if authorization is None else deps.bearer_secret(authorization.decode("latin-1"))
+        principal = None if secret is None else deps.known_principal(runtime.keys, secret)
         if principal is None:
             return None
         answers, now = self._answers_of(runtime), runtime.clock()
@@ -394,16 +359,22 @@ class HotPath:
             answer = _exchanges(runtime, now)
             return answer if answer is not None and _admitted(scope, runtime, principal) else None
         found = answers.current(scope, route, symbol, now)
-        if found is None or not _admitted(scope, runtime, principal):
+        if found is None:
             return None
         prepared, snapshot, age_s = found
-        metrics = runtime.metrics
-        metrics.observe_read(exchange=prepared.exchange, tier=MEMORY, generated_at=snapshot.generated_at, fallback=None)
         max_age = cache_control(snapshot, interval_s=answers.interval_s, now=now)
         cached = [(b"etag", prepared.etag.encode("latin-1")), (b"cache-control", max_age.encode("latin-1"))]
-        if headers.if_none_match is not None and matches(headers.if_none_match.decode("latin-1"), prepared.etag):
-            return Answer(304, cached)
-        return _json(cached, prepared.template.render(served_age(age_s)))
+        if_none_match = headers.get(b"if-none-match")
+        if if_none_match is not None and matches(if_none_match.decode("latin-1"), prepared.etag):
+            answer = Answer(304, cached)
+        else:
+            answer = _json(cached, prepared.template.render(served_age(age_s)))
+        if not _admitted(scope, runtime, principal):  # the last step: a request passed on was not counted here
+            return None
+        runtime.metrics.observe_read(
+            exchange=prepared.exchange, tier=MEMORY, generated_at=snapshot.generated_at, fallback=None
+        )
+        return answer
 
     def _answers_of(self, runtime: ApiRuntime) -> Answers:
         answers = self._answers
@@ -414,7 +385,7 @@ class HotPath:
 
 def _admitted(scope: Scope, runtime: ApiRuntime, principal: ApiPrincipal) -> bool:
     """Count the request against the key's budget (``deps.admit``); False when it is spent (FastAPI's 429)."""
-    if admit(runtime, principal) is not None:
+    if deps.admit(runtime, principal) is not None:
         return False
     scope[KEY_ID_SCOPE] = principal.key_id
     return True
@@ -432,32 +403,6 @@ def _exchanges(runtime: ApiRuntime, now: datetime) -> Answer | None:
 def _json(first: list[tuple[bytes, bytes]], body: bytes) -> Answer:
     """A 200 with the headers Starlette's ``JSONResponse`` sends after ``first``."""
     return Answer(200, [*first, (b"content-length", b"%d" % len(body)), _JSON], body)
-
-
-async def _send(
-    answer: Answer, scope: Scope, receive: Receive, send: Send, *, request_id: str, layers: ASGIApp | None
-) -> None:
-    """Send ``answer`` (through ``layers``: gzip and CORS, when they may apply) with ``X-Request-ID`` last."""
-    id_header = (REQUEST_ID_NAME, request_id.encode())
-    if layers is None:
-        await send({"type": "http.response.start", "status": answer.status, "headers": [*answer.headers, id_header]})
-        await send({"type": "http.response.body", "body": answer.body})
-        return
-
-    async def send_with_id(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message["headers"], id_header]}
-        await send(message)
-
-    scope[ANSWER_SCOPE] = answer
-    await layers(scope, receive, send_with_id)
-
-
-async def _respond(scope: Scope, receive: Receive, send: Send) -> None:
-    """Send the answer the hot path left in the scope (the app inside ``response_layers``)."""
-    answer: Answer = scope[ANSWER_SCOPE]
-    await send({"type": "http.response.start", "status": answer.status, "headers": list(answer.headers)})
-    await send({"type": "http.response.body", "body": answer.body})
 
 
 def _routes_of(api: FastAPI, prefix: str) -> tuple[dict[str, HotRoute], list[tuple[str, HotRoute]]]:

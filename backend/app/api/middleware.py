@@ -10,16 +10,18 @@ request's ``Accept-Encoding`` lists ``gzip`` (or ``x-gzip``) with a weight above
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipResponder
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 GZIP_MINIMUM_BYTES = 1024
 GZIP_LEVEL = 9
 _GZIP_NAMES = frozenset({b"gzip", b"x-gzip"})
+ANSWER_SCOPE = "dantaro.answer"  # the answer ``respond_from_scope`` sends inside ``response_layers``
 _CORS_OPTIONS: dict[str, Any] = {
     "allow_methods": ["GET", "POST", "OPTIONS"],
     "allow_headers": ["Authorization", "Content-Type", "If-None-Match", "X-Request-ID"],
@@ -78,3 +80,44 @@ class GzipWhenAccepted:
                     await GZipResponder(self.app, GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)(scope, receive, send)
                     return
         await self.app(scope, receive, send)
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A whole response made outside the stack: status, headers in order, body."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes = b""
+
+
+async def send_answer(
+    answer: Answer,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    extra: list[tuple[bytes, bytes]],
+    layers: ASGIApp | None,
+) -> None:
+    """Send ``answer`` through ``layers`` (``response_layers``; None when none of them applies) with the ``extra``
+    headers last, where the outer middleware (``X-Request-ID``) puts them."""
+    if layers is None:
+        await send({"type": "http.response.start", "status": answer.status, "headers": [*answer.headers, *extra]})
+        await send({"type": "http.response.body", "body": answer.body})
+        return
+
+    async def send_with_extra(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message["headers"], *extra]}
+        await send(message)
+
+    scope[ANSWER_SCOPE] = answer
+    await layers(scope, receive, send_with_extra)
+
+
+async def respond_from_scope(scope: Scope, receive: Receive, send: Send) -> None:
+    """The ASGI app inside ``response_layers`` that sends the ``Answer`` ``send_answer`` left in the scope."""
+    answer: Answer = scope[ANSWER_SCOPE]
+    await send({"type": "http.response.start", "status": answer.status, "headers": list(answer.headers)})
+    await send({"type": "http.response.body", "body": answer.body})
