@@ -1,6 +1,6 @@
 """Performance test of the API on PostgreSQL + Redis: throughput and latency against two references, memory, startup.
 
-Run: ``.venv/bin/python performance_test.py [--duration-s 4] [--connections 32]``. It installs nothing: the load comes
+Run: ``.venv/bin/python performance_test.py [--rounds 5] [--duration-s 2] [--connections 32]``. It installs nothing: the load comes
 from ``wrk`` when it is on the PATH (Debian: ``apt-get install wrk``), else from a slower Python asyncio generator
 (the ratios then understate our speed: the generator shares the CPU). It creates its own PostgreSQL database
 (``DANTARO_TEST_POSTGRES_URL``, admin URL) and Redis key prefix (``DANTARO_TEST_REDIS_URL``), migrates, publishes one
@@ -216,7 +216,7 @@ def prepare(env: Environment) -> str:
     """Migrate, publish one real run with the worker, create a key; returns the key's secret."""
     migrate.upgrade(env.database_url)
     started = time.monotonic()
-    subprocess.run([str(BIN / "dantaro"), "worker", "--once"], env=service_env(env), check=True, timeout=120)
+    subprocess.run([str(BIN / "dantaro"), "worker", "--once"], env=service_env(env), check=True, timeout=600)
     print(f"published one run with `dantaro worker --once` in {time.monotonic() - started:.1f} s", flush=True)
     engine = make_engine(env.database_url)
     try:

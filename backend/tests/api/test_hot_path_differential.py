@@ -131,12 +131,14 @@ class Pair:
     seen: Counter[tuple[str, str]] = field(default_factory=Counter)  # (route, answered|passed)
     request_number: itertools.count[int] = field(default_factory=itertools.count)
 
-    def same(self, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+    def same(
+        self, path: str, headers: dict[str, str] | None = None, *, method: str = "GET", body: bytes | None = None
+    ) -> tuple[int, dict[str, str], bytes]:
         """Send one request to both apps; assert identical answers; return the hot app's (status, headers, raw
         body)."""
         sent = {"X-Request-ID": f"diff-{next(self.request_number)}", **(headers or {})}
         before = _answered(self.hot)
-        hot, plain = _raw(self.hot, path, sent), _raw(self.plain, path, sent)
+        hot, plain = (_raw(client, method, path, sent, body) for client in (self.hot, self.plain))
         if not SANE_ID.fullmatch(sent["X-Request-ID"]):  # each app makes up its own: compare their form
             hot, plain = _made_up_id(hot), _made_up_id(plain)
         outcome = "answered" if _answered(self.hot) > before else "passed"
@@ -162,8 +164,8 @@ def _answered(client: TestClient) -> float:
     return float(registry.get_sample_value("dantaro_api_hot_path_total", {"outcome": "answered"}) or 0.0)
 
 
-def _raw(client: TestClient, path: str, headers: dict[str, str]) -> Answer:
-    with client.stream("GET", path, headers=headers) as response:
+def _raw(client: TestClient, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Answer:
+    with client.stream(method, path, headers=headers, content=body) as response:
         body = b"".join(response.iter_raw())
         kept = [(name, value) for name, value in response.headers.raw if name.lower() not in IGNORED]
         return response.status_code, kept, body
@@ -273,6 +275,11 @@ def test_every_endpoint_parameter_and_header_answers_as_fastapi_does(pair: Pair,
     for url in urls:
         pair.same(url, {"Authorization": DEV, "Accept-Encoding": "gzip, deflate"})
     _hits_on_every_endpoint(pair)
+    for method in ("HEAD", "POST", "OPTIONS"):  # never the hot path's
+        pair.same(f"{API}/market-status", {"Authorization": DEV}, method=method)
+    bundle = b'{"include_market_status": true, "symbols": ["BTC"], "include_support_levels": true}'
+    sent = {"Authorization": DEV, "Content-Type": "application/json"}
+    pair.same(f"{API}/bundle", sent, method="POST", body=bundle)
     assert _counted(pair.hot) == _counted(pair.plain)
 
 
