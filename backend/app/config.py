@@ -6,13 +6,15 @@ source over the bundled real Binance history. Nothing here is built at import ti
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain import Horizon, default_horizons, horizon_for
@@ -21,6 +23,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DATA_DIR = PACKAGE_DIR / "data" / "binance-spot"
 DEVELOPMENT_KEY = "development-user-server-key"
 PLACEHOLDER_SECRET = "CHANGE_ME"  # deployment/.env.production ships it; production refuses to run with it
+WEBHOOK_KEY_BYTES = 32  # AES-256
 KOREAN_EXCHANGES = frozenset({"upbit", "bithumb", "coinone", "korbit", "gopax"})
 
 
@@ -86,6 +89,7 @@ class Settings(BaseSettings):
     retry_base_delay_s: float = Field(default=0.5, ge=0)
     retry_max_delay_s: float = Field(default=60.0, ge=0)
     retry_budget_s: float = Field(default=300.0, gt=0)  # summed retry waits of one cycle (ccxt)
+    ban_max_wait_s: float = Field(default=300.0, ge=0)  # longest exchange IP ban (418) waited out
     universe_refresh_interval_s: float = Field(default=3600.0, gt=0)
     universe_min_quote_volume: float = Field(default=0.0, ge=0)
     universe_min_history_days: int = Field(default=30, ge=0)
@@ -104,8 +108,21 @@ class Settings(BaseSettings):
     api_keepalive_timeout_s: float = Field(default=5.0, ge=1)
     api_max_connections: int = Field(default=1000, ge=1)
     api_hot_path: bool = True
+    api_max_header_bytes: int = Field(default=16384, ge=1024)  # request line + headers; more is a 431
+    api_max_body_bytes: int = Field(default=65536, ge=0)  # a request body; more is a 413 before it is read
+    api_failed_keys_per_min: int = Field(default=20, ge=1)  # refused keys per client and minute before 429
     redis_retry_after_s: float = Field(default=5.0, gt=0)
     api_keys_flush_interval_s: float = Field(default=30.0, gt=0)
+    # Webhooks (app/webhooks, `dantaro webhooks`): delivery by the worker, signing secrets at rest, URL policy.
+    # base64 of 32 bytes: AES-256-GCM key of stored signing secrets; empty = stored as-is. SecretStr: never in a repr.
+    webhook_secrets_key: SecretStr = SecretStr("")
+    webhook_allow_private_urls: bool = False  # loopback/private/link-local receivers (tests, a private network)
+    webhook_poll_interval_s: float = Field(default=2.0, gt=0)
+    webhook_concurrency: int = Field(default=8, ge=1, le=256)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    webhook_retry_base_s: float = Field(default=10.0, gt=0)
+    webhook_retry_max_delay_s: float = Field(default=3600.0, gt=0)
+    webhook_retry_window_s: float = Field(default=86400.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 
@@ -125,6 +142,17 @@ class Settings(BaseSettings):
         if not isinstance(value, dict):
             raise ValueError('must be a JSON object, e.g. {"upbit": {"timeout": 5000}}')
         return value
+
+    @field_validator("webhook_secrets_key")
+    @classmethod
+    def _secrets_key(cls, value: SecretStr) -> SecretStr:
+        text = value.get_secret_value().strip()
+        if text and len(_base64_bytes(text)) != WEBHOOK_KEY_BYTES:
+            raise ValueError(
+                f"must be the base64 of {WEBHOOK_KEY_BYTES} random bytes; make one with "
+                "python -c 'import base64,os;print(base64.b64encode(os.urandom(32)).decode())'"
+            )
+        return SecretStr(text)
 
     @model_validator(mode="after")
     def _derive_defaults(self) -> Settings:
@@ -216,6 +244,19 @@ class Settings(BaseSettings):
     def docs_active(self) -> bool:
         """Whether /docs, /redoc and /openapi.json are served (always in development, opt-in in production)."""
         return self.env == "development" or self.docs_enabled
+
+
+def _base64_bytes(text: str) -> bytes:
+    """The bytes of standard or URL-safe base64 ``text``; empty when it is not base64."""
+    try:
+        return base64.b64decode(text.replace("-", "+").replace("_", "/"), validate=True)
+    except binascii.Error:
+        return b""
+
+
+def webhook_key_bytes(settings: Settings) -> bytes | None:
+    """The key that seals webhook signing secrets (``DANTARO_WEBHOOK_SECRETS_KEY``), or None when unset."""
+    return _base64_bytes(settings.webhook_secrets_key.get_secret_value()) or None
 
 
 def _check_timeframe(timeframe: str) -> None:

@@ -1,10 +1,18 @@
-"""Bounded connections for the API server: a header deadline per connection and quiet descriptor exhaustion.
+"""Bounded connections for the API server: a header deadline and size per connection, the server's own error
+answers in the API's JSON error shape, and quiet descriptor exhaustion.
 
 Invariants:
 - A connection must deliver a complete request head (request line and headers) within ``header_timeout_s`` of
   opening, and again within ``header_timeout_s`` of its first byte after a finished response; otherwise it is closed.
   A connection that sends nothing at all is closed the same way. Uvicorn's own keep-alive timeout still closes an
   idle connection between requests; bodies and responses are not affected (the app bounds bodies itself).
+- A request head larger than ``max_header_bytes`` (its target plus every header line) is answered 431
+  ``headers_too_large`` and the connection closed: at once while it is still arriving (so at most that plus one read,
+  256 KiB, of a head is ever held), or instead of the app when it arrived complete in one read.
+- What the server answers itself is in the JSON error shape (``app.errors.error_document``) with
+  ``Connection: close``: a request that is not valid HTTP (uvicorn's "Invalid HTTP request received.") is a 400
+  ``bad_request``, a request beyond the connection cap (uvicorn's ``limit_concurrency``) a 503 ``overloaded`` with
+  ``Retry-After: 1``.
 - When ``accept()`` fails for lack of descriptors (EMFILE/ENFILE), the event loop's error is logged as one
   ``accept_failed`` event per ``LOG_EVERY_S`` with the number of failures in between, never a traceback per accept;
   every other loop error goes to the default handler.
@@ -15,16 +23,23 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
 import structlog
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
+from uvicorn.protocols.http.flow_control import service_unavailable
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+
+from app.errors import error_document
 
 log = structlog.get_logger(__name__)
 
 LOG_EVERY_S = 10.0
+OVERLOADED_RETRY_AFTER_S = 1
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
@@ -32,23 +47,56 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     """Uvicorn's httptools protocol with a deadline for each request head (``header_timeout_s``)."""
 
     header_timeout_s: float = 10.0
+    max_header_bytes: int = 16384
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Open the connection and start the deadline for its first request head."""
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._head_bytes = 0
         super().connection_made(transport)
         self._arm()
 
     def data_received(self, data: bytes) -> None:
-        """Bytes of a new request start its deadline; a complete head (``on_headers_complete``) stops it."""
+        """Bytes of a new request start its deadline; a complete head (``on_headers_complete``) stops it. A head
+        still incomplete after more than ``max_header_bytes`` is refused (431)."""
         if self._between_requests():
             self._arm()
+        if self._head_deadline is not None:
+            self._head_bytes += len(data)
         super().data_received(data)
+        if self._head_deadline is not None and self._head_bytes > self.max_header_bytes:
+            self._disarm()
+            self._answer_and_close(431, code="headers_too_large", message=_too_large(self.max_header_bytes))
 
     def on_headers_complete(self) -> None:
-        """The head arrived in time."""
+        """The head arrived in time and within its size."""
         self._disarm()
+        self._head_bytes = 0
         super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        """Uvicorn's answer to bytes that are not HTTP (``msg`` is its plain-text reason), in the JSON shape."""
+        message = "the request is not valid HTTP/1.1 (request line, headers or chunked body); nothing was processed"
+        self._answer_and_close(400, code="bad_request", message=message)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        """Start the app for one request; uvicorn's plain-text 503 beyond ``limit_concurrency`` becomes ours, and a
+        head over ``max_header_bytes`` gets the 431 instead of the app."""
+        if app is service_unavailable:
+            app = overloaded
+        elif head_bytes(cycle.scope) > self.max_header_bytes:
+            app = headers_too_large(self.max_header_bytes)
+        super()._start_asgi_task(cycle, app)
+
+    def _answer_and_close(self, status: int, *, code: str, message: str) -> None:
+        if self.transport.is_closing():
+            return
+        body = error_body(code=code, message=message)
+        head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body)]
+        self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", body]))
+        self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the deadline with the connection."""
@@ -74,9 +122,60 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-def protocol_with_deadline(header_timeout_s: float) -> type[HeaderDeadlineProtocol]:
-    """A ``HeaderDeadlineProtocol`` subclass with ``header_timeout_s`` (uvicorn takes a protocol class)."""
-    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), {"header_timeout_s": header_timeout_s})
+def protocol_with_deadline(
+    header_timeout_s: float, *, max_header_bytes: int = HeaderDeadlineProtocol.max_header_bytes
+) -> type[HeaderDeadlineProtocol]:
+    """A ``HeaderDeadlineProtocol`` subclass with these limits (uvicorn takes a protocol class)."""
+    limits = {"header_timeout_s": header_timeout_s, "max_header_bytes": max_header_bytes}
+    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), limits)
+
+
+def head_bytes(scope: HTTPScope) -> int:
+    """The size of a request's head as the server parsed it: its target and its header lines."""
+    size = len(scope["raw_path"]) + len(scope["query_string"])
+    for name, value in scope["headers"]:
+        size += len(name) + len(value) + 4  # ": " and CRLF
+    return size
+
+
+def _too_large(max_header_bytes: int) -> str:
+    return f"the request line and headers are larger than {max_header_bytes} bytes; send fewer or shorter headers"
+
+
+def headers_too_large(max_header_bytes: int) -> ASGI3Application:
+    """An app answering 431 ``headers_too_large`` (for a complete head over ``max_header_bytes``)."""
+    return _json_error(431, code="headers_too_large", message=_too_large(max_header_bytes), headers=[])
+
+
+def error_body(*, code: str, message: str) -> bytes:
+    """The JSON error shape as bytes."""
+    return json.dumps(error_document(code=code, message=message), separators=(",", ":")).encode()
+
+
+def _json_error(status: int, *, code: str, message: str, headers: list[tuple[bytes, bytes]]) -> ASGI3Application:
+    """An ASGI app answering every request with this error and ``Connection: close``."""
+    body = error_body(code=code, message=message)
+    head = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+        (b"connection", b"close"),
+    ]
+
+    async def answer(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        await send({"type": "http.response.start", "status": status, "headers": head})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+
+    return answer
+
+
+# The answer to a request beyond the connection cap (uvicorn's own is plain text).
+overloaded = _json_error(
+    503,
+    code="overloaded",
+    message="the server is at its connection limit; retry in a second",
+    headers=[(b"retry-after", str(OVERLOADED_RETRY_AFTER_S).encode())],
+)
 
 
 class AcceptErrorLog:

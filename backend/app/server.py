@@ -2,8 +2,8 @@
 
 ``dantaro api`` runs on uvloop, as ``uvicorn app.main:app`` does. Uvicorn owns SIGINT/SIGTERM; when it stops
 serving, the in-process worker is told to stop and drains. Connections are bounded (``app.http_limits``): a deadline
-for each request head, uvicorn's keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond),
-and descriptor exhaustion logged as one rate-limited event.
+and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's keep-alive timeout, at most
+``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged as one rate-limited event.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _server(settings: Settings, *, host: str, port: int, state: ApiState | None)
         access_log=False,
         proxy_headers=True,
         forwarded_allow_ips=list(settings.forwarded_allow_ips),
-        http=protocol_with_deadline(settings.api_header_timeout_s),
+        http=protocol_with_deadline(settings.api_header_timeout_s, max_header_bytes=settings.api_max_header_bytes),
         timeout_keep_alive=int(settings.api_keepalive_timeout_s),
         limit_concurrency=settings.api_max_connections,
         backlog=settings.api_max_connections,

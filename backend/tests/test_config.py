@@ -61,6 +61,8 @@ def test_exchange_options_parse_as_json(monkeypatch: pytest.MonkeyPatch) -> None
         ("MARKET_SOURCE", "kraken", "replay"),
         ("TIMEFRAMES", "1h,banana", "unknown timeframe"),
         ("TIMEFRAMES", "4h", "must include"),
+        ("WEBHOOK_SECRETS_KEY", "CHANGE_ME", "base64 of 32 random bytes"),
+        ("WEBHOOK_SECRETS_KEY", "c2hvcnQ=", "base64 of 32 random bytes"),
     ],
 )
 def test_bad_settings_say_what_to_fix(monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:

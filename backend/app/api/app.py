@@ -9,6 +9,9 @@ Invariants:
 - Background work of the lifespan: a Redis pub/sub listener that drops superseded in-process copies (new runs
   reach this process within a second), and the batched ``last_used_at`` flush (every
   ``api_keys_flush_interval_s`` and once more at shutdown).
+- Middleware, outermost first: request observability (request id, log, metrics), CORS, the catch-all 500, the
+  request edge (``edge.py``: body limit, key checked before a body is read), gzip. Trailing-slash redirects are off
+  (a redirect's URL would come from the ``Host`` header): such a path is a 404.
 - Resources passed in via ``ApiState`` (``dantaro run`` shares its in-process cache and session factory with the
   worker) are used as-is and left for their owner to dispose.
 - An exception that escapes a route becomes a logged, generic 500 inside the middleware stack
@@ -30,7 +33,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from fastapi import APIRouter, FastAPI
@@ -43,8 +46,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
 from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
+from app.api.edge import RequestEdge
 from app.api.errors import install_error_handlers
 from app.api.hot_path import HotPath
+from app.api.key_throttle import FAILED_KEYS_NAMESPACE, FailedKeyThrottle
 from app.api.metrics import ApiMetrics
 from app.api.middleware import GzipWhenAccepted, add_cors
 from app.api.observability import RequestObservability
@@ -129,14 +134,21 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
         redoc_url="/redoc" if docs else None,
         # Our own Prometheus metrics and request logs cover this; FastAPI's OpenTelemetry hooks cost ~25 µs/request.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        redirect_slashes=False,  # a redirect would be built from the Host header: a trailing slash is a 404
     )
-    install_error_handlers(app)
     add_routes_flat(app, health.router, prefix="")
     for module in (recommendations, levels, market, catalog, bundle, track_record):
         add_routes_flat(app, module.router, prefix=API_PREFIX, authenticated=True)
     _declare_bearer_auth(app)
     app.add_middleware(GzipWhenAccepted)
-    add_cors(app, settings.cors_origins)
+    app.add_middleware(
+        RequestEdge,
+        max_body_bytes=settings.api_max_body_bytes,
+        protected_prefix=API_PREFIX,
+        runtime=lambda: cast(ApiRuntime, app.state.runtime),
+    )
+    install_error_handlers(app)  # its catch-all 500 wraps the edge: a failure there is answered in our shape too
+    add_cors(app, settings.cors_origins)  # outside the edge: its refusals carry the CORS headers
     app.add_middleware(RequestObservability, metrics=metrics)  # sees every request FastAPI answers, and its status
     if settings.api_hot_path:  # before FastAPI's stack: answers data GETs from memory, passes everything else on
         app.front = HotPath(app.front, api=app, prefix=API_PREFIX)
@@ -244,7 +256,8 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
     )
     if isinstance(cache, RedisCache):
         metrics.enable_redis_gauge()
-    limiter = state.limiter or _limiter(settings, cache, reader, owned)
+    limiter = state.limiter or _counter(settings, cache, reader, owned, namespace="ratelimit")
+    failed_keys = _counter(settings, cache, reader, owned, namespace=FAILED_KEYS_NAMESPACE)
     _wire_notifications(cache, reader, owned)
     keys = state.keys or KeyVerifier(
         lookup=database_key_lookup(session_factory), dev_key_active=settings.dev_key_active()
@@ -256,6 +269,7 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         version=api_version(),
         started_at_s=time.monotonic(),
         limiter=limiter,
+        key_throttle=FailedKeyThrottle(failed_keys, limit_per_min=settings.api_failed_keys_per_min),
         usage=UsageRecorder(session_factory),
         metrics=metrics,
         session_factory=session_factory,
@@ -266,12 +280,17 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
     )
 
 
-def _limiter(settings: Settings, cache: SnapshotCache | None, reader: SnapshotReader, owned: AsyncExitStack) -> Limiter:
-    """Per-key budgets shared through Redis (counted in-process while it fails), or in-process without Redis."""
-    limiter = RateLimiter()
+def _counter(
+    settings: Settings, cache: SnapshotCache | None, reader: SnapshotReader, owned: AsyncExitStack, *, namespace: str
+) -> Limiter:
+    """Per-minute counts under ``namespace``: shared through Redis (with the reader's breaker) when the snapshots
+    use it, counted in this process otherwise (and while Redis is skipped)."""
+    local = RateLimiter()
     if not isinstance(cache, RedisCache):
-        return limiter
-    shared = RedisRateLimiter(cache.client, prefix=settings.redis_prefix, fallback=limiter, breaker=reader)
+        return local
+    shared = RedisRateLimiter(
+        cache.client, prefix=settings.redis_prefix, namespace=namespace, fallback=local, breaker=reader
+    )
     shared.start()
     owned.callback(shared.stop)
     return shared

@@ -141,6 +141,13 @@ class KeyVerifier:
             return entry[1]
         return None
 
+    def known(self, secret: str) -> bool:
+        """Whether ``secret`` is the active development key or a key this process verified and has not seen
+        refused since (however long ago); no I/O. Says nothing about revocation: the key still has to be checked."""
+        if self.cached(secret) is not None:
+            return True
+        return bool(secret) and len(secret) <= MAX_SECRET_CHARS and _digest(secret) in self._cache
+
     def serve_stale(self, secret: str) -> ApiPrincipal | None:
         """A verification expired less than one more TTL ago, served while one background refresh re-checks it.
 

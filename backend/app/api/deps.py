@@ -1,6 +1,8 @@
 """Request dependencies: the runtime built by the lifespan, settings, the snapshot reader, auth, and the snapshot.
 
-Invariants: authentication runs before anything reads data (it is a router-level dependency); dependencies are
+Invariants: authentication runs before anything reads data (it is a router-level dependency; for a request with a
+body, ``app.api.edge`` has already run it before the body was read, and it is not run or counted twice: the
+principal is kept in the scope); a client's refused keys are throttled (``app.api.key_throttle``); dependencies are
 kept flat (one node each) because FastAPI's resolution cost grows with the graph and runs on every request; an unknown
 ``exchange`` is a 404 naming the configured ones; an exchange with no published run is a 503 ``data_not_ready``
 with ``Retry-After``, reported only after every parameter validated (handlers call ``SnapshotLoader.load``).
@@ -23,6 +25,7 @@ from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
+from starlette.types import Scope
 
 from app.api.auth import ApiPrincipal, KeyStoreUnavailableError, KeyVerifier, UsageRecorder
 from app.api.errors import ApiError
@@ -36,6 +39,7 @@ from app.api.horizons import (
     served_horizons,
 )
 from app.api.http_cache import cache_headers, not_modified
+from app.api.key_throttle import FailedKeyThrottle, client_address
 from app.api.metrics import ApiMetrics
 from app.api.observability import KEY_ID_SCOPE
 from app.api.ratelimit import Limiter, RateLimiter
@@ -46,6 +50,7 @@ from app.config import Settings
 from app.domain import Snapshot, utc_now
 
 MAX_RETRY_AFTER_S = 10.0
+PRINCIPAL_SCOPE = "dantaro.principal"  # scope key where authentication leaves the caller's ApiPrincipal
 DATABASE_SOURCE = "database"  # the reader's data_source when neither memory nor the shared cache served
 
 
@@ -79,6 +84,7 @@ class ApiRuntime:
     version: str
     started_at_s: float  # time.monotonic() at startup
     limiter: Limiter = field(default_factory=RateLimiter)
+    key_throttle: FailedKeyThrottle = field(default_factory=FailedKeyThrottle)
     usage: UsageRecorder | None = None
     recommendations: HorizonMemo[list[View]] = field(default_factory=lambda: HorizonMemo(recommendations_view))
     horizons: RunMemo[ServedHorizons] = field(default_factory=lambda: RunMemo(served_horizons))
@@ -168,28 +174,64 @@ def admit(runtime: ApiRuntime, principal: ApiPrincipal) -> int | None:
 
 async def authenticate(request: Request, runtime: ApiRuntime) -> ApiPrincipal:
     """Check the bearer key and count the request against its budget (401 / 429 as ``ApiError``)."""
-    secret = bearer_secret(request.headers.get("authorization"))
+    return await authenticate_scope(request.scope, runtime)
+
+
+def header_value(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower-case bytes) in an ASGI scope, or None."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+async def authenticate_scope(scope: Scope, runtime: ApiRuntime) -> ApiPrincipal:
+    """``authenticate`` on a plain ASGI scope, once per request: 401 without a valid key, 429 when the client's
+    failed keys or the key's budget are used up, 503 when the key store cannot be read (all ``ApiError``)."""
+    done = scope.get(PRINCIPAL_SCOPE)
+    if isinstance(done, ApiPrincipal):
+        return done
+    secret = bearer_secret(header_value(scope, b"authorization"))
     if secret is None:
         raise _unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
     principal = known_principal(runtime.keys, secret)
     if principal is None:
-        try:
-            principal = await run_in_threadpool(runtime.keys.verify, secret)
-        except KeyStoreUnavailableError:
-            raise ApiError(
-                status_code=503,
-                code="key_store_unavailable",
-                message="API keys cannot be checked right now (database unavailable); retry shortly",
-                headers={"Retry-After": "5"},
-            ) from None
-    if principal is None:
-        raise _unauthorized("invalid or revoked API key")
-    request.scope[KEY_ID_SCOPE] = principal.key_id
+        principal = await _verify(secret, client_address(scope.get("client")), runtime)
+    scope[PRINCIPAL_SCOPE] = principal
+    scope[KEY_ID_SCOPE] = principal.key_id
     retry_after_s = admit(runtime, principal)
     if retry_after_s is not None:
         assert principal.rate_limit_per_min is not None  # only a limited key is refused
         runtime.metrics.rate_limited.inc()
         raise _rate_limited(principal.rate_limit_per_min, retry_after_s)
+    return principal
+
+
+async def _verify(secret: str, client: str, runtime: ApiRuntime) -> ApiPrincipal:
+    """Ask the key store about ``secret`` unless ``client`` is throttled; count a refusal against ``client``."""
+    throttle = runtime.key_throttle
+    if not runtime.keys.known(secret):
+        retry_after_s = throttle.retry_after_s(client)
+        if retry_after_s is not None:
+            raise ApiError(
+                status_code=429,
+                code="too_many_failed_keys",
+                message=f"{throttle.limit_per_min} invalid API keys from this client this minute; "
+                f"retry in {retry_after_s} s with a valid key",
+                headers={"Retry-After": str(retry_after_s)},
+            )
+    try:
+        principal = await run_in_threadpool(runtime.keys.verify, secret)
+    except KeyStoreUnavailableError:
+        raise ApiError(
+            status_code=503,
+            code="key_store_unavailable",
+            message="API keys cannot be checked right now (database unavailable); retry shortly",
+            headers={"Retry-After": "5"},
+        ) from None
+    if principal is None:
+        throttle.record_failure(client)
+        raise _unauthorized("invalid or revoked API key")
     return principal
 
 
@@ -259,11 +301,13 @@ class SnapshotLoader:
         return self.answer(await self.load(), build)
 
     def answer(self, loaded: LoadedSnapshot, build: Callable[[LoadedSnapshot], View]) -> Response:
-        """``respond`` for a snapshot already loaded (and checked against the request's parameters)."""
+        """``respond`` for a snapshot already loaded. ``build`` runs first, so an error it raises (a 404, a 422) is
+        answered as such: ``If-None-Match`` only ever turns a successful answer into a 304."""
+        body = build(loaded)
         unchanged = not_modified(self.request, loaded.headers)
         if unchanged is not None:
             return unchanged
-        return OrjsonResponse(build(loaded), headers=loaded.headers)
+        return OrjsonResponse(body, headers=loaded.headers)
 
 
 EXCHANGE_MAX_CHARS = 40

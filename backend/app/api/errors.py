@@ -2,7 +2,9 @@
 
 Invariants: messages say what was wrong and what is allowed; a 500 never carries a stack trace or internal
 detail (the exception is logged with structlog instead); HTTP semantics headers (``WWW-Authenticate``,
-``Retry-After``, ``Allow``) are kept.
+``Retry-After``, ``Allow``) are kept. A message echoes at most a short excerpt of any input (``app.errors.excerpt``:
+parameter names, values, paths) and a 422 describes at most ``MAX_DESCRIBED_ERRORS`` problems (then how many more),
+so an error stays small whatever was sent.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.responses import OrjsonResponse
+from app.errors import error_document, excerpt
 
 log = structlog.get_logger(__name__)
 
+MAX_DESCRIBED_ERRORS = 3
 _BOUND_ERRORS = frozenset({"greater_than_equal", "less_than_equal", "greater_than", "less_than"})
 _HTTP_CODES = {
     400: "bad_request",
@@ -33,6 +37,7 @@ _HTTP_CODES = {
     406: "not_acceptable",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    431: "headers_too_large",
     429: "rate_limited",
     503: "unavailable",
 }
@@ -53,7 +58,7 @@ def error_response(
     *, status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> OrjsonResponse:
     """The error body every failing request gets."""
-    body = {"success": False, "error": {"code": code, "message": message}}
+    body = error_document(code=code, message=message)
     return OrjsonResponse(body, status_code=status_code, headers=dict(headers or {}))
 
 
@@ -74,26 +79,45 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     phrase = _phrase(exc.status_code)
     detail = exc.detail if isinstance(exc.detail, str) and exc.detail else phrase
     if exc.status_code == 404 and detail == phrase:
-        detail = f"no route for {request.method} {request.url.path}; see /docs for the API"
+        detail = _no_route(request.method, request.url.path)
     code = _HTTP_CODES.get(exc.status_code, "server_error" if exc.status_code >= 500 else "http_error")
     return error_response(status_code=exc.status_code, code=code, message=detail, headers=exc.headers)
 
 
+def _no_route(method: str, path: str) -> str:
+    hint = " (paths take no trailing slash)" if len(path) > 1 and path.endswith("/") else ""
+    return f"no route for {excerpt(method, max_chars=16)} {excerpt(path)}{hint}; see /docs for the API"
+
+
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
-    messages = [_describe(error, request) for error in exc.errors()]
+    errors = exc.errors()
+    messages = [_describe(error, request) for error in errors[:MAX_DESCRIBED_ERRORS]]
+    if len(errors) > MAX_DESCRIBED_ERRORS:
+        messages.append(f"and {len(errors) - MAX_DESCRIBED_ERRORS} more problems")
     return error_response(status_code=422, code="invalid_request", message="; ".join(messages) or "invalid request")
 
 
 def _describe(error: Mapping[str, Any], request: Request) -> str:
+    """One problem in words: where (a parameter's or body field's name, shortened) and the rule it broke; never
+    the value sent (pydantic's ``input``)."""
     loc: Sequence[Any] = error.get("loc", ())
-    name = str(loc[-1]) if loc else "request"
-    if error.get("type") in _BOUND_ERRORS:
-        low, high = _declared_bounds(request, name)
+    if error.get("type") == "json_invalid":
+        reason = excerpt(str(error.get("ctx", {}).get("error", "malformed")))
+        return f"the body is not valid JSON ({reason} at character {loc[-1] if loc else 0})"
+    name = _field_path(loc[1:] if len(loc) > 1 else loc)
+    if error.get("type") in _BOUND_ERRORS and loc:
+        low, high = _declared_bounds(request, str(loc[-1]))
         if low is not None and high is not None:
             return f"{name} must be between {low} and {high}"
     where = f"{loc[0]} parameter " if len(loc) > 1 else ""
-    return f"{where}{name}: {error.get('msg', 'invalid value')}"
+    return f"{where}{name}: {excerpt(str(error.get('msg', 'invalid value')), max_chars=200)}"
+
+
+def _field_path(parts: Sequence[Any]) -> str:
+    """``symbols[3]`` for the loc parts ``("symbols", 3)``, shortened to an excerpt; ``request`` when empty."""
+    text = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts).lstrip(".")
+    return excerpt(text) if text else "request"
 
 
 def _declared_bounds(request: Request, name: str) -> tuple[Any, Any]:

@@ -2,9 +2,10 @@
 
 Invariants: with no configured origins no CORS headers are ever sent (browsers then refuse cross-origin reads);
 allowed requests may send ``Authorization``, ``Content-Type``, ``If-None-Match`` and ``X-Request-ID`` and read
-``ETag``, ``Retry-After`` and ``X-Request-ID``. A body of at least ``GZIP_MINIMUM_BYTES`` is gzipped when the
-request's ``Accept-Encoding`` lists ``gzip`` (or ``x-gzip``) with a weight above zero (``gzip;q=0`` refuses it;
-``*`` alone does not ask for it); ``response_layers`` applies the same gzip and CORS to the hot path's answers.
+``ETag``, ``Retry-After`` and ``X-Request-ID``; a refused preflight is a 400 ``cors_refused`` in the JSON error shape
+(Starlette answers it in plain text) naming what was refused. A body of at least ``GZIP_MINIMUM_BYTES`` is gzipped
+when the request's ``Accept-Encoding`` lists ``gzip`` (or ``x-gzip``) with a weight above zero (``gzip;q=0`` refuses
+it; ``*`` alone does not ask for it); ``response_layers`` applies the same gzip and CORS to the hot path's answers.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
+from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipResponder
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.api.errors import error_response
 
 GZIP_MINIMUM_BYTES = 1024
 GZIP_LEVEL = 9
@@ -33,14 +38,35 @@ _CORS_OPTIONS: dict[str, Any] = {
 def add_cors(app: FastAPI, origins: Sequence[str]) -> None:
     """Allow cross-origin requests from exactly ``origins`` (nothing when empty)."""
     if origins:
-        app.add_middleware(CORSMiddleware, allow_origins=list(origins), **_CORS_OPTIONS)
+        app.add_middleware(JsonCors, allow_origins=list(origins), **_CORS_OPTIONS)
+
+
+_BODY_HEADERS = frozenset({"content-length", "content-type"})
+
+
+class JsonCors(CORSMiddleware):
+    """Starlette's CORS, with refused preflights answered in the API's JSON error shape."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        """Starlette's preflight answer; a refusal (400, ``Disallowed CORS origin, method``) as ``cors_refused``."""
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")  # e.g. "origin, method"
+        kept = {name: value for name, value in response.headers.items() if name not in _BODY_HEADERS}
+        message = (
+            f"CORS preflight refused (not allowed: {refused}); cross-origin requests are accepted only from the "
+            f"configured origins, with the methods {', '.join(_CORS_OPTIONS['allow_methods'])} and the headers "
+            f"{', '.join(_CORS_OPTIONS['allow_headers'])}"
+        )
+        return error_response(status_code=400, code="cors_refused", message=message, headers=kept)
 
 
 def response_layers(app: ASGIApp, origins: Sequence[str]) -> ASGIApp:
     """``app`` inside the layers ``create_app`` puts around every route: gzip on request, then CORS (when
     ``origins``), so an answer made outside the stack (the hot path) leaves it as the routes' answers do."""
     layered: ASGIApp = GzipWhenAccepted(app)
-    return CORSMiddleware(layered, allow_origins=list(origins), **_CORS_OPTIONS) if origins else layered
+    return JsonCors(layered, allow_origins=list(origins), **_CORS_OPTIONS) if origins else layered
 
 
 def accepts_gzip(accept_encoding: bytes) -> bool:

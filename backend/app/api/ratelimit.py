@@ -1,13 +1,17 @@
-"""Per-key request budgets in fixed one-minute windows: shared through Redis, or counted in this process.
+"""Budgets in fixed one-minute windows: shared through Redis, or counted in this process. Two budgets use them:
+each key's requests (``ratelimit``) and each client's failed keys (``failedkeys``, ``app.api.key_throttle``).
 
 Invariants:
-- ``RedisRateLimiter`` counts every API process's requests for a key in one Redis counter per wall-clock minute
-  (``{prefix}:ratelimit:{key_id}:{minute}``, INCRBY + EXPIRE), so N processes share one budget. Requests never
+- ``RedisRateLimiter`` counts every API process's hits for a key in one Redis counter per wall-clock minute
+  (``{prefix}:{namespace}:{key_id}:{minute}``, INCRBY + EXPIRE), so N processes share one budget. Requests never
   wait for Redis: local hits are sent in batches every ``sync_interval_s`` (default 0.1 s).
 - It never fails a request: on a Redis error it trips the circuit breaker it shares with the snapshot reader
   (so one failing Redis costs one timeout for both), and counts in-process while Redis is skipped (each process
   then enforces the budget on its own share of the traffic).
-- ``hit`` returns None when allowed, else the whole seconds (>= 1) until the window refills (``Retry-After``).
+- ``hit`` returns None when allowed, else the whole seconds (>= 1) until the window refills (``Retry-After``);
+  ``peek`` answers the same without counting.
+- Each process tracks at most ``max_keys`` keys per window (the failed-key budget is keyed by client address, which
+  a caller can vary): beyond that, counts of earlier windows are dropped, then the current window's start over.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import redis
 import structlog
@@ -26,6 +30,7 @@ log = structlog.get_logger(__name__)
 
 WINDOW_S = 60.0
 COUNTER_TTL_S = 120  # a window's counter outlives its minute, then expires
+MAX_KEYS = 100_000
 
 
 class Limiter(Protocol):
@@ -33,6 +38,10 @@ class Limiter(Protocol):
 
     def hit(self, key_id: str, *, limit_per_min: int) -> int | None:
         """None when allowed, else the seconds until the budget refills."""
+        ...
+
+    def peek(self, key_id: str, *, limit_per_min: int) -> int | None:
+        """``hit``'s answer without counting a request."""
         ...
 
 
@@ -52,16 +61,35 @@ def _retry_after_s(window: int, now_s: float) -> int:
     return max(1, math.ceil((window + 1) * WINDOW_S - now_s))
 
 
+def _bound(counts: dict[Any, Any], *, window: int, window_of: Callable[[Any, Any], int], max_keys: int) -> None:
+    """Keep ``counts`` under ``max_keys``: drop other windows' entries, then everything if still too many."""
+    if len(counts) < max_keys:
+        return
+    for stale in [key for key, value in counts.items() if window_of(key, value) != window]:
+        del counts[stale]
+    if len(counts) >= max_keys:
+        log.warning("rate_counts_reset", tracked=len(counts), max_keys=max_keys)
+        counts.clear()
+
+
 class RateLimiter:
     """Counts requests per key in the current minute window, in this process."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_keys: int = MAX_KEYS) -> None:
         self._clock = clock
+        self._max_keys = max_keys
         self._windows: dict[str, tuple[int, int]] = {}
         self._lock = threading.Lock()
 
     def hit(self, key_id: str, *, limit_per_min: int) -> int | None:
         """Count one request; None when allowed, else the whole seconds until the budget refills."""
+        return self._count(key_id, limit_per_min=limit_per_min, add=1)
+
+    def peek(self, key_id: str, *, limit_per_min: int) -> int | None:
+        """None while ``key_id`` has budget left in this window, else the seconds until it refills; counts nothing."""
+        return self._count(key_id, limit_per_min=limit_per_min, add=0)
+
+    def _count(self, key_id: str, *, limit_per_min: int, add: int) -> int | None:
         now_s = self._clock()
         window = int(now_s // WINDOW_S)
         with self._lock:
@@ -70,7 +98,10 @@ class RateLimiter:
                 count = 0
             if count >= limit_per_min:
                 return _retry_after_s(window, now_s)
-            self._windows[key_id] = (window, count + 1)
+            if add:
+                if key_id not in self._windows:
+                    _bound(self._windows, window=window, window_of=lambda _, v: v[0], max_keys=self._max_keys)
+                self._windows[key_id] = (window, count + add)
         return None
 
 
@@ -98,11 +129,15 @@ class RedisRateLimiter:
         prefix: str,
         fallback: Limiter,
         breaker: Breaker,
+        namespace: str = "ratelimit",
         sync_interval_s: float = 0.1,
         clock: Callable[[], float] = time.time,
+        max_keys: int = MAX_KEYS,
     ) -> None:
         self._client = client
         self._prefix = prefix
+        self._namespace = namespace
+        self._max_keys = max_keys
         self._fallback = fallback
         self._breaker = breaker
         self._sync_interval_s = sync_interval_s
@@ -113,8 +148,8 @@ class RedisRateLimiter:
         self._thread: threading.Thread | None = None
 
     def counter_key(self, key_id: str, window: int) -> str:
-        """The Redis key counting ``key_id``'s requests in minute ``window`` (epoch seconds // 60)."""
-        return f"{self._prefix}:ratelimit:{key_id}:{window}"
+        """The Redis key counting ``key_id``'s hits in minute ``window`` (epoch seconds // 60)."""
+        return f"{self._prefix}:{self._namespace}:{key_id}:{window}"
 
     def hit(self, key_id: str, *, limit_per_min: int) -> int | None:
         """Count one request against the shared total (no I/O); None when allowed."""
@@ -125,10 +160,23 @@ class RedisRateLimiter:
         with self._lock:
             count = self._counts.get((key_id, window))
             if count is None:
+                _bound(self._counts, window=window, window_of=lambda key, _: key[1], max_keys=self._max_keys)
                 count = self._counts[(key_id, window)] = _SharedCount()
             if count.shared + count.pending >= limit_per_min:
                 return _retry_after_s(window, now_s)
             count.pending += 1
+        return None
+
+    def peek(self, key_id: str, *, limit_per_min: int) -> int | None:
+        """``hit``'s answer from the last shared total and the local hits, counting nothing (no I/O). A key this
+        process never counted is not tracked, so its total is learnt one sync after its first hit here."""
+        if not self._breaker.cache_usable():
+            return self._fallback.peek(key_id, limit_per_min=limit_per_min)
+        now_s = self._clock()
+        window = int(now_s // WINDOW_S)
+        count = self._counts.get((key_id, window))
+        if count is not None and count.shared + count.pending >= limit_per_min:
+            return _retry_after_s(window, now_s)
         return None
 
     def sync(self) -> None:

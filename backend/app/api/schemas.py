@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from types import UnionType
-from typing import TYPE_CHECKING, Any, Literal, Union, cast, get_args, get_origin, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
@@ -245,13 +245,23 @@ class ExchangesResponse(_Strict):
     exchanges: list[ExchangeFreshness]
 
 
+SYMBOL_MAX_CHARS = 64  # a symbol as a client writes it (path parameter or bundle item)
+BUNDLE_MAX_SYMBOLS = 100
+SymbolText = Annotated[str, Field(max_length=SYMBOL_MAX_CHARS)]
+
+
 class BundleRequest(_Strict):
     """Which parts of the current run to return in one call."""
 
     include_recommendations: bool = True
     recommendations_count: int = Field(default=50, ge=1, le=100)
     include_support_levels: bool = False
-    symbols: list[str] = Field(default_factory=list, max_length=100, description="symbols for support_levels")
+    symbols: list[SymbolText] = Field(
+        default_factory=list,
+        max_length=BUNDLE_MAX_SYMBOLS,
+        description=f"symbols for support_levels (at most {BUNDLE_MAX_SYMBOLS}, each at most {SYMBOL_MAX_CHARS} "
+        "characters)",
+    )
     include_market_status: bool = True
     horizon: str | None = Field(
         default=None,

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import argparse
 import re
-from datetime import datetime
 
 from app.cli.command import Command
+from app.cli.table import aligned
+from app.cli.table import when as _when
 from app.config import Settings
 from app.errors import UsageError
 from app.storage.api_keys import ApiKeyRepository, ApiKeyRow
@@ -47,10 +48,6 @@ def _create(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _when(value: datetime | None) -> str:
-    return "-" if value is None else value.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def format_rows(rows: list[ApiKeyRow]) -> list[str]:
     """One aligned line per key (header first): id, status, rate limit, created, last used, name."""
     table = [("ID", "STATUS", "LIMIT/MIN", "CREATED", "LAST_USED", "NAME")]
@@ -59,8 +56,7 @@ def format_rows(rows: list[ApiKeyRow]) -> list[str]:
         table.append(
             (row.key_id, status, str(row.rate_limit_per_min), _when(row.created_at), _when(row.last_used_at), row.name)
         )
-    widths = [max(len(line[i]) for line in table) for i in range(len(table[0]) - 1)]
-    return ["  ".join([*(cell.ljust(w) for cell, w in zip(line, widths, strict=False)), line[-1]]) for line in table]
+    return aligned(table)
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:

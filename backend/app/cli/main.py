@@ -25,6 +25,7 @@ from app.cli import (
     migrate,
     run,
     track_record,
+    webhooks,
     worker,
 )
 from app.cli.command import USAGE_EXIT, Command, OneLineParser, add_command
@@ -40,6 +41,7 @@ COMMANDS: tuple[Command, ...] = (
     worker.COMMAND,
     migrate.COMMAND,
     keys.COMMAND,
+    webhooks.COMMAND,
     backfill.COMMAND,
     track_record.COMMAND,
     evaluate.COMMAND,

@@ -7,6 +7,7 @@ The only package that imports ccxt; everything it returns is a domain object and
 from app.exchange.ccxt_source import CcxtSource, ExchangeFactory, supported_exchange_ids
 from app.exchange.errors import (
     BadData,
+    Banned,
     ExchangeError,
     ExchangeUnavailable,
     RateLimited,
@@ -21,6 +22,7 @@ from app.exchange.source import MarketSource, closed_only
 
 __all__ = [
     "BadData",
+    "Banned",
     "CcxtSource",
     "ExchangeError",
     "ExchangeFactory",

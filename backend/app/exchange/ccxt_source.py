@@ -7,12 +7,18 @@ Invariants:
   whatever order or page size the exchange uses; pages never exceed the exchange's own per-call cap.
 - Every ccxt exception is translated by ``translate_ccxt_error`` (messages redacted); ccxt objects never escape.
 - Option values may hold credentials: only option keys are logged.
-- Every call goes through ``call_with_retries`` (``app.exchange.retry``): rate limits, 429 (Retry-After), 5xx and
+- Every HTTP response is seen by our hook on ccxt's ``handle_errors`` before ccxt's own: it files the budget the
+  exchange reports (``CallGate.observe``) and raises our error when ``classify_response`` recognises a failure by
+  its HTTP status or the exchange's documented codes, whatever ccxt would make of the body.
+- Every call passes the call gate (``app.exchange.pacing``: nothing while the exchange bans this IP, no more than
+  its reported budget) and ``call_with_retries`` (``app.exchange.retry``): rate limits, 429 (Retry-After), 5xx and
   timeouts are retried with jittered backoff a bounded number of times, on top of ccxt's own rate limiter, within
-  the retry budget each ``start_cycle()`` opens. A malformed candle row raises ``BadData`` (not retried).
+  the retry budget each ``start_cycle()`` opens; a ban is waited out by the gate (capped). A malformed candle row
+  raises ``BadData`` (not retried).
 - ``tickers_source`` is ``exchange``: tickers are the exchange's own 24h statistics.
-- Exchange quirks are data: ``_SINCE_AS_TO`` lists exchanges whose ccxt ``fetch_ohlcv`` ignores ``since`` (Bithumb
-  v2 returns the newest ``count``); for them the page end is sent as Upbit-style ``to`` (exclusive, UTC ISO 8601).
+- Exchange quirks are data (``app.exchange.quirks``): constructor defaults, ``SINCE_AS_TO`` (Bithumb's ccxt
+  ``fetch_ohlcv`` ignores ``since``: the page end is sent as Upbit-style ``to``), page caps, error codes, budget
+  headers.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import ccxt
@@ -30,7 +37,10 @@ import structlog
 
 from app.candle_data import row_problem
 from app.domain import Candle, Market, Ticker, TickersSource, timeframe_ms
-from app.exchange.errors import BadData, ExchangeError, retry_after_from_headers, translate_ccxt_error
+from app.exchange.classify import classify_response
+from app.exchange.errors import BadData, Banned, ExchangeError, translate_ccxt_error
+from app.exchange.pacing import CallGate
+from app.exchange.quirks import BUDGET_HEADERS, EXCHANGE_DEFAULTS, PAGE_LIMITS, SINCE_AS_TO
 from app.exchange.retry import Random, RetryBudget, RetryPolicy, Sleep, call_with_retries
 from app.exchange.source import closed_only, window
 
@@ -42,25 +52,8 @@ ExchangeFactory = Callable[[dict[str, Any]], Any]
 _FALLBACK_PAGE_LIMIT = 100
 _MARKETS_TTL_S = 3600.0
 _CREDENTIAL_KEYS = ("apiKey", "secret", "password", "uid", "privateKey", "walletAddress", "token")
-# Keep market loading to public spot endpoints where an exchange would otherwise also load derivatives (and, with
-# credentials, call private currency endpoints that market data does not need).
-_EXCHANGE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "binance": {
-        "options": {
-            "defaultType": "spot",
-            "fetchMarkets": {"types": ["spot"]},
-            "fetchCurrencies": False,
-            "fetchMargins": False,
-        }
-    },
-    "okx": {"options": {"defaultType": "spot", "fetchMarkets": {"types": ["spot"]}}},
-    # ccxt's bithumb lists minute/hour timeframes only, though its fetch_ohlcv serves days, weeks and months.
-    "bithumb": {"timeframes": {"1d": "1d", "1w": "1w", "1M": "1M"}},
-}
-_SINCE_AS_TO = frozenset({"bithumb"})
-# Per-call candle caps below what ccxt's ``features`` say: OKX's history-candles (used for anything older than
-# 1439 candles) serves at most 100, newest first, so a larger page would silently lose its older part.
-_PAGE_LIMITS = {"okx": 100}
+# The ccxt method a task is calling: the response hook files the budget a response reports under it.
+_CURRENT_CALL: ContextVar[str] = ContextVar("dantaro_exchange_call", default="")
 
 
 def wall_clock_ms() -> int:
@@ -86,7 +79,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
 
 def exchange_config(exchange_id: str, options: Mapping[str, Any] | None) -> dict[str, Any]:
     """The ccxt constructor config: our per-exchange defaults, then ``options``; rate limiting always on."""
-    config = deep_merge(_EXCHANGE_DEFAULTS.get(exchange_id, {}), options or {})
+    config = deep_merge(EXCHANGE_DEFAULTS.get(exchange_id, {}), options or {})
     config["enableRateLimit"] = True
     return config
 
@@ -156,6 +149,7 @@ class CcxtSource:
         sleep: Sleep = asyncio.sleep,
         rand: Random = random.random,
         clock_ms: Callable[[], int] | None = None,
+        wall_clock_s: Callable[[], float] = time.time,
     ) -> None:
         self.exchange_id = exchange_id
         self.retry_policy = retry_policy or RetryPolicy()
@@ -166,6 +160,16 @@ class CcxtSource:
         config = exchange_config(exchange_id, options)
         self._secrets = tuple(str(config[key]) for key in _CREDENTIAL_KEYS if config.get(key))
         self._exchange = (exchange_factory or ccxt_factory(exchange_id))(config)
+        self._wall_clock_s = wall_clock_s
+        self._gate = CallGate(
+            exchange_id,
+            budget=BUDGET_HEADERS.get(exchange_id),
+            max_ban_wait_s=self.retry_policy.ban_max_wait_s,
+            default_ban_s=self.retry_policy.max_delay_s,
+            clock_s=wall_clock_s,
+            sleep=sleep,
+        )
+        self._install_response_hook()
         self._markets_loaded_at_s: float | None = None
         self._closed = False
         supported = getattr(self._exchange, "timeframes", None) or {}
@@ -232,8 +236,8 @@ class CcxtSource:
 
     def page_limit(self) -> int:
         """Most candles the exchange returns per call (ccxt's spot ``features``), else a conservative default."""
-        if self.exchange_id in _PAGE_LIMITS:
-            return _PAGE_LIMITS[self.exchange_id]
+        if self.exchange_id in PAGE_LIMITS:
+            return PAGE_LIMITS[self.exchange_id]
         features = getattr(self._exchange, "features", None) or {}
         limit = ((features.get("spot") or {}).get("fetchOHLCV") or {}).get("limit")
         return limit if isinstance(limit, int) and limit > 0 else _FALLBACK_PAGE_LIMIT
@@ -261,7 +265,7 @@ class CcxtSource:
 
     def _page_args(self, cursor_ms: int, page: int, step_ms: int) -> dict[str, Any]:
         args: dict[str, Any] = {"since": cursor_ms, "limit": page}
-        if self.exchange_id in _SINCE_AS_TO:
+        if self.exchange_id in SINCE_AS_TO:
             args["params"] = {"to": self._exchange.iso8601(cursor_ms + page * step_ms)}
         return args
 
@@ -281,19 +285,54 @@ class CcxtSource:
         )
 
     async def _call_once(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        token, entered = _CURRENT_CALL.set(method), False
         try:
+            await self._gate.enter(method)
+            entered = True
             return await getattr(self._exchange, method)(*args, **kwargs)
+        except ExchangeError as error:  # from our response hook, or the gate refusing a call during a long ban
+            if isinstance(error, Banned) and entered:
+                self._gate.ban(error)
+            self._log_failure(method, error)
+            raise
         except (ccxt.BaseError, OSError, TimeoutError) as exc:
-            retry_after_s = None
-            if isinstance(exc, ccxt.RateLimitExceeded | ccxt.DDoSProtection):
-                retry_after_s = retry_after_from_headers(getattr(self._exchange, "last_response_headers", None))
-            error = translate_ccxt_error(exc, retry_after_s=retry_after_s, secrets=self._secrets)
-            log.warning(
-                "exchange_call_failed",
-                exchange=self.exchange_id,
-                method=method,
-                error_type=type(error).__name__,
-                error=str(error),
-                retry_after_s=retry_after_s,
+            translated = translate_ccxt_error(exc, secrets=self._secrets)
+            self._log_failure(method, translated)
+            raise translated from None
+        finally:
+            if entered:
+                self._gate.leave(method)
+            _CURRENT_CALL.reset(token)
+
+    def _log_failure(self, method: str, error: ExchangeError) -> None:
+        log.warning(
+            "exchange_call_failed",
+            exchange=self.exchange_id,
+            method=method,
+            error_type=type(error).__name__,
+            error=str(error),
+            retry_after_s=getattr(error, "retry_after_s", None),
+        )
+
+    def _install_response_hook(self) -> None:
+        """Wrap the ccxt instance's ``handle_errors`` (called with every HTTP response): budget, then our reading."""
+        ccxt_handle_errors = self._exchange.handle_errors
+
+        def handle_errors(*args: Any) -> Any:
+            # ccxt's call: (status, reason, url, method, headers, body text, parsed body, request headers, request body)
+            status, headers, body, response = args[0], args[4], args[5], args[6]
+            self._gate.observe(_CURRENT_CALL.get(), headers)
+            error = classify_response(
+                self.exchange_id,
+                status=int(status),
+                headers=headers,
+                body=response,
+                text=body if isinstance(body, str) else "",
+                now_ms=int(self._wall_clock_s() * 1000),
+                secrets=self._secrets,
             )
-            raise error from None
+            if error is not None:
+                raise error
+            return ccxt_handle_errors(*args)
+
+        self._exchange.handle_errors = handle_errors

@@ -2,8 +2,10 @@
 
 Invariants:
 - Every error a ``MarketSource`` raises is an ``ExchangeError``; callers never see a ccxt exception.
-- ``ExchangeUnavailable`` and ``RateLimited`` are transient (retry later); ``SymbolNotFound``, ``BadData``,
-  ``RetryBudgetSpent`` (retrying is what it stopped) and a plain ``ExchangeError`` are not.
+- ``ExchangeUnavailable`` and ``RateLimited`` (with its ``Banned``) are transient (retry later); ``SymbolNotFound``,
+  ``BadData``, ``RetryBudgetSpent`` (retrying is what it stopped) and a plain ``ExchangeError`` are not.
+- Which failed response is which is decided in ``app.exchange.classify`` (HTTP status and each exchange's
+  documented codes) before ccxt's own mapping; ``translate_ccxt_error`` covers what never reached an HTTP answer.
 - Messages never contain credentials: known secret values and credential-looking query parameters are
   redacted, and messages are truncated (exchanges echo whole HTML error pages).
 - ``retry_after_s`` is in seconds, ``None`` when the exchange did not say.
@@ -40,6 +42,10 @@ class RateLimited(ExchangeError):  # noqa: N818 (the architecture's names)
     def __init__(self, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.retry_after_s = retry_after_s
+
+
+class Banned(RateLimited):
+    """The exchange banned this IP (HTTP 418 or its ban code); ``retry_after_s`` is when the ban ends, if it said."""
 
 
 class SymbolNotFound(ExchangeError):  # noqa: N818 (the architecture's names)

@@ -42,4 +42,5 @@ def retry_policy(settings: Settings, *, cycle_budget: bool = True) -> RetryPolic
         base_delay_s=settings.retry_base_delay_s,
         max_delay_s=settings.retry_max_delay_s,
         cycle_budget_s=settings.retry_budget_s if cycle_budget else None,
+        ban_max_wait_s=settings.ban_max_wait_s,
     )

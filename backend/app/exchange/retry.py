@@ -5,6 +5,9 @@ Invariants:
   sleep function and random source as seams, so tests run instantly and deterministically.
 - Retried: ``RateLimited`` (HTTP 429 and exchange rate-limit codes) and ``ExchangeUnavailable`` (5xx, timeouts,
   refused connections). Never retried: ``SymbolNotFound`` and any other ``ExchangeError``.
+- ``Banned`` (418, ban codes) is retried at once (delay 0, nothing taken from the budget): the source's call gate
+  (``app.exchange.pacing``) holds the next attempt, and every other call, until the ban ends. A ban longer than
+  ``ban_max_wait_s`` is not retried.
 - Backoff is exponential with full jitter, ``base_delay_s * 2**(attempt-1) * U[0.5, 1.0]``, capped at
   ``max_delay_s``; a ``Retry-After`` hint is honoured as a lower bound (also capped at ``max_delay_s``).
 - ``max_attempts`` counts the first call: at most ``max_attempts`` calls, then the last error is raised.
@@ -25,7 +28,7 @@ from typing import TypeVar
 
 import structlog
 
-from app.exchange.errors import ExchangeError, ExchangeUnavailable, RateLimited, RetryBudgetSpent
+from app.exchange.errors import Banned, ExchangeError, ExchangeUnavailable, RateLimited, RetryBudgetSpent
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +46,7 @@ class RetryPolicy:
     base_delay_s: float = 0.5
     max_delay_s: float = 60.0
     cycle_budget_s: float | None = None  # summed retry waits of one cycle's calls; None: unlimited
+    ban_max_wait_s: float = 300.0  # the longest IP ban waited out; a longer one fails the calls until it ends
 
 
 class RetryBudget:
@@ -69,6 +73,9 @@ def delay_s(policy: RetryPolicy, error: ExchangeError, *, attempt: int, draw: fl
     """
     if attempt >= policy.max_attempts or not isinstance(error, RateLimited | ExchangeUnavailable):
         return None
+    if isinstance(error, Banned):
+        too_long = error.retry_after_s is not None and error.retry_after_s > policy.ban_max_wait_s
+        return None if too_long else 0.0
     backoff_s = policy.base_delay_s * (2 ** (attempt - 1)) * (0.5 + 0.5 * draw)
     if isinstance(error, RateLimited) and error.retry_after_s is not None:
         backoff_s = max(backoff_s, error.retry_after_s)

@@ -12,8 +12,10 @@ Invariants:
 - ``run_scores`` and ``symbol_outcomes`` (the track record) hold one column per field of ``RunScore`` and
   ``SymbolOutcome`` and are deleted with their run too.
 The migrations in ``migrations/versions`` mirror this file exactly (0001: everything up to API keys; 0002:
-``job_claims``; 0003: per-horizon scores and fitted models; 0004: the track record; 0005: the run's tickers source);
-change both together.
+``job_claims``; 0003: per-horizon scores and fitted models; 0004: the track record; 0005: the run's tickers source;
+0006: webhooks, their outbox of deliveries and each delivery attempt); change both together.
+- ``webhook_deliveries`` is the transactional outbox: a run's deliveries are inserted in the transaction that
+  publishes it; they are deleted with their run or their webhook (ON DELETE CASCADE), attempts with their delivery.
 """
 
 from __future__ import annotations
@@ -297,3 +299,63 @@ class SymbolOutcomeModel(Base):
     forward_return: Mapped[float | None] = _optional_price()
     excess_log_return: Mapped[float | None] = _optional_price()
     percentile: Mapped[float | None] = _optional_price()
+
+
+class WebhookModel(Base):
+    """A webhook subscription: where to POST which events, its filters and its sealed signing secret (0006)."""
+
+    __tablename__ = "webhooks"
+
+    webhook_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    url: Mapped[str] = mapped_column(Text, nullable=False)
+    events: Mapped[list[str]] = mapped_column(JSON, nullable=False)
+    exchanges: Mapped[list[str]] = mapped_column(JSON, nullable=False)  # empty: every exchange
+    symbols: Mapped[list[str]] = mapped_column(JSON, nullable=False)  # empty: every symbol
+    horizon: Mapped[str] = mapped_column(String(16), nullable=False)  # empty: the run's default horizon
+    top_n: Mapped[int] = mapped_column(Integer, nullable=False)
+    secret: Mapped[str] = mapped_column(Text, nullable=False)  # app.storage.secret_box: sealed or plain
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class WebhookDeliveryModel(Base):
+    """One event for one webhook: the exact body every attempt sends, and where its delivery stands (0006)."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        Index("ix_webhook_deliveries_state_next_attempt_at", "state", "next_attempt_at"),
+        Index("ix_webhook_deliveries_webhook_id_created_at", "webhook_id", "created_at"),
+        Index("ix_webhook_deliveries_run_id", "run_id"),
+    )
+
+    delivery_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    webhook_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("webhooks.webhook_id", ondelete="CASCADE"), nullable=False
+    )
+    event: Mapped[str] = mapped_column(String(32), nullable=False)
+    run_id: Mapped[str | None] = mapped_column(
+        String(RUN_ID_LENGTH), ForeignKey("analysis_runs.run_id", ondelete="CASCADE"), nullable=True
+    )
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False)  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    last_status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class WebhookAttemptModel(Base):
+    """One POST of a delivery: when, the HTTP status (None: no response) or the error, and the latency (0006)."""
+
+    __tablename__ = "webhook_attempts"
+
+    delivery_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("webhook_deliveries.delivery_id", ondelete="CASCADE"), primary_key=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    latency_ms: Mapped[float] = _price()
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,8 +1,9 @@
 """Publishing a snapshot: the database first (one transaction, the record of truth), then the cache tier.
 
 Invariants:
-- The run's rows, ``published_at`` and its final status are committed together, once; readers of the database
-  see the whole run or none of it.
+- The run's rows, ``published_at``, its webhook deliveries (``app.storage.outbox``) and its final status are
+  committed together, once; readers of the database see the whole run or none of it, a run that is not committed
+  raises no event, and a committed run's events are in the outbox for the worker to deliver.
 - The cache is written only after the commit. A cache failure is logged and does not undo the committed run:
   readers fall back to the database until the next successful ``put``.
 """
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.domain import RunStatus, Snapshot, utc_now
 from app.storage.cache import CacheError, SnapshotCache
+from app.storage.outbox import enqueue_run_events
 from app.storage.runs import RunRepository
 
 log = structlog.get_logger(__name__)
@@ -26,6 +28,7 @@ def publish(snapshot: Snapshot, *, session_factory: sessionmaker[Session], cache
     with session_factory.begin() as session:
         runs = RunRepository(session)
         runs.save_snapshot(snapshot)
+        deliveries = enqueue_run_events(session, snapshot)
         runs.finish(
             run_id=snapshot.run_id,
             status=RunStatus.PARTIAL if symbols_failed else RunStatus.SUCCEEDED,
@@ -42,6 +45,7 @@ def publish(snapshot: Snapshot, *, session_factory: sessionmaker[Session], cache
         run_id=snapshot.run_id,
         symbols_ok=symbols_ok,
         symbols_failed=symbols_failed,
+        webhook_deliveries=deliveries,
     )
     if cache is None:
         return

@@ -1,4 +1,5 @@
-"""Retention: delete old analysis runs, candles and job claims in small batches, each its own transaction.
+"""Retention: delete old analysis runs, candles, job claims and webhook deliveries in small batches, each its own
+transaction.
 
 Invariants:
 - Every DELETE removes at most one batch (``batch_rows`` candles or claims; for runs ``batch_rows // 100`` runs,
@@ -11,6 +12,9 @@ Invariants:
   history (``history_candles``) where that is longer; measured from the stored data, not the wall clock, so
   a replay of old history never loses the lookback it analyses.
 - Job claims: those claimed before ``claims_before``.
+- Webhook deliveries (with their attempts): those of deleted runs go with them (ON DELETE CASCADE); any other
+  created before ``runs_before`` (test deliveries, those of runs kept as the newest) are deleted too. The retry
+  window (``DANTARO_WEBHOOK_RETRY_WINDOW_S``, a day) is far shorter than the retention, so none is still pending.
 Times: ``*_ms`` epoch milliseconds, ``*_before`` aware UTC datetimes. Database errors propagate; whatever was
 committed before them stays deleted, and the next run continues.
 """
@@ -27,13 +31,14 @@ from sqlalchemy import ColumnElement, delete, func, select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from app.domain import timeframe_ms
-from app.storage.models import AnalysisRunModel, CandleModel, JobClaimModel
+from app.storage.models import AnalysisRunModel, CandleModel, JobClaimModel, WebhookDeliveryModel
 from app.storage.runs import RunRepository
 
 log = structlog.get_logger(__name__)
 
 DEFAULT_BATCH_ROWS = 5_000
 ROWS_PER_RUN = 100  # a run cascades to about this many child rows (recommendations + levels of its universe)
+ROWS_PER_DELIVERY = 10  # a delivery cascades to its attempts (a few; at most ~30 over the retry window)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,7 @@ class RetentionResult:
     runs: int
     candles: int
     claims: int
+    deliveries: int = 0
 
 
 def candle_keep_ms(
@@ -144,8 +150,18 @@ def prune_claims(session_factory: sessionmaker[Session], *, claimed_before: date
     )
 
 
+def prune_deliveries(session_factory: sessionmaker[Session], *, created_before: datetime, batch_rows: int) -> int:
+    """Delete webhook deliveries (and their attempts) created before ``created_before``."""
+    return delete_in_batches(
+        session_factory,
+        key=[WebhookDeliveryModel.delivery_id],
+        where=[WebhookDeliveryModel.created_at < created_before],
+        batch_rows=max(1, batch_rows // ROWS_PER_DELIVERY),
+    )
+
+
 def apply_retention(session_factory: sessionmaker[Session], policy: RetentionPolicy) -> RetentionResult:
-    """One retention pass: runs, then candles, then claims (each in its own batches)."""
+    """One retention pass: runs, then candles, claims and webhook deliveries (each in its own batches)."""
     steps: list[tuple[str, Callable[[], int]]] = [
         ("runs", lambda: prune_runs(session_factory, started_before=policy.runs_before, batch_rows=policy.batch_rows)),
         (
@@ -156,9 +172,18 @@ def apply_retention(session_factory: sessionmaker[Session], policy: RetentionPol
             "claims",
             lambda: prune_claims(session_factory, claimed_before=policy.claims_before, batch_rows=policy.batch_rows),
         ),
+        (
+            "webhook_deliveries",
+            lambda: prune_deliveries(session_factory, created_before=policy.runs_before, batch_rows=policy.batch_rows),
+        ),
     ]
     counts: dict[str, int] = {}
     for name, step in steps:
         counts[name] = step()
         log.info("retention_pruned", table=name, deleted=counts[name])
-    return RetentionResult(runs=counts["runs"], candles=counts["candles"], claims=counts["claims"])
+    return RetentionResult(
+        runs=counts["runs"],
+        candles=counts["candles"],
+        claims=counts["claims"],
+        deliveries=counts["webhook_deliveries"],
+    )

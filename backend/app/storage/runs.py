@@ -118,13 +118,15 @@ class RunRepository:
         run = self._session.get(AnalysisRunModel, run_id)
         return None if run is None or run.published_at is None else self._rebuild(run)
 
-    def latest_run_id(self, *, exchange: str) -> str | None:
-        """The run id of the newest published snapshot of the exchange, or None."""
+    def latest_run_id(self, *, exchange: str, excluding: str | None = None) -> str | None:
+        """The run id of the newest published snapshot of the exchange (other than ``excluding``), or None."""
+        stmt = select(AnalysisRunModel.run_id).where(
+            AnalysisRunModel.exchange == exchange, AnalysisRunModel.published_at.is_not(None)
+        )
+        if excluding is not None:
+            stmt = stmt.where(AnalysisRunModel.run_id != excluding)
         return self._session.execute(
-            select(AnalysisRunModel.run_id)
-            .where(AnalysisRunModel.exchange == exchange, AnalysisRunModel.published_at.is_not(None))
-            .order_by(AnalysisRunModel.published_at.desc(), AnalysisRunModel.run_id.desc())
-            .limit(1)
+            stmt.order_by(AnalysisRunModel.published_at.desc(), AnalysisRunModel.run_id.desc()).limit(1)
         ).scalar_one_or_none()
 
     def _get(self, run_id: str) -> AnalysisRunModel:

@@ -6,7 +6,8 @@ Invariants:
   ``dantaro_worker_symbols_analysed{exchange}``, ``dantaro_worker_exchange_errors_total{exchange}``,
   ``dantaro_worker_last_success_timestamp_seconds{exchange}`` (Unix seconds of the last published run);
   the track record's ``dantaro_track_record_latest_ic{exchange,horizon}`` (the realised Spearman IC of the newest
-  scored run, exported once a run is scored) and ``dantaro_track_record_runs_scored_total{exchange}``.
+  scored run, exported once a run is scored) and ``dantaro_track_record_runs_scored_total{exchange}``; webhook
+  attempts ``dantaro_webhook_attempts_total{event,state}`` (``state``: delivered, pending = retried later, failed).
 - The metric objects are module-level (prometheus_client's convention; registering them opens nothing); the
   HTTP endpoint is started only by ``start_metrics_server`` in ``dantaro worker``. ``dantaro run`` starts none:
   the API's ``/metrics`` serves the same default registry.
@@ -22,6 +23,7 @@ from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from app.config import Settings
 from app.domain import RunStatus
+from app.webhooks.dispatcher import DispatchPass
 from app.worker.cycle import CycleOutcome
 from app.worker.track_record import ScoringPass
 
@@ -49,6 +51,11 @@ TRACK_RECORD_IC = Gauge(
     ["exchange", "horizon"],
 )
 RUNS_SCORED = Counter("dantaro_track_record_runs_scored", "Runs scored by the track-record job", ["exchange"])
+WEBHOOK_ATTEMPTS = Counter(
+    "dantaro_webhook_attempts",
+    "Webhook delivery attempts by the state they left the delivery in (delivered, pending = will retry, failed)",
+    ["event", "state"],
+)
 
 
 def record_outcome(outcome: CycleOutcome, *, now_s: float | None = None) -> None:
@@ -82,3 +89,9 @@ def start_metrics_server(settings: Settings) -> bool:
         return False
     log.info("worker_metrics_serving", host=settings.worker_metrics_host, port=port)
     return True
+
+
+def record_webhooks(result: DispatchPass) -> None:
+    """Count one delivery pass's attempts by event and the state they left their delivery in."""
+    for outcome in result.outcomes:
+        WEBHOOK_ATTEMPTS.labels(event=outcome.event, state=str(outcome.state)).inc()

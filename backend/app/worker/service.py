@@ -12,7 +12,9 @@ Invariants:
   served horizon has no usable stored model or the stored fit is a refit interval old); ``heartbeat`` — at start,
   then every ``heartbeat_interval_s``; ``score:<exchange>`` — every ``analysis_interval_s``, half an interval after
   the replay's cycles (epoch-aligned): scores the published runs whose horizons have elapsed in the stored candles
-  (``app.worker.track_record``), oldest first, for at most half an interval per pass, then sets the IC gauge.
+  (``app.worker.track_record``), oldest first, for at most half an interval per pass, then sets the IC gauge;
+  ``webhooks`` — every ``webhook_poll_interval_s``: sends the due deliveries of the outbox
+  (``app.webhooks.dispatcher``; claimed with a lease, so it needs no ``JobGate``: several workers share the work).
 - Any number of worker processes may run: cycles, refits, scoring and retention pass ``JobGate``
   (``app/worker/job_gate.py``), so each (job, slot) runs once across all of them and two runs of one job never
   overlap (PostgreSQL advisory lock); when the holder dies another worker runs the next slot. On SQLite run one
@@ -38,16 +40,18 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
 from app.domain import ms_to_datetime, timeframe_ms, utc_now
 from app.storage.repositories import HeartbeatRepository
 from app.storage.retention import RetentionPolicy, RetentionResult, apply_retention, candle_keep_ms
+from app.webhooks.dispatcher import DispatchPass, WebhookDispatcher
 from app.worker.analysis_options import analysis_options
 from app.worker.cycle import CycleOutcome, ExchangeCycle
 from app.worker.job_gate import JobGate, aligned_interval, cycle_slot, interval_slot, refit_interval_wall_s
-from app.worker.metrics import record_outcome, record_scoring
+from app.worker.metrics import record_outcome, record_scoring, record_webhooks
 from app.worker.refit import RefitResult
 from app.worker.track_record import RunScorer, ScoringPass
 
@@ -77,6 +81,7 @@ class Worker:
         session_factory: sessionmaker[Session],
         cycles: Sequence[ExchangeCycle],
         shutdown_grace_s: float = 30.0,
+        dispatcher: WebhookDispatcher | None = None,
     ) -> None:
         self.settings = settings
         self.session_factory = session_factory
@@ -89,6 +94,7 @@ class Worker:
         self.options = analysis_options(settings)
         self._inflight: set[asyncio.Task[object]] = set()
         self._start_refits: set[str] = set()  # exchanges whose start refit ran in this process
+        self.dispatcher = dispatcher or WebhookDispatcher(session_factory=session_factory, settings=settings)
         self.scorers = {
             exchange: RunScorer(exchange=exchange, options=self.options, session_factory=session_factory)
             for exchange in self.cycles
@@ -138,6 +144,16 @@ class Worker:
                 not_ready=result.not_ready,
                 duration_s=round(time.monotonic() - started, 3),
             )
+        return result
+
+    async def run_webhooks(self) -> DispatchPass:
+        """Send the outbox's due deliveries (one pass; each delivery is claimed, so workers never send it twice)."""
+        try:
+            result = await self._tracked(self.dispatcher.run_pass())
+        except SQLAlchemyError as exc:  # the database is away: the deliveries stay due for the next pass
+            log.warning("webhooks_pass_failed", error=str(exc).splitlines()[0])
+            return DispatchPass()
+        record_webhooks(result)
         return result
 
     async def run_all_once(self) -> list[CycleOutcome | None]:
@@ -195,7 +211,7 @@ class Worker:
 
     def install_jobs(self, scheduler: AsyncIOScheduler) -> None:
         """Every job with its trigger: per exchange a cycle, a refit, a universe refresh and the scoring; retention;
-        heartbeat."""
+        webhook deliveries; heartbeat."""
         now = utc_now()
         for exchange, cycle in self.cycles.items():
             scheduler.add_job(
@@ -238,6 +254,14 @@ class Worker:
             self.run_retention,
             aligned_interval(self.settings.retention_interval_s),
             id="retention",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.add_job(
+            self.run_webhooks,
+            IntervalTrigger(seconds=self.settings.webhook_poll_interval_s),
+            id="webhooks",
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,

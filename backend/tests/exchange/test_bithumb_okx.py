@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from typing import Any
 
-import ccxt.async_support as ccxt_async
 import pytest
 
 from app.domain import Candle, Market
 from tests.support.recorded_ccxt import (
     NOW_MS,
     SECRET_OPTIONS,
-    RecordedHttp,
+    FakeBithumb,
+    FakeOkx,
     Route,
     fixture,
     make_source,
@@ -27,14 +27,6 @@ from tests.support.recorded_ccxt import (
 )
 
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
-
-
-class FakeBithumb(RecordedHttp, ccxt_async.bithumb):  # type: ignore[misc]
-    pass
-
-
-class FakeOkx(RecordedHttp, ccxt_async.okx):  # type: ignore[misc]
-    pass
 
 
 def bithumb_routes(counts: list[int]) -> dict[str, Route]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import ccxt.async_support as ccxt_async
 import pytest
 from structlog.testing import capture_logs
 
@@ -19,7 +18,8 @@ from tests.support.candles import bundled_candles
 from tests.support.recorded_ccxt import (
     NOW_MS,
     SECRET_OPTIONS,
-    RecordedHttp,
+    FakeBinance,
+    FakeUpbit,
     Reply,
     Route,
     fixture,
@@ -31,14 +31,6 @@ from tests.support.recorded_ccxt import (
 )
 
 HOUR_MS, DAY_MS = 3_600_000, 86_400_000
-
-
-class FakeUpbit(RecordedHttp, ccxt_async.upbit):  # type: ignore[misc]
-    pass
-
-
-class FakeBinance(RecordedHttp, ccxt_async.binance):  # type: ignore[misc]
-    pass
 
 
 def upbit_routes(counts: list[int]) -> dict[str, Route]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.exchange import ExchangeError, ExchangeUnavailable, RateLimited, RetryBudgetSpent, SymbolNotFound
+from app.exchange import Banned, ExchangeError, ExchangeUnavailable, RateLimited, RetryBudgetSpent, SymbolNotFound
 from app.exchange.retry import CALL_SHARE, RetryBudget, RetryPolicy, call_with_retries, delay_s
 
-POLICY = RetryPolicy(max_attempts=4, base_delay_s=1.0, max_delay_s=10.0)
+POLICY = RetryPolicy(max_attempts=4, base_delay_s=1.0, max_delay_s=10.0, ban_max_wait_s=300.0)
 
 
 @pytest.mark.parametrize(
@@ -23,6 +23,10 @@ POLICY = RetryPolicy(max_attempts=4, base_delay_s=1.0, max_delay_s=10.0)
         (RateLimited("429", retry_after_s=7.0), 1, 0.0, 7.0),  # Retry-After honoured
         (RateLimited("429", retry_after_s=0.1), 3, 1.0, 4.0),  # the backoff when longer than the hint
         (RateLimited("429", retry_after_s=120.0), 1, 0.0, 10.0),  # capped
+        (Banned("418", retry_after_s=120.0), 1, 0.0, 0.0),  # at once: the call gate waits the ban out
+        (Banned("418"), 2, 1.0, 0.0),  # no stated end: the gate's default
+        (Banned("418", retry_after_s=301.0), 1, 0.0, None),  # longer than we wait
+        (Banned("418", retry_after_s=1.0), 4, 0.0, None),  # attempts exhausted
         (SymbolNotFound("BTC/XYZ"), 1, 0.0, None),  # permanent
         (ExchangeError("bad request"), 1, 0.0, None),
     ],

@@ -25,7 +25,7 @@ def test_upgrade_check_downgrade_cycle(empty_database_url: str) -> None:
     url = empty_database_url
     assert migrate.current(url) is None
     migrate.upgrade(url)
-    assert migrate.current(url) == migrate.head() == "0005"
+    assert migrate.current(url) == migrate.head() == "0006"
     assert _tables(url) == set(Base.metadata.tables)
     migrate.check(url)
     migrate.downgrade(url, "base")

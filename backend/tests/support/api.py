@@ -4,7 +4,7 @@ worker heartbeats."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -79,9 +79,10 @@ def running_client(settings: Settings, *, state: ApiState | None = None) -> Iter
         yield client
 
 
-def inside_one_rate_window(*, margin_s: float = 5.0) -> None:
-    """Wait out an imminent edge of the in-process limiter's one-minute window, so a short burst counts in one."""
-    left_s = WINDOW_S - time.monotonic() % WINDOW_S
+def inside_one_rate_window(*, margin_s: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
+    """Wait out an imminent edge of a limiter's one-minute window, so a short burst counts in one (``clock``: the
+    in-process limiter's ``time.monotonic``, or Redis's wall clock ``time.time``)."""
+    left_s = WINDOW_S - clock() % WINDOW_S
     if left_s < margin_s:
         time.sleep(left_s + 0.05)
 

@@ -15,6 +15,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+import ccxt.async_support as ccxt_async
+
 from app.domain import Candle
 from app.exchange import CcxtSource, RetryPolicy
 from tests.support.paths import EXCHANGE_FIXTURES_DIR
@@ -73,6 +75,30 @@ class RecordedHttp:
     async def close(self) -> None:
         self.closed = True
         await super().close()  # type: ignore[misc]
+
+
+class FakeUpbit(RecordedHttp, ccxt_async.upbit):  # type: ignore[misc]
+    """ccxt's Upbit on recorded responses."""
+
+
+class FakeBinance(RecordedHttp, ccxt_async.binance):  # type: ignore[misc]
+    """ccxt's Binance on recorded responses."""
+
+
+class FakeBithumb(RecordedHttp, ccxt_async.bithumb):  # type: ignore[misc]
+    """ccxt's Bithumb on recorded responses."""
+
+
+class FakeOkx(RecordedHttp, ccxt_async.okx):  # type: ignore[misc]
+    """ccxt's OKX on recorded responses."""
+
+
+FAKES: dict[str, type[RecordedHttp]] = {
+    "upbit": FakeUpbit,
+    "binance": FakeBinance,
+    "bithumb": FakeBithumb,
+    "okx": FakeOkx,
+}
 
 
 def upbit_candles(newest_first: list[dict[str, Any]], counts: list[int]) -> Route:

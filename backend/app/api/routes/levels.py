@@ -15,10 +15,13 @@ from starlette.responses import Response
 from app.api.deps import ApiRuntime, LoadedSnapshot, SnapshotsDep
 from app.api.errors import ApiError
 from app.api.renderers import View, support_levels_fragment
-from app.api.schemas import ERROR_RESPONSES, SupportLevelsResponse
+from app.api.schemas import ERROR_RESPONSES, SYMBOL_MAX_CHARS, SupportLevelsResponse
 from app.domain import Snapshot, symbol_candidates
 
 router = APIRouter(tags=["levels"])
+SymbolPath = Annotated[
+    str, Path(max_length=SYMBOL_MAX_CHARS, description="BTC, BTC-USDT, BTC_USDT, USDT-BTC or BTC/USDT")
+]
 
 
 def parse_symbol(text: str, *, default_quote: str) -> list[str]:
@@ -54,7 +57,7 @@ def support_levels_body(runtime: ApiRuntime, loaded: LoadedSnapshot, symbol: str
 
 @router.get("/support-levels/{symbol:path}", response_model=SupportLevelsResponse, responses=ERROR_RESPONSES)
 async def get_support_levels(
-    symbol: Annotated[str, Path(max_length=64, description="BTC, BTC-USDT, BTC_USDT, USDT-BTC or BTC/USDT")],
+    symbol: SymbolPath,
     snapshots: SnapshotsDep,
 ) -> Response:
     """Three support and resistance tiers and every level found for ``symbol``."""

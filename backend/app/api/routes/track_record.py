@@ -4,9 +4,11 @@ Every route first loads the exchange's current run (503 before the first publish
 ``horizon`` must be one it serves (422 ``unknown_horizon`` listing them; default: its default horizon), and its
 ``as_of`` ends the ``days`` window. No scored run yet is a 200 with ``runs_scored: 0`` / empty lists.
 Bodies come from ``TrackRecordStore`` (memory -> Redis -> database, keyed by the scores' version); the ``ETag`` is
-that key, so a 304 needs no body at all. ``symbol`` takes the spellings of ``/support-levels/{symbol}``; a pair
-with no call in the window and absent from the current run is a 404. ``before`` is the opaque cursor a previous
-page returned as ``next_before`` (pages are newest first and stable while new runs are scored).
+that key, so a 304 needs no body at all — except where the body decides between 200 and 404 (a symbol absent from
+the current run): that body is read first, so ``If-None-Match`` never turns a 404 into a 304. ``symbol`` takes the
+spellings of ``/support-levels/{symbol}``; a pair with no call in the window and absent from the current run is a
+404. ``before`` is the opaque cursor a previous page returned as ``next_before`` (pages are newest first and stable
+while new runs are scored).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
@@ -23,7 +25,7 @@ from app.api.deps import HORIZON_PARAMETER, LoadedSnapshot, SnapshotLoader, Snap
 from app.api.errors import ApiError
 from app.api.http_cache import cache_control, matches
 from app.api.responses import OrjsonResponse
-from app.api.routes.levels import parse_symbol
+from app.api.routes.levels import SymbolPath, parse_symbol
 from app.api.schemas import ERROR_RESPONSES
 from app.api.track_record import Window, calls_view, run_row_view, summary_view
 from app.api.track_schemas import SymbolTrackRecordResponse, TrackRecordResponse, TrackRecordRunsResponse
@@ -62,11 +64,13 @@ class ServedRun:
 
 @dataclass(frozen=True, slots=True)
 class _Found:
-    """A body (None when the client already holds it: 304), the tier that served it, and its caching headers."""
+    """A body (None when the client already holds it and it was not needed), the tier that served it, its caching
+    headers, and whether the client holds it (a 304 once the route found nothing wrong)."""
 
     view: View | None
     source: str
     headers: dict[str, str]
+    unchanged: bool = False
 
 
 async def _served(snapshots: SnapshotLoader) -> ServedRun:
@@ -98,8 +102,11 @@ def track_body(exchange: str, served: ServedRun, view: View, source: str) -> Vie
     return {**head, "horizons": served.horizons, **view, "data_source": source}
 
 
-async def _find(snapshots: SnapshotLoader, served: ServedRun, parts: tuple[object, ...], load: Load) -> _Found:
-    """The body ``load`` builds for the current version of the scores, unless the client holds it."""
+async def _find(
+    snapshots: SnapshotLoader, served: ServedRun, parts: tuple[object, ...], load: Load, *, body_needed: bool = False
+) -> _Found:
+    """The body ``load`` builds for the current version of the scores, unless the client holds it and the route
+    does not need the body to decide its status (``body_needed``)."""
     store, exchange, use_cache = _store(snapshots), snapshots.exchange, snapshots.use_cache
     version = store.known_version(exchange) if use_cache else None
     if version is None:
@@ -107,17 +114,18 @@ async def _find(snapshots: SnapshotLoader, served: ServedRun, parts: tuple[objec
     key = track_key(exchange, version, served, parts)
     interval_s = snapshots.settings.schedule_interval_s
     headers = track_headers(key, served, interval_s=interval_s, now=snapshots.runtime.clock())
-    if matches(snapshots.request.headers.get("if-none-match"), headers["ETag"]):
-        return _Found(None, MEMORY, headers)
+    unchanged = matches(snapshots.request.headers.get("if-none-match"), headers["ETag"])
+    if unchanged and not body_needed:
+        return _Found(None, MEMORY, headers, unchanged=True)
     view = store.peek(key) if use_cache else None
     if view is not None:
-        return _Found(view, MEMORY, headers)
+        return _Found(view, MEMORY, headers, unchanged=unchanged)
     view, source = await run_in_threadpool(store.get, exchange, key, load, use_cache=use_cache)
-    return _Found(view, source, headers)
+    return _Found(view, source, headers, unchanged=unchanged)
 
 
 def _answer(snapshots: SnapshotLoader, served: ServedRun, found: _Found) -> Response:
-    if found.view is None:
+    if found.unchanged or found.view is None:
         return Response(status_code=304, headers=found.headers)
     return OrjsonResponse(track_body(snapshots.exchange, served, found.view, found.source), headers=found.headers)
 
@@ -204,7 +212,7 @@ def check_cursor(before: str) -> None:
     openapi_extra=_EXTRA,
 )
 async def get_symbol_track_record(
-    symbol: Annotated[str, Path(max_length=64, description="BTC, BTC-USDT, BTC_USDT, USDT-BTC or BTC/USDT")],
+    symbol: SymbolPath,
     snapshots: SnapshotsDep,
     days: DaysQuery = DAYS_DEFAULT,
 ) -> Response:
@@ -227,7 +235,8 @@ async def get_symbol_track_record(
                 return {"symbol": candidate, **view}
         return {"symbol": in_run[0] if in_run else None, **calls_view([], window=window)}
 
-    found = await _find(snapshots, served, symbol_parts(snapshot, ordered, days=days), load)
+    parts = symbol_parts(snapshot, ordered, days=days)
+    found = await _find(snapshots, served, parts, load, body_needed=not in_run)  # in the run: never a 404
     if found.view is not None and found.view["symbol"] is None:
         raise _unknown_symbol(symbol, candidates, snapshot.exchange, days)
     return _answer(snapshots, served, found)

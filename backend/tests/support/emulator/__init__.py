@@ -13,17 +13,23 @@ What it serves (``now_ms`` is the emulator's clock: ``fixed_now_ms`` when a test
   ``/api/v3/klines`` — ascending from ``startTime``, at most 1000;
 - the candle forming at ``now_ms`` with different values from its final ones (close = open, half the volume), so a
   stored forming candle shows up as a mismatch; ``gaps`` removes candles (the exchange had no trades);
-- ``faults``: the next matching requests get a 429 with ``Retry-After``, a 500, or a slow reply;
-- ``storm``: a rate-limit and server-error storm (``Storm``): every distinct request fails the first time it is seen
-  (a 429 with ``Retry-After`` or a 500, alternating) and requests naming a ``down`` text always fail.
+- ``faults``: the next matching requests get a 429 with ``Retry-After``, a 500, or a slow reply; a fault with
+  ``ban_s`` bans the client: every request gets a 418 until the ban ends on ``clock_s`` (with ``Retry-After`` when
+  the fault has one, and Binance's "IP banned until" body);
+- ``storm``: a rate-limit and server-error storm: ``Storm`` (every distinct request fails the first time it is seen,
+  a 429 with ``Retry-After`` or a 500, alternating, and requests naming a ``down`` text always fail) or
+  ``RateStorm`` (a share of all responses fail; ``limits.py``);
+- ``limits``: the exchange's own request limit with its budget headers (``RateLimits``, ``limits.py``);
+- errors carry the exchange's own JSON error bodies (``limits.error_body``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +38,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from app.domain import Candle, timeframe_ms
 from tests.support.candles import bundled_candles
+from tests.support.emulator.limits import RateLimits, RateStorm, error_body, request_key
 
 DAY_MS = 86_400_000
 Row = tuple[int, float, float, float, float, float]
@@ -45,6 +52,7 @@ class Fault:
     status: int | None = None
     retry_after_s: int | None = None
     delay_s: float = 0.0
+    ban_s: float | None = None  # a 418 that bans the client for this long (every request answered 418 meanwhile)
 
 
 @dataclass
@@ -58,7 +66,7 @@ class Storm:
 
     def status(self, path: str, query: dict[str, str]) -> int | None:
         """The error status this request gets, or None (served). Called under the emulator's lock."""
-        key = path + "?" + "&".join(f"{k}={v}" for k, v in sorted(query.items()))
+        key = request_key(path, query)
         if not any(text in key for text in self.down) and key in self.seen:
             return None
         self.seen.add(key)
@@ -93,7 +101,12 @@ class Emulator:
     aliases: dict[str, str] = field(default_factory=dict)  # synthetic base → real base whose series it re-uses
     gaps: set[tuple[str, str, int]] = field(default_factory=set)  # (base, timeframe, open_ms) removed
     faults: list[Fault] = field(default_factory=list)
-    storm: Storm | None = None
+    storm: Storm | RateStorm | None = None
+    limits: RateLimits | None = None
+    clock_s: Callable[[], float] = time.time  # the clock of bans
+    banned_until_s: float = -math.inf
+    ban_retry_after: bool = False  # the ban's 418s carry Retry-After
+    ban_replies: int = 0  # 418s served
     candle_delay_s: float = 0.0  # added to every candle request (a slow exchange, e.g. to interrupt a backfill)
     requests: list[tuple[str, dict[str, str]]] = field(default_factory=list)
     _rows: dict[tuple[str, str], list[Row]] = field(default_factory=dict)
@@ -185,26 +198,26 @@ class Emulator:
             return sum(1 for path, _ in self.requests if path.startswith(prefix))
 
     def handle(self, request: BaseHTTPRequestHandler) -> None:
-        """Serve one request: a matching fault first, then the route."""
+        """Serve one request: a ban, a matching fault or the storm first, then the limit, then the route."""
         parts = urlsplit(request.path)
         query = dict(parse_qsl(parts.query))
+        headers: dict[str, str] = {}
         with self._lock:
             self.requests.append((parts.path, query))
-            fault = next((f for f in self.faults if parts.path.startswith(f.path)), None)
-            if fault is not None:
-                self.faults.remove(fault)
-            elif self.storm is not None and not parts.path.startswith("/_emulator"):
-                status = self.storm.status(parts.path, query)
-                retry_after_s = self.storm.retry_after_s if status == 429 else None
-                fault = None if status is None else Fault(parts.path, status, retry_after_s=retry_after_s)
+            fault = None if parts.path.startswith("/_emulator") else self._fault(parts.path, query)
+            if fault is None and self.limits is not None and not parts.path.startswith("/_emulator"):
+                allowed, headers = self.limits.admit(parts.path, query)
+                fault = None if allowed else Fault(parts.path, 429, retry_after_s=self.limits.retry_after_s())
         delay_s = (fault.delay_s if fault is not None else 0.0) + (
             self.candle_delay_s if "candles" in parts.path or "klines" in parts.path else 0.0
         )
         if delay_s:
             time.sleep(delay_s)
         if fault is not None and fault.status is not None:
-            headers = {"Retry-After": str(fault.retry_after_s)} if fault.retry_after_s is not None else {}
-            return reply(request, fault.status, self.error_body(fault.status), headers)
+            if fault.retry_after_s is not None:
+                headers["Retry-After"] = str(fault.retry_after_s)
+            until_ms = int(self.banned_until_s * 1000) if fault.status == 418 else 0
+            return reply(request, fault.status, error_body(self.kind, fault.status, banned_until_ms=until_ms), headers)
         if parts.path == "/_emulator/now":  # control: set the clock (used by the benchmark across processes)
             self.fixed_now_ms = int(query["ms"])
             return reply(request, 200, {"now_ms": self.fixed_now_ms})
@@ -212,18 +225,26 @@ class Emulator:
             payload = self.route(parts.path, query)
         except KeyError as exc:
             return reply(request, 404, {"error": {"name": "not_found", "message": str(exc)}})
-        reply(request, 200, payload)
+        reply(request, 200, payload, headers)
 
-    def error_body(self, status: int) -> Any:
-        """The exchange's own error body for a 429 or a 5xx."""
-        if status != 429:
-            return {"error": "server error"}
-        if self.kind == "upbit":
-            return "Too many API requests."
-        return {
-            "code": -1003,
-            "msg": "Too much request weight used; current limit is 6000 request weight per 1 MINUTE.",
-        }
+    def _fault(self, path: str, query: dict[str, str]) -> Fault | None:
+        """What goes wrong with this request (under the lock): the ban, the next matching fault, or the storm."""
+        ban_left_s = self.banned_until_s - self.clock_s()
+        if ban_left_s > 0:
+            self.ban_replies += 1
+            return Fault(path, 418, retry_after_s=math.ceil(ban_left_s) if self.ban_retry_after else None)
+        fault = next((f for f in self.faults if path.startswith(f.path)), None)
+        if fault is not None:
+            self.faults.remove(fault)
+            if fault.ban_s is not None:
+                self.banned_until_s = self.clock_s() + fault.ban_s
+                self.ban_retry_after, self.ban_replies = fault.retry_after_s is not None, self.ban_replies + 1
+            return fault
+        storm = self.storm
+        status = None if storm is None else storm.status(path, query)
+        if storm is None or status is None:
+            return None
+        return Fault(path, status, retry_after_s=storm.retry_after_s if status == 429 else None)
 
     def route(self, path: str, query: dict[str, str]) -> Any:
         """The JSON body for a path, in the emulated exchange's shape."""
