@@ -1,7 +1,8 @@
 """Performance test of the API on PostgreSQL + Redis: throughput and latency against two references, memory, startup.
 
-Run: ``.venv/bin/python performance_test.py [--rounds 5] [--duration-s 2] [--connections 32]``. It installs nothing: the load comes
-from ``wrk`` when it is on the PATH (Debian: ``apt-get install wrk``), else from a slower Python asyncio generator
+Run: ``.venv/bin/python performance_test.py [--rounds 5] [--duration-s 2] [--connections 32]``. It installs
+nothing: the load comes from ``wrk`` when it is on the PATH (Debian: ``apt-get install wrk``), else from a slower
+Python asyncio generator
 (the ratios then understate our speed: the generator shares the CPU). It creates its own PostgreSQL database
 (``DANTARO_TEST_POSTGRES_URL``, admin URL) and Redis key prefix (``DANTARO_TEST_REDIS_URL``), migrates, publishes one
 real analysis run with ``dantaro worker --once`` (replay of the bundled Binance history), creates an API key, starts
