@@ -222,7 +222,6 @@ def _lifespan(
             app.state.runtime = _build_runtime(settings, state, owned, metrics)
             await _start_background(app.state.runtime, owned)
             log.info("api_started", exchanges=settings.exchanges, version=app.state.runtime.version)
-            gc.collect()  # the import-time garbage first, else freezing would keep it for good
             gc.freeze()  # startup objects (modules, routes, settings) leave the collector's working set: shorter pauses
             trim_heap()
             try:
