@@ -45,6 +45,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
+from app.api.candle_store import CandleStore
 from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
 from app.api.edge import RequestEdge
 from app.api.errors import install_error_handlers
@@ -55,7 +56,7 @@ from app.api.middleware import GzipWhenAccepted, add_cors
 from app.api.observability import RequestObservability
 from app.api.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from app.api.responses import OrjsonResponse
-from app.api.routes import bundle, catalog, health, levels, market, recommendations, track_record
+from app.api.routes import bundle, candles, catalog, dashboard, health, levels, market, recommendations, track_record
 from app.api.track_store import SharedTier, TrackRecordStore
 from app.config import Settings, get_settings
 from app.domain import utc_now
@@ -137,7 +138,8 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
         redirect_slashes=False,  # a redirect would be built from the Host header: a trailing slash is a 404
     )
     add_routes_flat(app, health.router, prefix="")
-    for module in (recommendations, levels, market, catalog, bundle, track_record):
+    add_routes_flat(app, dashboard.router, prefix="")  # static pages: the key is entered in the browser
+    for module in (recommendations, levels, market, catalog, bundle, track_record, candles):
         add_routes_flat(app, module.router, prefix=API_PREFIX, authenticated=True)
     _declare_bearer_auth(app)
     app.add_middleware(GzipWhenAccepted)
@@ -276,6 +278,7 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         extra_metrics=state.extra_metrics,
         track_record=_track_record_store(settings, session_factory, cache, reader),
         clock=state.clock,
+        candles=CandleStore(session_factory=session_factory, shared=_shared_tier(settings, cache, reader)),
     )
 
 
@@ -299,10 +302,14 @@ def _track_record_store(
     settings: Settings, session_factory: sessionmaker[Session], cache: SnapshotCache | None, reader: SnapshotReader
 ) -> TrackRecordStore:
     """The track record's tiers: Redis (sharing the reader's breaker) when the snapshots use it."""
-    shared = None
-    if isinstance(cache, RedisCache):
-        shared = SharedTier(cache.client, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s, breaker=reader)
-    return TrackRecordStore(session_factory=session_factory, shared=shared)
+    return TrackRecordStore(session_factory=session_factory, shared=_shared_tier(settings, cache, reader))
+
+
+def _shared_tier(settings: Settings, cache: SnapshotCache | None, reader: SnapshotReader) -> SharedTier | None:
+    """Redis for the bodies the routes build (sharing the reader's breaker) when the snapshots use it."""
+    if not isinstance(cache, RedisCache):
+        return None
+    return SharedTier(cache.client, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s, breaker=reader)
 
 
 def _own_redis_cache(settings: Settings, owned: AsyncExitStack) -> RedisCache:

@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.types import Scope
 
 from app.api.auth import ApiPrincipal, KeyStoreUnavailableError, KeyVerifier, UsageRecorder
+from app.api.candle_store import CandleStore
 from app.api.errors import ApiError
 from app.api.horizons import (
     HORIZON_DESCRIPTION,
@@ -95,6 +96,7 @@ class ApiRuntime:
     extra_metrics: CollectorRegistry | None = None  # `dantaro run`: the in-process worker's registry
     track_record: TrackRecordStore | None = None  # built by the lifespan (the track-record routes' tiers)
     clock: Callable[[], datetime] = utc_now  # the wall clock of the freshness fields and max-age (tests freeze it)
+    candles: CandleStore | None = None  # built by the lifespan (the candles route's tiers)
 
 
 @dataclass(frozen=True, slots=True)

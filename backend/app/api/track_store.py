@@ -27,7 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
 import redis
@@ -46,6 +46,8 @@ MEMORY = "memory"
 REDIS = "redis"
 DATABASE = "database"
 NOTHING_SCORED = "none"  # the version of an exchange without scores
+T = TypeVar("T")
+WHAT = "track record"  # how a Redis failure of this store is named in the breaker's reason
 
 
 class Breaker(Protocol):
@@ -62,12 +64,55 @@ class Breaker(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SharedTier:
-    """Where bodies are shared between API processes."""
+    """Where bodies are shared between API processes (also the candle bodies of ``app.api.candle_store``)."""
 
     client: redis.Redis
     prefix: str
     ttl_s: int
     breaker: Breaker
+
+    def read(self, name: str, *, what: str) -> bytes | None:
+        """The payload under ``<prefix>:<name>``; None when absent, or when Redis is skipped or fails (the breaker
+        is then tripped with ``what`` in its reason)."""
+        if not self.breaker.cache_usable():
+            return None
+        try:
+            payload = self.client.get(f"{self.prefix}:{name}")
+        except redis.RedisError as exc:
+            self.breaker.trip_cache(f"{what}: redis {type(exc).__name__}: {exc}")
+            return None
+        return payload if isinstance(payload, bytes) else None
+
+    def write(self, name: str, payload: bytes, *, what: str) -> None:
+        """Store ``payload`` under ``<prefix>:<name>`` for ``ttl_s``; a failure trips the breaker, never raises."""
+        if not self.breaker.cache_usable():
+            return
+        try:
+            self.client.set(f"{self.prefix}:{name}", payload, ex=self.ttl_s)
+        except redis.RedisError as exc:
+            self.breaker.trip_cache(f"{what}: redis {type(exc).__name__}: {exc}")
+
+
+class BoundedMemo(Generic[T]):
+    """A per-process copy of at most ``max_entries`` values by key (the least recently stored is dropped);
+    thread-safe, never does I/O."""
+
+    def __init__(self, *, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self._values: OrderedDict[str, T] = OrderedDict()
+
+    def get(self, key: str) -> T | None:
+        """The value of ``key``, or None."""
+        return self._values.get(key)
+
+    def put(self, key: str, value: T) -> None:
+        """Keep ``value`` under ``key``."""
+        with self._lock:
+            self._values[key] = value
+            self._values.move_to_end(key)
+            while len(self._values) > self._max_entries:
+                self._values.popitem(last=False)
 
 
 def body_key(exchange: str, version: str, *parts: object) -> str:
@@ -92,11 +137,10 @@ class TrackRecordStore:
         self._session_factory = session_factory
         self._shared = shared
         self._interval_s = version_check_interval_s
-        self._max_entries = max_entries
         self._clock_s = clock_s
         self._lock = threading.Lock()
         self._versions: dict[str, tuple[str, float]] = {}  # exchange -> (version, checked at, monotonic)
-        self._bodies: OrderedDict[str, View] = OrderedDict()
+        self._bodies: BoundedMemo[View] = BoundedMemo(max_entries=max_entries)
         self._refreshes: SingleFlight[str] = SingleFlight(failure_event="track_record_version_failed", spawn=spawn)
 
     def cached_version(self, exchange: str) -> str | None:
@@ -151,29 +195,11 @@ class TrackRecordStore:
         return view, DATABASE
 
     def _remember(self, key: str, view: View) -> None:
-        with self._lock:
-            self._bodies[key] = view
-            self._bodies.move_to_end(key)
-            while len(self._bodies) > self._max_entries:
-                self._bodies.popitem(last=False)
-
-    def _redis_key(self, shared: SharedTier, exchange: str, key: str) -> str:
-        return f"{shared.prefix}:track-record:{exchange}:{key}"
-
-    def _usable(self) -> SharedTier | None:
-        shared = self._shared
-        return shared if shared is not None and shared.breaker.cache_usable() else None
+        self._bodies.put(key, view)
 
     def _from_redis(self, exchange: str, key: str) -> View | None:
-        shared = self._usable()
-        if shared is None:
-            return None
-        try:
-            payload = shared.client.get(self._redis_key(shared, exchange, key))
-        except redis.RedisError as exc:
-            shared.breaker.trip_cache(f"track record: redis {type(exc).__name__}: {exc}")
-            return None
-        if not isinstance(payload, bytes):
+        payload = None if self._shared is None else self._shared.read(f"track-record:{exchange}:{key}", what=WHAT)
+        if payload is None:
             return None
         try:
             view = orjson.loads(payload)
@@ -183,11 +209,5 @@ class TrackRecordStore:
         return view if isinstance(view, dict) else None
 
     def _to_redis(self, exchange: str, key: str, view: View) -> None:
-        shared = self._usable()
-        if shared is None:
-            return
-        payload = dump_json(view)
-        try:
-            shared.client.set(self._redis_key(shared, exchange, key), payload, ex=shared.ttl_s)
-        except redis.RedisError as exc:
-            shared.breaker.trip_cache(f"track record: redis {type(exc).__name__}: {exc}")
+        if self._shared is not None:
+            self._shared.write(f"track-record:{exchange}:{key}", dump_json(view), what=WHAT)

@@ -14,7 +14,7 @@ from sqlalchemy import event
 from app.api.track_store import DATABASE, MEMORY, REDIS, SharedTier, TrackRecordStore, body_key
 from app.domain import Snapshot
 from app.storage.publish import publish
-from tests.support.api import DEV_AUTH, make_settings, running_client
+from tests.support.api import DEV_AUTH, Breaker, make_settings, running_client
 from tests.support.clocks import ManualClock
 from tests.support.network import free_port
 from tests.support.storage import StorageBackend
@@ -94,19 +94,6 @@ def test_an_overdue_version_is_served_while_one_background_read_renews_it(track_
     started[0]()
     assert store.cached_version("binance") == version and store.known_version("binance") == version
     assert len(started) == 1
-
-
-class Breaker:
-    """The snapshot reader's breaker, as the store sees it."""
-
-    def __init__(self) -> None:
-        self.trips: list[str] = []
-
-    def cache_usable(self) -> bool:
-        return not self.trips
-
-    def trip_cache(self, reason: str) -> None:
-        self.trips.append(reason)
 
 
 def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(track_db: StorageBackend) -> None:

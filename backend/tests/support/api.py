@@ -101,3 +101,18 @@ def write_heartbeat(db: Database, *, worker_id: str = "worker-a", beat_at: datet
             beat_at=beat_at or now,
         )
         session.commit()
+
+
+class Breaker:
+    """A recording stand-in for the snapshot reader's Redis breaker (what the body stores see): usable until tripped."""
+
+    def __init__(self) -> None:
+        self.trips: list[str] = []
+
+    def cache_usable(self) -> bool:
+        """True until the first trip."""
+        return not self.trips
+
+    def trip_cache(self, reason: str) -> None:
+        """Record a trip and its reason."""
+        self.trips.append(reason)
