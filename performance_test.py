@@ -1,15 +1,15 @@
-"""Performance test of the API on PostgreSQL + Redis: throughput and latency against two references, memory, startup.
+"""Performance test of the API on PostgreSQL + Redis: throughput and latency against two references, memory, start.
 
 Run: ``.venv/bin/python performance_test.py [--rounds 5] [--duration-s 2] [--connections 32]``. It installs
 nothing: the load comes from ``wrk`` when it is on the PATH (Debian: ``apt-get install wrk``), else from a slower
-Python asyncio generator
-(the ratios then understate our speed: the generator shares the CPU). It creates its own PostgreSQL database
-(``DANTARO_TEST_POSTGRES_URL``, admin URL) and Redis key prefix (``DANTARO_TEST_REDIS_URL``), migrates, publishes one
-real analysis run with ``dantaro worker --once`` (replay of the bundled Binance history), creates an API key, starts
-``dantaro api`` (production settings) in a subprocess, records each endpoint's body, then starts two references
-serving the very same bytes under uvicorn's defaults (``backend/benchmarks/reference_servers.py``): a bare FastAPI
-route and a plain ASGI callable. Each endpoint is loaded on the three servers back to back (same machine state).
-Everything it created is removed at the end.
+Python asyncio generator (the ratios then understate our speed: the generator shares the CPU). It creates its own
+PostgreSQL database (``DANTARO_TEST_POSTGRES_URL``, admin URL) and Redis key prefix (``DANTARO_TEST_REDIS_URL``),
+migrates, publishes one real analysis run with ``dantaro worker --once`` (replay of the bundled Binance history),
+creates an API key, times starts of ``dantaro api`` (production settings), starts one, records each endpoint's
+body, then starts two references serving the very same bytes under uvicorn's defaults
+(``backend/benchmarks/reference_servers.py``): a bare FastAPI route and a plain ASGI callable. Each endpoint is
+loaded on the three servers in interleaved rounds (same machine state; figures are medians). Everything it created
+is removed at the end.
 
 Reported per endpoint: bytes, p50/p99 latency (ms), requests/s of each server and our ratio to each reference; the
 share of requests the hot path answered; for the API process: resident memory after the load (MB) and spawn-to-ready
