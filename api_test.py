@@ -258,6 +258,42 @@ def check_symbol_track_record(client: Client) -> str | None:
     return None if all(call["label"] in labels for call in calls) else "a call without a valid label"
 
 
+def check_pairlist(client: Client) -> str | None:
+    """The freqtrade pairlist: pairs as BASE/QUOTE and refresh_period >= 60, or a stale run refused as problem+json."""
+    reply = client.get("/api/v1/pairlist?top_n=5")
+    if reply.status == 503 and isinstance(reply.body, dict) and reply.body["error"]["code"] == "data_stale":
+        kind = reply.headers.get("Content-Type", reply.headers.get("content-type", ""))
+        return None if kind == "application/problem+json" else f"data_stale sent as {kind!r}"
+    problem = _expect(reply, 200, "pairs", "refresh_period")
+    if problem:
+        return problem
+    pairs, refresh_s = reply.body["pairs"], reply.body["refresh_period"]
+    if not pairs or any(not isinstance(pair, str) or pair.count("/") != 1 for pair in pairs):
+        return f"pairs are not ccxt symbols: {pairs}"
+    return None if isinstance(refresh_s, int) and refresh_s >= 60 else f"refresh_period {refresh_s!r} below 60"
+
+
+def check_stream(client: Client) -> str | None:
+    """The live stream opens with a ready event naming the exchanges it follows."""
+    headers = {"Authorization": f"Bearer {client.key}", "Accept": "text/event-stream"}
+    request = urllib.request.Request(client.base_url + "/api/v1/stream", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=client.timeout_s) as response:
+            fields: dict[str, str] = {}
+            for _ in range(10):  # the ready block is the first few lines
+                line = response.readline().decode().rstrip("\n")
+                if not line:
+                    break
+                name, _, value = line.partition(": ")
+                fields[name] = value
+    except urllib.error.HTTPError as exc:
+        return f"status {exc.code}: {exc.read()[:200]!r}"
+    if fields.get("event") != "ready":
+        return f"the stream did not start with a ready event: {fields}"
+    exchanges = _json(fields.get("data", "").encode())
+    return None if isinstance(exchanges, dict) and exchanges.get("exchanges") else f"ready without exchanges: {fields}"
+
+
 CHECKS: list[tuple[str, Check]] = [
     ("health", check_health),
     ("recommendations", check_recommendations),
@@ -272,6 +308,8 @@ CHECKS: list[tuple[str, Check]] = [
     ("track record", check_track_record),
     ("track record runs", check_track_record_runs),
     ("symbol track record", check_symbol_track_record),
+    ("freqtrade pairlist", check_pairlist),
+    ("live stream opens", check_stream),
 ]
 
 

@@ -123,6 +123,11 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(default=10.0, gt=0)
     webhook_retry_max_delay_s: float = Field(default=3600.0, gt=0)
     webhook_retry_window_s: float = Field(default=86400.0, gt=0)
+    # Live stream (GET /api/v1/stream): heartbeat, open streams per key, Last-Event-ID replay, database poll.
+    stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    stream_max_per_key: int = Field(default=5, ge=1, le=1000)
+    stream_resume_runs: int = Field(default=100, ge=0, le=10000)
+    stream_poll_interval_s: float = Field(default=1.0, gt=0)
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
 

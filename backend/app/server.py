@@ -1,7 +1,8 @@
 """Process wiring for HTTP serving: the API alone, or API and worker in one process (``dantaro run``).
 
 ``dantaro api`` runs on uvloop, as ``uvicorn app.main:app`` does. Uvicorn owns SIGINT/SIGTERM; when it stops
-serving, the in-process worker is told to stop and drains. Connections are bounded (``app.http_limits``): a deadline
+serving, the in-process worker is told to stop and drains. Uvicorn waits for every open response before it finishes,
+so live streams are ended first (``begin_shutdown``). Connections are bounded (``app.http_limits``): a deadline
 and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's keep-alive timeout, at most
 ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged as one rate-limited event.
 """
@@ -9,21 +10,37 @@ and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's k
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Callable
 
 import uvicorn
 import uvloop
 from prometheus_client import REGISTRY
 
-from app.api.app import ApiState, create_app
+from app.api.app import ApiState, begin_shutdown, create_app
 from app.config import Settings
 from app.http_limits import install_accept_error_log, protocol_with_deadline
 from app.logging import uvicorn_log_config
 from app.storage.cache import MemoryCache
 
 
+class _Server(uvicorn.Server):
+    """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses."""
+
+    def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._before_shutdown = before_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """End the live streams, then uvicorn's graceful shutdown."""
+        self._before_shutdown()
+        await super().shutdown(sockets)
+
+
 def _server(settings: Settings, *, host: str, port: int, state: ApiState | None) -> uvicorn.Server:
+    app = create_app(settings, state=state)
     config = uvicorn.Config(
-        create_app(settings, state=state),
+        app,
         host=host,
         port=port,
         log_config=uvicorn_log_config(),
@@ -35,7 +52,7 @@ def _server(settings: Settings, *, host: str, port: int, state: ApiState | None)
         limit_concurrency=settings.api_max_connections,
         backlog=settings.api_max_connections,
     )
-    return uvicorn.Server(config)
+    return _Server(config, before_shutdown=lambda: begin_shutdown(app))
 
 
 def run_api(settings: Settings, *, host: str, port: int) -> None:

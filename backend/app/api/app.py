@@ -6,12 +6,14 @@ Invariants:
 - ``DANTARO_ENV=production`` with development defaults (the development key, a CHANGE_ME password) refuses to
   build (``ConfigurationError``); OpenAPI docs are off in production unless ``DANTARO_DOCS_ENABLED=true``; CORS allows
   only ``DANTARO_CORS_ORIGINS``; bodies >= 1 KB are gzipped on request.
-- Background work of the lifespan: a Redis pub/sub listener that drops superseded in-process copies (new runs
-  reach this process within a second), and the batched ``last_used_at`` flush (every
-  ``api_keys_flush_interval_s`` and once more at shutdown).
+- Background work of the lifespan: a Redis pub/sub listener that drops superseded in-process copies and wakes the
+  live stream's ``RunHub`` (new runs reach this process within a second), the hub itself, and the batched
+  ``last_used_at`` flush (every ``api_keys_flush_interval_s`` and once more at shutdown).
 - Middleware, outermost first: request observability (request id, log, metrics), CORS, the catch-all 500, the
   request edge (``edge.py``: body limit, key checked before a body is read), gzip. Trailing-slash redirects are off
   (a redirect's URL would come from the ``Host`` header): such a path is a 404.
+- ``begin_shutdown(app)`` ends every open live stream: the server calls it before waiting for open responses
+  (``app.server``); the lifespan's shutdown does it too.
 - Resources passed in via ``ApiState`` (``dantaro run`` shares its in-process cache and session factory with the
   worker) are used as-is and left for their owner to dispose.
 - An exception that escapes a route becomes a logged, generic 500 inside the middleware stack
@@ -41,6 +43,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -56,7 +59,21 @@ from app.api.middleware import GzipWhenAccepted, add_cors
 from app.api.observability import RequestObservability
 from app.api.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from app.api.responses import OrjsonResponse
-from app.api.routes import bundle, candles, catalog, dashboard, health, levels, market, recommendations, track_record
+from app.api.routes import (
+    bundle,
+    candles,
+    catalog,
+    dashboard,
+    health,
+    levels,
+    market,
+    pairlist,
+    recommendations,
+    stream,
+    track_record,
+)
+from app.api.run_stream import RunHub
+from app.api.stream_slots import LocalStreamSlots, RedisStreamSlots, StreamSlots
 from app.api.track_store import SharedTier, TrackRecordStore
 from app.config import Settings, get_settings
 from app.domain import utc_now
@@ -139,9 +156,10 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     )
     add_routes_flat(app, health.router, prefix="")
     add_routes_flat(app, dashboard.router, prefix="")  # static pages: the key is entered in the browser
-    for module in (recommendations, levels, market, catalog, bundle, track_record, candles):
+    for module in (recommendations, levels, market, catalog, bundle, track_record, candles, pairlist, stream):
         add_routes_flat(app, module.router, prefix=API_PREFIX, authenticated=True)
     _declare_bearer_auth(app)
+    _declare_schemas(app, stream.EVENT_MODELS)
     app.add_middleware(GzipWhenAccepted)
     app.add_middleware(
         RequestEdge,
@@ -177,6 +195,7 @@ def add_routes_flat(app: FastAPI, router: APIRouter, *, prefix: str, authenticat
             route.endpoint,
             methods=sorted(route.methods or ()),
             response_model=route.response_model,
+            response_class=route.response_class,
             responses=route.responses,
             tags=route.tags,
             summary=route.summary,
@@ -215,6 +234,22 @@ def _declare_bearer_auth(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
+def _declare_schemas(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
+    """List ``models`` in the OpenAPI components though no operation returns them as JSON (the stream's events)."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
+        for model in models:
+            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(found.pop("$defs", {}))
+            schemas.setdefault(model.__name__, found)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def _lifespan(
     settings: Settings, state: ApiState, metrics: ApiMetrics
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -223,6 +258,7 @@ def _lifespan(
         async with AsyncExitStack() as owned:
             app.state.runtime = _build_runtime(settings, state, owned, metrics)
             await _start_background(app.state.runtime, owned)
+            _start_hub(app.state.runtime, owned)
             log.info("api_started", exchanges=settings.exchanges, version=app.state.runtime.version)
             gc.freeze()  # startup objects (modules, routes, settings) leave the collector's working set: shorter pauses
             trim_heap()
@@ -259,7 +295,10 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         metrics.enable_redis_gauge()
     limiter = state.limiter or _counter(settings, cache, reader, owned, namespace="ratelimit")
     failed_keys = _counter(settings, cache, reader, owned, namespace=FAILED_KEYS_NAMESPACE)
-    _wire_notifications(cache, reader, owned)
+    hub = RunHub(
+        session_factory=session_factory, exchanges=settings.exchanges, poll_interval_s=settings.stream_poll_interval_s
+    )
+    _wire_notifications(cache, [reader.on_published, hub.notify], owned)
     keys = state.keys or KeyVerifier(
         lookup=database_key_lookup(session_factory), dev_key_active=settings.dev_key_active()
     )
@@ -279,6 +318,8 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         track_record=_track_record_store(settings, session_factory, cache, reader),
         clock=state.clock,
         candles=CandleStore(session_factory=session_factory, shared=_shared_tier(settings, cache, reader)),
+        runs=hub,
+        stream_slots=_stream_slots(settings, cache, reader),
     )
 
 
@@ -296,6 +337,22 @@ def _counter(
     shared.start()
     owned.callback(shared.stop)
     return shared
+
+
+def _stream_slots(settings: Settings, cache: SnapshotCache | None, reader: SnapshotReader) -> StreamSlots:
+    """Open streams per key: Redis leases shared by every process (sharing the reader's breaker), else local."""
+    local = LocalStreamSlots()
+    if not isinstance(cache, RedisCache):
+        return local
+    lease_s = 3 * settings.stream_heartbeat_s
+    return RedisStreamSlots(cache.client, prefix=settings.redis_prefix, lease_s=lease_s, breaker=reader, fallback=local)
+
+
+def begin_shutdown(app: FastAPI) -> None:
+    """End every open live stream and refuse new ones (before the server waits for open responses)."""
+    runtime = getattr(app.state, "runtime", None)
+    if isinstance(runtime, ApiRuntime) and runtime.runs is not None:
+        runtime.runs.close()
 
 
 def _track_record_store(
@@ -320,13 +377,26 @@ def _own_redis_cache(settings: Settings, owned: AsyncExitStack) -> RedisCache:
     return RedisCache(client, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s)
 
 
-def _wire_notifications(cache: SnapshotCache | None, reader: SnapshotReader, owned: AsyncExitStack) -> None:
+def _wire_notifications(
+    cache: SnapshotCache | None, listeners: list[Callable[[str, str], None]], owned: AsyncExitStack
+) -> None:
+    def announce(exchange: str, run_id: str) -> None:
+        for listener in listeners:
+            listener(exchange, run_id)
+
     if isinstance(cache, MemoryCache):
-        cache.subscribe(reader.on_published)
+        cache.subscribe(announce)
     elif isinstance(cache, RedisCache):
-        listener = RunNotificationListener(cache.client, channel=cache.channel, listener=reader.on_published)
-        listener.start()
-        owned.callback(listener.stop)
+        subscriber = RunNotificationListener(cache.client, channel=cache.channel, listener=announce)
+        subscriber.start()
+        owned.callback(subscriber.stop)
+
+
+def _start_hub(runtime: ApiRuntime, owned: AsyncExitStack) -> None:
+    hub = runtime.runs
+    if hub is not None:
+        hub.start()
+        owned.push_async_callback(hub.stop)
 
 
 async def _start_background(runtime: ApiRuntime, owned: AsyncExitStack) -> None:

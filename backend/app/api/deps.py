@@ -46,6 +46,8 @@ from app.api.observability import KEY_ID_SCOPE
 from app.api.ratelimit import Limiter, RateLimiter
 from app.api.renderers import FragmentMemo, HorizonMemo, RunMemo, View, freshness_view, recommendations_view
 from app.api.responses import OrjsonResponse
+from app.api.run_stream import RunHub
+from app.api.stream_slots import LocalStreamSlots, StreamSlots
 from app.api.track_store import TrackRecordStore
 from app.config import Settings
 from app.domain import Snapshot, utc_now
@@ -97,6 +99,8 @@ class ApiRuntime:
     track_record: TrackRecordStore | None = None  # built by the lifespan (the track-record routes' tiers)
     clock: Callable[[], datetime] = utc_now  # the wall clock of the freshness fields and max-age (tests freeze it)
     candles: CandleStore | None = None  # built by the lifespan (the candles route's tiers)
+    runs: RunHub | None = None  # built by the lifespan: the live stream's source
+    stream_slots: StreamSlots = field(default_factory=LocalStreamSlots)  # open streams per key
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,14 +4,16 @@ Invariants: messages say what was wrong and what is allowed; a 500 never carries
 detail (the exception is logged with structlog instead); HTTP semantics headers (``WWW-Authenticate``,
 ``Retry-After``, ``Allow``) are kept. A message echoes at most a short excerpt of any input (``app.errors.excerpt``:
 parameter names, values, paths) and a 422 describes at most ``MAX_DESCRIBED_ERRORS`` problems (then how many more),
-so an error stays small whatever was sent.
+so an error stays small whatever was sent. The body is ``application/json``, except for endpoints marked with
+``errors_as(media_type)``, whose errors (authentication, validation and their own alike) carry the same body under
+that media type (the freqtrade pairlist: ``routes/pairlist.py`` says why).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from http import HTTPStatus
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import FastAPI, Request
@@ -54,17 +56,48 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
 
 
+PROBLEM_JSON = "application/problem+json"  # RFC 9457's media type for HTTP API errors
+_ERROR_MEDIA_TYPE = "__dantaro_error_media_type__"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def errors_as(media_type: str) -> Callable[[F], F]:
+    """Mark an endpoint whose error responses use ``media_type`` instead of ``application/json``."""
+
+    def mark(endpoint: F) -> F:
+        setattr(endpoint, _ERROR_MEDIA_TYPE, media_type)
+        return endpoint
+
+    return mark
+
+
+def error_media_type(scope: Mapping[str, Any]) -> str | None:
+    """The media type the matched endpoint's errors use (None: ``application/json``)."""
+    return getattr(scope.get("endpoint"), _ERROR_MEDIA_TYPE, None)
+
+
 def error_response(
-    *, status_code: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    *,
+    status_code: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    media_type: str | None = None,
 ) -> OrjsonResponse:
     """The error body every failing request gets."""
     body = error_document(code=code, message=message)
-    return OrjsonResponse(body, status_code=status_code, headers=dict(headers or {}))
+    return OrjsonResponse(body, status_code=status_code, headers=dict(headers or {}), media_type=media_type)
 
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
-    return error_response(status_code=exc.status_code, code=exc.code, message=exc.message, headers=exc.headers)
+    return error_response(
+        status_code=exc.status_code,
+        code=exc.code,
+        message=exc.message,
+        headers=exc.headers,
+        media_type=error_media_type(request.scope),
+    )
 
 
 def _phrase(status_code: int) -> str:
@@ -81,7 +114,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404 and detail == phrase:
         detail = _no_route(request.method, request.url.path)
     code = _HTTP_CODES.get(exc.status_code, "server_error" if exc.status_code >= 500 else "http_error")
-    return error_response(status_code=exc.status_code, code=code, message=detail, headers=exc.headers)
+    media_type = error_media_type(request.scope)
+    return error_response(
+        status_code=exc.status_code, code=code, message=detail, headers=exc.headers, media_type=media_type
+    )
 
 
 def _no_route(method: str, path: str) -> str:
@@ -95,7 +131,10 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     messages = [_describe(error, request) for error in errors[:MAX_DESCRIBED_ERRORS]]
     if len(errors) > MAX_DESCRIBED_ERRORS:
         messages.append(f"and {len(errors) - MAX_DESCRIBED_ERRORS} more problems")
-    return error_response(status_code=422, code="invalid_request", message="; ".join(messages) or "invalid request")
+    message = "; ".join(messages) or "invalid request"
+    return error_response(
+        status_code=422, code="invalid_request", message=message, media_type=error_media_type(request.scope)
+    )
 
 
 def _describe(error: Mapping[str, Any], request: Request) -> str:
@@ -167,7 +206,10 @@ class UnhandledErrorMiddleware:
             if started:
                 raise
             response = error_response(
-                status_code=500, code="internal_error", message="internal error; the incident was logged"
+                status_code=500,
+                code="internal_error",
+                message="internal error; the incident was logged",
+                media_type=error_media_type(scope),
             )
             await response(scope, receive, send)
 

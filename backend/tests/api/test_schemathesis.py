@@ -12,6 +12,7 @@ from app.api.schemas import ErrorResponse
 from tests.support.api import DEV_AUTH
 
 MAX_EXAMPLES = 12
+ENDLESS = "/api/v1/stream"
 
 
 def _check(client: TestClient, case: schemathesis.Case, *, authorised: bool) -> int:
@@ -35,8 +36,10 @@ def _transport(kwargs: dict[str, object]) -> dict[str, object]:
 
 def test_no_generated_request_gets_a_server_error(client: TestClient) -> None:
     schema = schemathesis.openapi.from_dict(client.get("/openapi.json").json())
-    operations = [result.ok() for result in schema.get_all_operations()]
+    # The live stream answers 200 with an endless body (its errors: tests/api/test_stream.py); everything else here.
+    operations = [result.ok() for result in schema.get_all_operations() if result.ok().path != ENDLESS]
     paths = {op.path for op in operations}
+    assert "/api/v1/pairlist" in paths
     assert paths >= {"/api/v1/recommendations", "/api/v1/bundle", "/api/v1/exchanges", "/api/v1/track-record"}
     assert paths >= {"/api/v1/track-record/runs", "/api/v1/track-record/symbols/{symbol}"}
     statuses: list[int] = []

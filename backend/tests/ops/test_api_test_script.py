@@ -38,7 +38,7 @@ def test_every_check_passes_against_a_healthy_deployment(deployment: tuple[str, 
     base_url, key = deployment
     result = _api_test("--base-url", base_url, "--key", key)
     assert result.returncode == 0, result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "13 passed, 0 failed"
+    assert result.stdout.strip().splitlines()[-1] == "15 passed, 0 failed"
 
 
 def test_old_data_fails_the_freshness_check(deployment: tuple[str, str]) -> None:
@@ -46,7 +46,7 @@ def test_old_data_fails_the_freshness_check(deployment: tuple[str, str]) -> None
     result = _api_test("--base-url", base_url, "--key", key, "--max-age-s", "0.001")
     assert result.returncode == 1
     assert "FAIL  freshness: data is" in result.stdout
-    assert result.stdout.strip().splitlines()[-1] == "12 passed, 1 failed"
+    assert result.stdout.strip().splitlines()[-1] == "14 passed, 1 failed"
 
 
 def test_a_wrong_key_fails_the_data_checks(deployment: tuple[str, str]) -> None:

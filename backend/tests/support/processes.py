@@ -109,11 +109,11 @@ class DantaroProcess:
 
 
 class ApiServer(DantaroProcess):
-    """``dantaro api --port P`` as a subprocess; ``base_url`` once ``start`` returned."""
+    """``dantaro api --port P`` (or ``command="run"``: API and worker) as a subprocess; ``base_url`` once started."""
 
-    def __init__(self, env: dict[str, str], *, log_path: Path, port: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], *, log_path: Path, port: int | None = None, command: str = "api") -> None:
         self.port = port or free_port()
-        super().__init__(["api", "--host", "127.0.0.1", "--port", str(self.port)], env, log_path=log_path)
+        super().__init__([command, "--host", "127.0.0.1", "--port", str(self.port)], env, log_path=log_path)
 
     @property
     def base_url(self) -> str:

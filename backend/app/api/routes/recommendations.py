@@ -29,18 +29,29 @@ TOP_N_MAX = 100
 
 
 def select_recommendations(
-    ranked: list[View], *, top_n: int, min_score: float | None = None, label: Label | None = None
+    ranked: list[View],
+    *,
+    top_n: int,
+    min_score: float | None = None,
+    label: Label | None = None,
+    quote: str | None = None,
 ) -> list[View]:
-    """The first ``top_n`` of ``ranked`` that pass the filters."""
-    if min_score is None and label is None:
+    """The first ``top_n`` of ``ranked`` that pass the filters (``quote``: the symbol's quote currency, upper case)."""
+    if min_score is None and label is None and quote is None:
         return ranked[:top_n]
     kept = [
         item
         for item in ranked
         if (min_score is None or item["total_score"] >= min_score)
         and (label is None or item["recommendation_strength"] == label.value)
+        and (quote is None or quote_of(item["symbol"]) == quote)
     ]
     return kept[:top_n]
+
+
+def quote_of(symbol: str) -> str:
+    """The quote currency of a ccxt unified symbol (``BTC/USDT`` -> ``USDT``)."""
+    return symbol.rpartition("/")[2]
 
 
 def horizon_part(runtime: ApiRuntime, snapshot: Snapshot, horizon: str) -> View:
