@@ -107,6 +107,7 @@ class Settings(BaseSettings):
     api_header_timeout_s: float = Field(default=10.0, gt=0)
     api_keepalive_timeout_s: float = Field(default=5.0, ge=1)
     api_max_connections: int = Field(default=1000, ge=1)
+    api_hot_path: bool = True
     api_max_header_bytes: int = Field(default=16384, ge=1024)  # request line + headers; more is a 431
     api_max_body_bytes: int = Field(default=65536, ge=0)  # a request body; more is a 413 before it is read
     api_failed_keys_per_min: int = Field(default=20, ge=1)  # refused keys per client and minute before 429

@@ -19,17 +19,21 @@ Invariants:
 - An exception that escapes a route becomes a logged, generic 500 inside the middleware stack
   (``UnhandledErrorMiddleware``), so the 500 still carries ``X-Request-ID``, is counted and logged once, and never
   reaches the server (a Starlette ``Exception`` handler would answer outside the stack and re-raise).
+- With ``DANTARO_API_HOT_PATH`` (default) each request meets ``app.api.hot_path.HotPath`` first (the app's front):
+  a data GET it can answer from memory never enters FastAPI; everything else does, unchanged.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import gc
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from importlib import metadata
 from typing import Any, cast
 
@@ -41,12 +45,14 @@ from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
 from app.api.candle_store import CandleStore
 from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
 from app.api.edge import RequestEdge
 from app.api.errors import install_error_handlers
+from app.api.hot_path import HotPath
 from app.api.key_throttle import FAILED_KEYS_NAMESPACE, FailedKeyThrottle
 from app.api.metrics import ApiMetrics
 from app.api.middleware import GzipWhenAccepted, add_cors
@@ -70,6 +76,7 @@ from app.api.run_stream import RunHub
 from app.api.stream_slots import LocalStreamSlots, RedisStreamSlots, StreamSlots
 from app.api.track_store import SharedTier, TrackRecordStore
 from app.config import Settings, get_settings
+from app.domain import utc_now
 from app.storage.cache import MemoryCache, RedisCache, RunNotificationListener, SnapshotCache, make_redis
 from app.storage.db import make_engine, make_session_factory
 from app.storage.reader import SnapshotReader
@@ -77,7 +84,6 @@ from app.storage.reader import SnapshotReader
 log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
-GZIP_MINIMUM_BYTES = 1024
 BEARER_SCHEME = "HTTPBearer"
 
 
@@ -92,6 +98,9 @@ class ApiState:
     cache: SnapshotCache | None = None
     session_factory: sessionmaker[Session] | None = None
     extra_metrics: CollectorRegistry | None = None  # also exposed on /metrics (the in-process worker's)
+    keys: KeyVerifier | None = None  # the verified-key table (tests pass one with their own clock)
+    limiter: Limiter | None = None  # the per-key budgets, used as given (default: in-process, shared through Redis)
+    clock: Callable[[], datetime] = utc_now  # the wall clock of freshness fields and max-age (tests freeze it)
 
 
 def api_version() -> str:
@@ -109,13 +118,30 @@ def check_settings(settings: Settings) -> None:
         raise ConfigurationError("DANTARO_ENV=production refuses to start: " + "; ".join(problems))
 
 
+class DantaroApi(FastAPI):
+    """FastAPI with a front: the plain ASGI layer each request meets before FastAPI's own stack (the hot path,
+    ``app.api.hot_path``); by default the front is FastAPI itself (``behind_front``)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.front: ASGIApp = self.behind_front
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Hand the request to the front."""
+        await self.front(scope, receive, send)
+
+    async def behind_front(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """FastAPI itself: its middleware, routing and routes."""
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None, *, state: ApiState | None = None) -> FastAPI:
     """A FastAPI app serving the published snapshots (``settings`` default to ``get_settings()``, read now)."""
     settings = settings or get_settings()
     check_settings(settings)
     docs = settings.docs_active()
     metrics = ApiMetrics()
-    app = FastAPI(
+    app = DantaroApi(
         title="Dantaro Central",
         version=api_version(),
         description="Read-only market analysis: recommendations, support levels, market status and the track record.",
@@ -134,7 +160,7 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
         add_routes_flat(app, module.router, prefix=API_PREFIX, authenticated=True)
     _declare_bearer_auth(app)
     _declare_schemas(app, stream.EVENT_MODELS)
-    app.add_middleware(GzipWhenAccepted, minimum_size=GZIP_MINIMUM_BYTES)
+    app.add_middleware(GzipWhenAccepted)
     app.add_middleware(
         RequestEdge,
         max_body_bytes=settings.api_max_body_bytes,
@@ -143,7 +169,9 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     )
     install_error_handlers(app)  # its catch-all 500 wraps the edge: a failure there is answered in our shape too
     add_cors(app, settings.cors_origins)  # outside the edge: its refusals carry the CORS headers
-    app.add_middleware(RequestObservability, metrics=metrics)  # outermost: sees every request and its final status
+    app.add_middleware(RequestObservability, metrics=metrics)  # sees every request FastAPI answers, and its status
+    if settings.api_hot_path:  # before FastAPI's stack: answers data GETs from memory, passes everything else on
+        app.front = HotPath(app.front, api=app, prefix=API_PREFIX)
     return app
 
 
@@ -233,12 +261,22 @@ def _lifespan(
             _start_hub(app.state.runtime, owned)
             log.info("api_started", exchanges=settings.exchanges, version=app.state.runtime.version)
             gc.freeze()  # startup objects (modules, routes, settings) leave the collector's working set: shorter pauses
+            trim_heap()
             try:
                 yield
             finally:
                 log.info("api_stopping")
 
     return lifespan
+
+
+def trim_heap() -> None:
+    """Give the heap pages freed while starting (import-time garbage) back to the OS: glibc's ``malloc_trim``,
+    nothing on another C library."""
+    try:
+        ctypes.CDLL(None).malloc_trim(0)  # the process's own symbols: glibc's when linked against it
+    except (OSError, AttributeError):  # not glibc
+        return
 
 
 def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, metrics: ApiMetrics) -> ApiRuntime:
@@ -255,13 +293,15 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
     )
     if isinstance(cache, RedisCache):
         metrics.enable_redis_gauge()
-    limiter = _counter(settings, cache, reader, owned, namespace="ratelimit")
+    limiter = state.limiter or _counter(settings, cache, reader, owned, namespace="ratelimit")
     failed_keys = _counter(settings, cache, reader, owned, namespace=FAILED_KEYS_NAMESPACE)
     hub = RunHub(
         session_factory=session_factory, exchanges=settings.exchanges, poll_interval_s=settings.stream_poll_interval_s
     )
     _wire_notifications(cache, [reader.on_published, hub.notify], owned)
-    keys = KeyVerifier(lookup=database_key_lookup(session_factory), dev_key_active=settings.dev_key_active())
+    keys = state.keys or KeyVerifier(
+        lookup=database_key_lookup(session_factory), dev_key_active=settings.dev_key_active()
+    )
     return ApiRuntime(
         settings=settings,
         reader=reader,
@@ -276,6 +316,7 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         redis_client=cache.client if isinstance(cache, RedisCache) else None,
         extra_metrics=state.extra_metrics,
         track_record=_track_record_store(settings, session_factory, cache, reader),
+        clock=state.clock,
         candles=CandleStore(session_factory=session_factory, shared=_shared_tier(settings, cache, reader)),
         runs=hub,
         stream_slots=_stream_slots(settings, cache, reader),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Protocol, cast
 
 import redis
@@ -96,6 +97,7 @@ class ApiRuntime:
     redis_client: redis.Redis | None = None  # set only when Redis is configured
     extra_metrics: CollectorRegistry | None = None  # `dantaro run`: the in-process worker's registry
     track_record: TrackRecordStore | None = None  # built by the lifespan (the track-record routes' tiers)
+    clock: Callable[[], datetime] = utc_now  # the wall clock of the freshness fields and max-age (tests freeze it)
     candles: CandleStore | None = None  # built by the lifespan (the candles route's tiers)
     runs: RunHub | None = None  # built by the lifespan: the live stream's source
     stream_slots: StreamSlots = field(default_factory=LocalStreamSlots)  # open streams per key
@@ -158,6 +160,24 @@ async def require_api_key(request: Request) -> ApiPrincipal:
 AuthDep = Annotated[ApiPrincipal, Depends(require_api_key)]
 
 
+def known_principal(keys: KeyVerifier, secret: str) -> ApiPrincipal | None:
+    """The key's principal from the in-memory table of verified keys (no I/O), or None when it must be verified."""
+    principal = keys.cached(secret)
+    if principal is None:  # just expired: served while one background refresh re-checks it
+        principal = keys.serve_stale(secret)
+    return principal
+
+
+def admit(runtime: ApiRuntime, principal: ApiPrincipal) -> int | None:
+    """Note the key's use and count the request against its budget: None when allowed, else the seconds until it
+    refills (a refused request is not counted, so asking again is harmless)."""
+    if runtime.usage is not None and not principal.development:
+        runtime.usage.record(principal.key_id)
+    if principal.rate_limit_per_min is None:
+        return None
+    return runtime.limiter.hit(principal.key_id, limit_per_min=principal.rate_limit_per_min)
+
+
 async def authenticate(request: Request, runtime: ApiRuntime) -> ApiPrincipal:
     """Check the bearer key and count the request against its budget (401 / 429 as ``ApiError``)."""
     return await authenticate_scope(request.scope, runtime)
@@ -180,20 +200,16 @@ async def authenticate_scope(scope: Scope, runtime: ApiRuntime) -> ApiPrincipal:
     secret = bearer_secret(header_value(scope, b"authorization"))
     if secret is None:
         raise _unauthorized("missing API key: send the header 'Authorization: Bearer <key>'")
-    principal = runtime.keys.cached(secret)
-    if principal is None:  # just expired: served while one background refresh re-checks it
-        principal = runtime.keys.serve_stale(secret)
+    principal = known_principal(runtime.keys, secret)
     if principal is None:
         principal = await _verify(secret, client_address(scope.get("client")), runtime)
     scope[PRINCIPAL_SCOPE] = principal
     scope[KEY_ID_SCOPE] = principal.key_id
-    if runtime.usage is not None and not principal.development:
-        runtime.usage.record(principal.key_id)
-    if principal.rate_limit_per_min is not None:
-        retry_after_s = runtime.limiter.hit(principal.key_id, limit_per_min=principal.rate_limit_per_min)
-        if retry_after_s is not None:
-            runtime.metrics.rate_limited.inc()
-            raise _rate_limited(principal.rate_limit_per_min, retry_after_s)
+    retry_after_s = admit(runtime, principal)
+    if retry_after_s is not None:
+        assert principal.rate_limit_per_min is not None  # only a limited key is refused
+        runtime.metrics.rate_limited.inc()
+        raise _rate_limited(principal.rate_limit_per_min, retry_after_s)
     return principal
 
 
@@ -267,10 +283,10 @@ class SnapshotLoader:
             raise _not_ready(self.exchange, self.settings)
         snapshot, data_source = found
         self._observe(snapshot, data_source)
-        now = utc_now()
+        now = self.runtime.clock()
         stale_after_s = self.settings.stale_after_s
         freshness = freshness_view(snapshot, data_source=data_source, stale_after_s=stale_after_s, now=now)
-        headers = cache_headers(snapshot, self.request, interval_s=self.settings.schedule_interval_s, now=now)
+        headers = cache_headers(snapshot, self.request.scope, interval_s=self.settings.schedule_interval_s, now=now)
         return LoadedSnapshot(snapshot=snapshot, data_source=data_source, freshness=freshness, headers=headers)
 
     def _observe(self, snapshot: Snapshot, data_source: str) -> None:

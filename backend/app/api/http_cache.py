@@ -3,7 +3,8 @@
 
 Invariants: the ETag changes whenever the run or the request's parameters change (fields like ``age_seconds``
 and ``data_source`` may differ between two bodies with the same ETag, hence weak); ``max-age`` =
-``generated_at + schedule_interval_s - now`` in whole seconds, floored at 0; a 304 carries no body.
+``generated_at + schedule_interval_s - now`` in whole seconds, floored at 0; a 304 carries no body. The FastAPI
+routes and the hot path (``app.api.hot_path``) compute both with these functions.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ from datetime import datetime
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
 from app.domain import Snapshot
 
 
-def etag_for(snapshot: Snapshot, request: Request) -> str:
-    """The weak validator of this request's answer from ``snapshot``."""
-    scope = request.scope
+def etag_for(snapshot: Snapshot, scope: Scope) -> str:
+    """The weak validator of the answer from ``snapshot`` to the request of ``scope`` (its method, path, query)."""
     varying = b"%s|%s|%s?%s" % (
         snapshot.exchange.encode(),
         scope["method"].encode(),
@@ -50,10 +51,14 @@ def max_age_s(snapshot: Snapshot, *, interval_s: float, now: datetime) -> int:
     return max(0, math.floor(remaining_s))
 
 
-def cache_headers(snapshot: Snapshot, request: Request, *, interval_s: float, now: datetime) -> dict[str, str]:
-    """``ETag`` and ``Cache-Control`` for a response built from ``snapshot``."""
-    age_s = max_age_s(snapshot, interval_s=interval_s, now=now)
-    return {"ETag": etag_for(snapshot, request), "Cache-Control": f"private, max-age={age_s}"}
+def cache_control(snapshot: Snapshot, *, interval_s: float, now: datetime) -> str:
+    """The ``Cache-Control`` value of a response built from ``snapshot``."""
+    return f"private, max-age={max_age_s(snapshot, interval_s=interval_s, now=now)}"
+
+
+def cache_headers(snapshot: Snapshot, scope: Scope, *, interval_s: float, now: datetime) -> dict[str, str]:
+    """``ETag`` and ``Cache-Control`` for a response built from ``snapshot`` to the request of ``scope``."""
+    return {"ETag": etag_for(snapshot, scope), "Cache-Control": cache_control(snapshot, interval_s=interval_s, now=now)}
 
 
 def not_modified(request: Request, headers: dict[str, str]) -> Response | None:

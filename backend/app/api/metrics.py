@@ -12,14 +12,16 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from app.domain import utc_now
-from app.prometheus import LATENCY_BUCKETS_S, BoundChildren
+from app.prometheus import LATENCY_BUCKETS_S, LoopCounter, LoopHistogram
 
 UNMATCHED_ROUTE = "unmatched"
 TIERS = ("memory", "redis", "database")
 FALLBACK_REASONS = ("redis_error", "cache_miss")
+HOT_PATH_ANSWERED, HOT_PATH_PASSED = ("answered",), ("passed",)
+HOT_PATH_OUTCOMES = ("answered", "passed")
 
 
 class ApiMetrics:
@@ -27,26 +29,27 @@ class ApiMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._requests = Counter(
+        # Per-request series: updated on the event loop only, without locks (``app.prometheus.LoopCounter``).
+        self._requests = LoopCounter(
             "dantaro_api_requests",
             "API requests by route template, method and status.",
             ["route", "method", "status"],
             registry=self.registry,
         )
-        self._duration = Histogram(
+        self._duration = LoopHistogram(
             "dantaro_api_request_duration_seconds",
             "API request latency by route template.",
             ["route"],
             buckets=LATENCY_BUCKETS_S,
             registry=self.registry,
         )
-        self._reads = Counter(
+        self._reads = LoopCounter(
             "dantaro_api_snapshot_reads",
             "Served snapshots by the tier they came from.",
             ["tier"],
             registry=self.registry,
         )
-        self._fallbacks = Counter(
+        self._fallbacks = LoopCounter(
             "dantaro_api_cache_fallbacks",
             "Reads that fell back from the shared cache to the database.",
             ["reason"],
@@ -54,6 +57,12 @@ class ApiMetrics:
         )
         self.rate_limited = Counter(
             "dantaro_api_rate_limited", "Requests refused with 429 (per-key budget used up).", registry=self.registry
+        )
+        self._hot_path = LoopCounter(
+            "dantaro_api_hot_path",
+            "GET requests to the data endpoints by who answered: the hot path (answered) or FastAPI (passed).",
+            ["outcome"],
+            registry=self.registry,
         )
         self._age = Gauge(
             "dantaro_api_data_age_seconds",
@@ -68,25 +77,29 @@ class ApiMetrics:
             registry=self.registry,
         )
         self._redis_up: Gauge | None = None
-        self._request_children = BoundChildren[tuple[str, str, int], Counter](lambda key: self._requests.labels(*key))
-        self._duration_children = BoundChildren[str, Histogram](self._duration.labels)
-        self._read_children = BoundChildren[str, Counter](self._reads.labels)
-        self._fallback_children = BoundChildren[str, Counter](self._fallbacks.labels)
         self._generated_at: dict[str, datetime] = {}
-        self._read_children.bind_all(TIERS)  # zero-valued series exist before the first read
-        self._fallback_children.bind_all(FALLBACK_REASONS)
+        for tier in TIERS:  # zero-valued series exist before the first event
+            self._reads.ensure((tier,))
+        for reason in FALLBACK_REASONS:
+            self._fallbacks.ensure((reason,))
+        for outcome in HOT_PATH_OUTCOMES:
+            self._hot_path.ensure((outcome,))
 
     def observe_request(self, *, route: str, method: str, status: int, duration_s: float) -> None:
         """Count one finished request and its latency."""
-        self._request_children[(route, method, status)].inc()
-        self._duration_children[route].observe(duration_s)
+        self._requests.inc((route, method, str(status)))
+        self._duration.observe((route,), duration_s)
 
     def observe_read(self, *, exchange: str, tier: str, generated_at: datetime, fallback: str | None) -> None:
         """Count one served snapshot, its tier and (when the shared cache was bypassed) the fallback reason."""
-        self._read_children[tier].inc()
+        self._reads.inc((tier,))
         if fallback is not None:
-            self._fallback_children[fallback].inc()
+            self._fallbacks.inc((fallback,))
         self.saw_run(exchange, generated_at=generated_at)
+
+    def hot_path(self, *, answered: bool) -> None:
+        """Count one data GET the hot path answered, or passed on to FastAPI."""
+        self._hot_path.inc(HOT_PATH_ANSWERED if answered else HOT_PATH_PASSED)
 
     def saw_run(self, exchange: str, *, generated_at: datetime) -> None:
         """Remember the newest ``generated_at`` seen for ``exchange`` (the freshness gauges derive from it)."""

@@ -37,9 +37,25 @@ Part = Callable[[Any, datetime], Any]  # (domain value, the run's generated_at) 
 _PLANS: dict[type, _Plan] = {}  # type -> how to render it, built on first use
 
 
+def data_age_s(snapshot: Snapshot, now: datetime) -> float:
+    """Seconds since ``snapshot`` was generated, floored at 0 (``stale`` compares this, unrounded)."""
+    return max(0.0, (now - snapshot.generated_at).total_seconds())
+
+
+def served_age(age_s: float) -> float:
+    """``age_s`` as the payloads serve it (``age_seconds``, ``data_age_seconds``): milliseconds."""
+    return round(age_s, 3)
+
+
 def freshness_view(snapshot: Snapshot, *, data_source: str, stale_after_s: float, now: datetime) -> View:
     """The provenance fields every data payload carries."""
-    age_s = max(0.0, (now - snapshot.generated_at).total_seconds())
+    age_s = data_age_s(snapshot, now)
+    stale = age_s > stale_after_s
+    return freshness_fields(snapshot, data_source=data_source, age_seconds=served_age(age_s), stale=stale)
+
+
+def freshness_fields(snapshot: Snapshot, *, data_source: str, age_seconds: float, stale: bool) -> View:
+    """``freshness_view`` for an age already computed (``BodyTemplate`` passes its placeholder)."""
     return {
         "cache_timestamp": snapshot.generated_at,
         "generated_at": snapshot.generated_at,
@@ -47,8 +63,8 @@ def freshness_view(snapshot: Snapshot, *, data_source: str, stale_after_s: float
         "exchange": snapshot.exchange,
         "run_id": snapshot.run_id,
         "as_of": snapshot.data_as_of,
-        "age_seconds": round(age_s, 3),
-        "stale": age_s > stale_after_s,
+        "age_seconds": age_seconds,
+        "stale": stale,
         **{name: _run_value(getattr(snapshot, name)) for name in RUN_FIELDS},
     }
 
@@ -264,3 +280,27 @@ class FragmentMemo:
                 parts.clear()
             fragment = parts[key] = orjson.Fragment(dump_json(build()))
         return fragment
+
+
+# Two ages no run can have: a body rendered with each must split into the same parts, else one of them occurs in the
+# data itself and the body cannot be a template.
+_AGE_PLACEHOLDERS = (-7.25e-301, -3.5e-302)
+
+
+@dataclass(frozen=True, slots=True)
+class BodyTemplate:
+    """A serialised body whose only per-request values are the data's age: the bytes between its occurrences."""
+
+    parts: tuple[bytes, ...]
+
+    def render(self, age_seconds: float) -> bytes:
+        """The body for ``age_seconds`` (already ``served_age``), byte for byte what ``dump_json`` renders."""
+        return dump_json(age_seconds).join(self.parts)
+
+
+def body_template(build: Callable[[float], object]) -> BodyTemplate:
+    """The template of ``build(age_seconds)``'s JSON; ValueError when the placeholder ages cannot be told from data."""
+    first, second = (dump_json(build(age)).split(dump_json(age)) for age in _AGE_PLACEHOLDERS)
+    if first != second:
+        raise ValueError("the body contains a placeholder age; it cannot be pre-rendered")
+    return BodyTemplate(tuple(first))

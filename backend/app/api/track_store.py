@@ -6,7 +6,9 @@ Invariants:
   normalised parameters and, for windowed views, the window's end. A body is never served for a version other than
   its own; new scores reach this process at most ``version_check_interval_s`` (1 s) after their commit.
 - The version is re-read from the database at most once per ``version_check_interval_s`` per exchange (a cheap
-  indexed ``max``); bodies are read (and aggregated) only when the version or the parameters are new.
+  indexed ``max``); bodies are read (and aggregated) only when the version or the parameters are new. Past the
+  interval, ``known_version`` serves the last version read while one background re-read runs (``app.single_flight``),
+  so no request waits for it.
 - Redis holds each body as orjson (never pickle) under ``<prefix>:track-record:<exchange>:<key>`` for ``ttl_s``;
   a Redis failure trips the breaker shared with the snapshot reader (Redis is then skipped for a while) and the
   database answers. Scoring never writes Redis: a body enters it on the first API read of its version.
@@ -24,6 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
@@ -32,6 +35,7 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.responses import dump_json
+from app.single_flight import SingleFlight, Spawn, in_background
 from app.storage.track_record import TrackRecordRepository
 
 log = structlog.get_logger(__name__)
@@ -128,6 +132,7 @@ class TrackRecordStore:
         version_check_interval_s: float = 1.0,
         max_entries: int = 256,
         clock_s: Callable[[], float] = time.monotonic,
+        spawn: Spawn = in_background,
     ) -> None:
         self._session_factory = session_factory
         self._shared = shared
@@ -136,12 +141,23 @@ class TrackRecordStore:
         self._lock = threading.Lock()
         self._versions: dict[str, tuple[str, float]] = {}  # exchange -> (version, checked at, monotonic)
         self._bodies: BoundedMemo[View] = BoundedMemo(max_entries=max_entries)
+        self._refreshes: SingleFlight[str] = SingleFlight(failure_event="track_record_version_failed", spawn=spawn)
 
     def cached_version(self, exchange: str) -> str | None:
         """The exchange's version when it was checked within the interval; never does I/O."""
         found = self._versions.get(exchange)
         if found is None or self._clock_s() - found[1] >= self._interval_s:
             return None
+        return found[0]
+
+    def known_version(self, exchange: str) -> str | None:
+        """The exchange's version without I/O: checked within the interval, or the last one read while one background
+        re-read runs; None before the first read."""
+        found = self._versions.get(exchange)
+        if found is None:
+            return None
+        if self._clock_s() - found[1] >= self._interval_s:
+            self._refreshes.start(exchange, partial(self.version, exchange), exchange=exchange)
         return found[0]
 
     def version(self, exchange: str, *, use_cache: bool = True) -> str:

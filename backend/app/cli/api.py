@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 
 from app.cli.command import Command
 from app.cli.serving import bind_address, bind_arguments
@@ -11,10 +10,10 @@ from app.config import Settings
 
 
 def _api(args: argparse.Namespace, settings: Settings) -> int:
-    from app.server import serve_api
+    from app.server import run_api
 
     host, port = bind_address(args, settings)
-    asyncio.run(serve_api(settings, host=host, port=port))
+    run_api(settings, host=host, port=port)
     return 0
 
 

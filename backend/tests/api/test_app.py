@@ -38,6 +38,39 @@ def test_importing_app_main_loads_no_analysis_stack_and_builds_nothing(tmp_path:
     assert list(tmp_path.iterdir()) == []  # no database file was created
 
 
+# What the API process never needs: the analysis stack, the worker's scheduler and migrations, the plotting library,
+# OpenTelemetry's SDK (FastAPI's own hooks are off), structlog's optional pretty printers and FastAPI's pydantic-v1
+# probe (``app/__init__.py``, ``app/api/__init__.py``).
+NOT_SERVED = (
+    *FORBIDDEN_MODULES,
+    "matplotlib",
+    "apscheduler",
+    "alembic",
+    "app.evaluate",
+    "app.worker",
+    "opentelemetry.sdk",
+    "rich",
+    "pygments",
+    "pydantic.v1",
+)
+
+
+def test_the_api_process_loads_only_what_it_serves_with(tmp_path: Path) -> None:
+    """Everything ``dantaro api`` imports before it serves: the CLI, the server wiring and the built app."""
+    probe = (
+        "import json, sys, app.cli.main, app.server\n"
+        "from app.api.app import create_app\n"
+        "from app.config import Settings\n"
+        f"create_app(Settings(database_url='sqlite:///{tmp_path}/api.sqlite3'))\n"
+        f"print(json.dumps([m for m in {NOT_SERVED!r} if sys.modules.get(m) is not None]))\n"
+    )
+    env = {**os.environ, "DANTARO_DATA_DIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=BACKEND_DIR, env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
 @pytest.mark.parametrize("factory", [False, True], ids=["app.main:app", "--factory app.main:create_app"])
 def test_uvicorn_entry_points_build_from_the_environment(
     factory: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -83,6 +83,19 @@ def test_the_version_is_read_at_most_once_per_interval(track_db: StorageBackend)
     assert store.version("upbit") == "none"  # nothing scored there
 
 
+def test_an_overdue_version_is_served_while_one_background_read_renews_it(track_db: StorageBackend) -> None:
+    clock, started = ManualClock(), []
+    store = TrackRecordStore(session_factory=track_db.session_factory, clock_s=clock, spawn=started.append)
+    assert store.known_version("binance") is None  # nothing read yet: the route reads it (blocking)
+    version = store.version("binance")
+    clock.now_s += 1.5
+    assert store.known_version("binance") == version and store.known_version("binance") == version
+    assert len(started) == 1 and store.cached_version("binance") is None  # one re-read, not yet run
+    started[0]()
+    assert store.cached_version("binance") == version and store.known_version("binance") == version
+    assert len(started) == 1
+
+
 def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(track_db: StorageBackend) -> None:
     dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
     breaker = Breaker()

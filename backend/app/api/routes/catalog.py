@@ -9,12 +9,16 @@ null freshness fields, so a client can watch a deployment come up.
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import partial
+
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from app.api.deps import (
     HORIZON_PARAMETER,
+    ApiRuntime,
     AuthDep,
     LoadedSnapshot,
     RuntimeDep,
@@ -26,7 +30,6 @@ from app.api.renderers import View, freshness_view, symbols_view
 from app.api.responses import OrjsonResponse
 from app.api.schemas import ERROR_RESPONSES, ExchangesResponse, SymbolsResponse
 from app.config import Settings
-from app.domain import utc_now
 
 router = APIRouter(tags=["catalog"])
 
@@ -44,29 +47,31 @@ async def get_symbols(snapshots: SnapshotsDep) -> Response:
     requested = horizon_parameter(snapshots.request)
     loaded = await snapshots.load()
     chosen = snapshots.horizon(loaded.snapshot, requested)
-
-    def build(loaded: LoadedSnapshot) -> View:
-        snapshot = loaded.snapshot
-        fragments = snapshots.runtime.fragments
-        return {
-            "success": True,
-            "symbols": fragments.get(snapshot, ("symbols", chosen), lambda: symbols_view(snapshot, chosen)),
-            "count": len(snapshot.recommendations),
-            "total_analyzed": loaded.snapshot.universe_size,
-            "horizon": chosen,
-            "horizons": list(snapshots.runtime.horizons.get(snapshot).names),
-            **loaded.freshness,
-        }
-
-    return snapshots.answer(loaded, build)
+    return snapshots.answer(loaded, lambda loaded: symbols_body(snapshots.runtime, loaded, chosen))
 
 
-def exchanges_view(reader: SnapshotSource, settings: Settings, *, peek_only: bool = False) -> list[View] | None:
-    """Freshness of every configured exchange's current run (may block reading the tiers); with ``peek_only``
-    None unless every exchange has a fresh in-process copy (then no I/O at all)."""
+def symbols_body(runtime: ApiRuntime, loaded: LoadedSnapshot, horizon: str) -> View:
+    """The payload of ``GET /symbols`` at ``horizon`` (a served one)."""
+    snapshot = loaded.snapshot
+    return {
+        "success": True,
+        "symbols": runtime.fragments.get(snapshot, ("symbols", horizon), lambda: symbols_view(snapshot, horizon)),
+        "count": len(snapshot.recommendations),
+        "total_analyzed": snapshot.universe_size,
+        "horizon": horizon,
+        "horizons": list(runtime.horizons.get(snapshot).names),
+        **loaded.freshness,
+    }
+
+
+def exchanges_view(
+    reader: SnapshotSource, settings: Settings, *, now: datetime, peek_only: bool = False
+) -> list[View] | None:
+    """Freshness of every configured exchange's current run at ``now`` (may block reading the tiers); with
+    ``peek_only`` None unless every exchange has an in-process copy (then no I/O at all)."""
     views: list[View] = []
     for exchange in settings.exchanges:
-        found = reader.peek(exchange)
+        found = reader.peek(exchange) or reader.serve_stale(exchange)  # as ``SnapshotLoader.load``: no request waits
         if found is None and peek_only:
             return None
         found = found or reader.get(exchange)
@@ -74,7 +79,7 @@ def exchanges_view(reader: SnapshotSource, settings: Settings, *, peek_only: boo
             views.append({"exchange": exchange, "status": "not_ready", **_NOT_READY})
             continue
         snapshot, data_source = found
-        fresh = freshness_view(snapshot, data_source=data_source, stale_after_s=settings.stale_after_s, now=utc_now())
+        fresh = freshness_view(snapshot, data_source=data_source, stale_after_s=settings.stale_after_s, now=now)
         views.append(
             {
                 "exchange": exchange,
@@ -88,8 +93,17 @@ def exchanges_view(reader: SnapshotSource, settings: Settings, *, peek_only: boo
 @router.get("/exchanges", response_model=ExchangesResponse, responses=ERROR_RESPONSES)
 async def get_exchanges(runtime: RuntimeDep, _: AuthDep) -> Response:
     """Each configured exchange with the run it serves: run_id, as_of, generated_at, age and staleness."""
-    views = exchanges_view(runtime.reader, runtime.settings, peek_only=True)
+    now = runtime.clock()
+    views = exchanges_view(runtime.reader, runtime.settings, now=now, peek_only=True)
     if views is None:
-        views = await run_in_threadpool(exchanges_view, runtime.reader, runtime.settings)
-    body = {"success": True, "default_exchange": runtime.settings.default_exchange, "exchanges": views}
-    return OrjsonResponse(body, headers={"Cache-Control": "no-cache"})
+        views = await run_in_threadpool(partial(exchanges_view, runtime.reader, runtime.settings, now=now))
+    assert views is not None  # without peek_only every exchange is listed
+    return OrjsonResponse(exchanges_body(runtime.settings, views), headers=EXCHANGES_HEADERS)
+
+
+EXCHANGES_HEADERS = {"Cache-Control": "no-cache"}
+
+
+def exchanges_body(settings: Settings, views: list[View]) -> View:
+    """The payload of ``GET /exchanges``."""
+    return {"success": True, "default_exchange": settings.default_exchange, "exchanges": views}

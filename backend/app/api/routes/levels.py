@@ -12,7 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from starlette.responses import Response
 
-from app.api.deps import LoadedSnapshot, SnapshotsDep
+from app.api.deps import ApiRuntime, LoadedSnapshot, SnapshotsDep
 from app.api.errors import ApiError
 from app.api.renderers import View, support_levels_fragment
 from app.api.schemas import ERROR_RESPONSES, SYMBOL_MAX_CHARS, SupportLevelsResponse
@@ -45,6 +45,16 @@ def pick_symbol(text: str, candidates: list[str], *, snapshot: Snapshot) -> str:
     )
 
 
+def support_levels_body(runtime: ApiRuntime, loaded: LoadedSnapshot, symbol: str) -> View:
+    """The payload of ``GET /support-levels/{symbol}`` for a ``symbol`` the run has levels for."""
+    return {
+        "success": True,
+        "symbol": symbol,
+        "support_levels": support_levels_fragment(runtime.fragments, loaded.snapshot, symbol),
+        **loaded.freshness,
+    }
+
+
 @router.get("/support-levels/{symbol:path}", response_model=SupportLevelsResponse, responses=ERROR_RESPONSES)
 async def get_support_levels(
     symbol: SymbolPath,
@@ -54,13 +64,7 @@ async def get_support_levels(
     candidates = parse_symbol(symbol, default_quote=snapshots.settings.quote_currency(snapshots.exchange))
 
     def build(loaded: LoadedSnapshot) -> View:
-        snapshot = loaded.snapshot
-        resolved = pick_symbol(symbol, candidates, snapshot=snapshot)
-        return {
-            "success": True,
-            "symbol": resolved,
-            "support_levels": support_levels_fragment(snapshots.runtime.fragments, snapshot, resolved),
-            **loaded.freshness,
-        }
+        resolved = pick_symbol(symbol, candidates, snapshot=loaded.snapshot)
+        return support_levels_body(snapshots.runtime, loaded, resolved)
 
     return await snapshots.respond(build)

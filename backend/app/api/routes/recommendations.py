@@ -82,6 +82,26 @@ def ranked_part(
     )
 
 
+def recommendations_body(
+    runtime: ApiRuntime,
+    loaded: LoadedSnapshot,
+    horizon: str,
+    *,
+    top_n: int,
+    min_score: float | None = None,
+    label: Label | None = None,
+) -> View:
+    """The payload of ``GET /recommendations`` (the FastAPI route's and the hot path's)."""
+    snapshot = loaded.snapshot
+    return {
+        "success": True,
+        "recommendations": ranked_part(runtime, snapshot, horizon, top_n=top_n, min_score=min_score, label=label),
+        "total_analyzed": snapshot.universe_size,
+        **horizon_part(runtime, snapshot, horizon),
+        **loaded.freshness,
+    }
+
+
 @router.get(
     "/recommendations",
     response_model=RecommendationsResponse,
@@ -104,13 +124,6 @@ async def get_recommendations(
     chosen = snapshots.horizon(loaded.snapshot, requested)
 
     def build(loaded: LoadedSnapshot) -> View:
-        runtime, snapshot = snapshots.runtime, loaded.snapshot
-        return {
-            "success": True,
-            "recommendations": ranked_part(runtime, snapshot, chosen, top_n=top_n, min_score=min_score, label=label),
-            "total_analyzed": snapshot.universe_size,
-            **horizon_part(runtime, snapshot, chosen),
-            **loaded.freshness,
-        }
+        return recommendations_body(snapshots.runtime, loaded, chosen, top_n=top_n, min_score=min_score, label=label)
 
     return snapshots.answer(loaded, build)

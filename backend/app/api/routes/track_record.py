@@ -14,6 +14,7 @@ while new runs are scored).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -22,14 +23,14 @@ from starlette.responses import Response
 
 from app.api.deps import HORIZON_PARAMETER, LoadedSnapshot, SnapshotLoader, SnapshotsDep, horizon_parameter
 from app.api.errors import ApiError
-from app.api.http_cache import matches, max_age_s
+from app.api.http_cache import cache_control, matches
 from app.api.responses import OrjsonResponse
 from app.api.routes.levels import SymbolPath, parse_symbol
 from app.api.schemas import ERROR_RESPONSES
 from app.api.track_record import Window, calls_view, run_row_view, summary_view
 from app.api.track_schemas import SymbolTrackRecordResponse, TrackRecordResponse, TrackRecordRunsResponse
 from app.api.track_store import MEMORY, Load, TrackRecordStore, View, body_key
-from app.domain import utc_now
+from app.domain import Snapshot
 from app.storage.track_record import TrackRecordRepository, page_cursor, parse_cursor
 
 router = APIRouter(tags=["track-record"])
@@ -53,7 +54,7 @@ def _store(snapshots: SnapshotLoader) -> TrackRecordStore:
 
 
 @dataclass(frozen=True, slots=True)
-class _Served:
+class ServedRun:
     """The current run, the horizon asked for (one it serves) and every horizon it serves."""
 
     loaded: LoadedSnapshot
@@ -72,25 +73,47 @@ class _Found:
     unchanged: bool = False
 
 
-async def _served(snapshots: SnapshotLoader) -> _Served:
+async def _served(snapshots: SnapshotLoader) -> ServedRun:
     requested = horizon_parameter(snapshots.request)
     loaded = await snapshots.load()
     horizon = snapshots.horizon(loaded.snapshot, requested)
-    return _Served(loaded, horizon, list(snapshots.runtime.horizons.get(loaded.snapshot).names))
+    return ServedRun(loaded, horizon, list(snapshots.runtime.horizons.get(loaded.snapshot).names))
+
+
+def track_key(exchange: str, version: str, served: ServedRun, parts: tuple[object, ...]) -> str:
+    """The key of one track-record body: the exchange, the scores' version, the horizons and the route's parts."""
+    return body_key(exchange, version, served.horizon, ",".join(served.horizons), *parts)
+
+
+def track_etag(key: str) -> str:
+    """The ``ETag`` of the track-record body stored under ``key``."""
+    return f'W/"track-{key}"'
+
+
+def track_headers(key: str, served: ServedRun, *, interval_s: float, now: datetime) -> dict[str, str]:
+    """``ETag`` (the body's key) and ``Cache-Control`` of a track-record answer."""
+    age = cache_control(served.loaded.snapshot, interval_s=interval_s, now=now)
+    return {"ETag": track_etag(key), "Cache-Control": age}
+
+
+def track_body(exchange: str, served: ServedRun, view: View, source: str) -> View:
+    """A track-record payload: the stored ``view`` with the run's horizons and the tier that served it."""
+    head: View = {"success": True, "exchange": exchange, "horizon": served.horizon}
+    return {**head, "horizons": served.horizons, **view, "data_source": source}
 
 
 async def _find(
-    snapshots: SnapshotLoader, served: _Served, parts: tuple[object, ...], load: Load, *, body_needed: bool = False
+    snapshots: SnapshotLoader, served: ServedRun, parts: tuple[object, ...], load: Load, *, body_needed: bool = False
 ) -> _Found:
     """The body ``load`` builds for the current version of the scores, unless the client holds it and the route
     does not need the body to decide its status (``body_needed``)."""
     store, exchange, use_cache = _store(snapshots), snapshots.exchange, snapshots.use_cache
-    version = store.cached_version(exchange) if use_cache else None
+    version = store.known_version(exchange) if use_cache else None
     if version is None:
         version = await run_in_threadpool(store.version, exchange, use_cache=use_cache)
-    key = body_key(exchange, version, served.horizon, ",".join(served.horizons), *parts)
-    age_s = max_age_s(served.loaded.snapshot, interval_s=snapshots.settings.schedule_interval_s, now=utc_now())
-    headers = {"ETag": f'W/"track-{key}"', "Cache-Control": f"private, max-age={age_s}"}
+    key = track_key(exchange, version, served, parts)
+    interval_s = snapshots.settings.schedule_interval_s
+    headers = track_headers(key, served, interval_s=interval_s, now=snapshots.runtime.clock())
     unchanged = matches(snapshots.request.headers.get("if-none-match"), headers["ETag"])
     if unchanged and not body_needed:
         return _Found(None, MEMORY, headers, unchanged=True)
@@ -101,12 +124,31 @@ async def _find(
     return _Found(view, source, headers, unchanged=unchanged)
 
 
-def _answer(snapshots: SnapshotLoader, served: _Served, found: _Found) -> Response:
+def _answer(snapshots: SnapshotLoader, served: ServedRun, found: _Found) -> Response:
     if found.unchanged or found.view is None:
         return Response(status_code=304, headers=found.headers)
-    head: View = {"success": True, "exchange": snapshots.exchange, "horizon": served.horizon}
-    body = {**head, "horizons": served.horizons, **found.view, "data_source": found.source}
-    return OrjsonResponse(body, headers=found.headers)
+    return OrjsonResponse(track_body(snapshots.exchange, served, found.view, found.source), headers=found.headers)
+
+
+def summary_parts(snapshot: Snapshot, *, days: int) -> tuple[object, ...]:
+    """The key parts of ``/track-record``: the window of ``days`` ending at the run's ``as_of``."""
+    return ("summary", days, Window.ending(snapshot.data_as_of, days=days).until.isoformat())
+
+
+def runs_parts(*, limit: int, before: str | None) -> tuple[object, ...]:
+    """The key parts of ``/track-record/runs``."""
+    return ("runs", limit, before)
+
+
+def symbol_readings(snapshot: Snapshot, candidates: list[str]) -> list[str]:
+    """``candidates`` with the ones the run analysed first (the order ``/track-record/symbols`` tries them in)."""
+    in_run = [candidate for candidate in candidates if candidate in snapshot.levels]
+    return in_run + [candidate for candidate in candidates if candidate not in in_run]
+
+
+def symbol_parts(snapshot: Snapshot, ordered: list[str], *, days: int) -> tuple[object, ...]:
+    """The key parts of ``/track-record/symbols/{symbol}``."""
+    return ("symbol", days, Window.ending(snapshot.data_as_of, days=days).until.isoformat(), *ordered)
 
 
 @router.get("/track-record", response_model=TrackRecordResponse, responses=ERROR_RESPONSES, openapi_extra=_EXTRA)
@@ -120,7 +162,7 @@ async def get_track_record(snapshots: SnapshotsDep, days: DaysQuery = DAYS_DEFAU
         scores = repository.scores(exchange=exchange, horizon=horizon, since=window.since, until=window.until)
         return summary_view(scores, window=window)
 
-    found = await _find(snapshots, served, ("summary", days, window.until.isoformat()), load)
+    found = await _find(snapshots, served, summary_parts(served.loaded.snapshot, days=days), load)
     return _answer(snapshots, served, found)
 
 
@@ -136,7 +178,7 @@ async def get_track_record_runs(
 ) -> Response:
     """One row per scored run at ``horizon``, newest first, ``limit`` per page."""
     if before is not None:
-        _check_cursor(before)
+        check_cursor(before)
     served = await _served(snapshots)
     exchange, horizon = snapshots.exchange, served.horizon
 
@@ -151,10 +193,11 @@ async def get_track_record_runs(
             "next_before": page_cursor(page[-1]) if more else None,
         }
 
-    return _answer(snapshots, served, await _find(snapshots, served, ("runs", limit, before), load))
+    return _answer(snapshots, served, await _find(snapshots, served, runs_parts(limit=limit, before=before), load))
 
 
-def _check_cursor(before: str) -> None:
+def check_cursor(before: str) -> None:
+    """ApiError 422 ``invalid_cursor`` unless ``before`` is a cursor a page returned."""
     try:
         parse_cursor(before)
     except ValueError:
@@ -177,8 +220,8 @@ async def get_symbol_track_record(
     candidates = parse_symbol(symbol, default_quote=snapshots.settings.quote_currency(snapshots.exchange))
     served = await _served(snapshots)
     snapshot, horizon = served.loaded.snapshot, served.horizon
-    in_run = [candidate for candidate in candidates if candidate in snapshot.levels]
-    ordered = in_run + [candidate for candidate in candidates if candidate not in in_run]
+    ordered = symbol_readings(snapshot, candidates)
+    in_run = [candidate for candidate in ordered if candidate in snapshot.levels]
     window = Window.ending(snapshot.data_as_of, days=days)
     exchange = snapshots.exchange
 
@@ -192,7 +235,7 @@ async def get_symbol_track_record(
                 return {"symbol": candidate, **view}
         return {"symbol": in_run[0] if in_run else None, **calls_view([], window=window)}
 
-    parts = ("symbol", days, window.until.isoformat(), *ordered)
+    parts = symbol_parts(snapshot, ordered, days=days)
     found = await _find(snapshots, served, parts, load, body_needed=not in_run)  # in the run: never a 404
     if found.view is not None and found.view["symbol"] is None:
         raise _unknown_symbol(symbol, candidates, snapshot.exchange, days)
