@@ -1,7 +1,8 @@
 """Process wiring for HTTP serving: the API alone, or API and worker in one process (``dantaro run``).
 
-``dantaro api`` runs on uvloop, as ``uvicorn app.main:app`` does. Uvicorn owns SIGINT/SIGTERM; when it stops
-serving, the in-process worker is told to stop and drains. Uvicorn waits for every open response before it finishes,
+``dantaro api`` runs on the standard asyncio loop: under uvloop, libuv sheds connections silently when descriptors run
+out, so the one ``accept_failed`` event of ``app.http_limits`` would never be logged. Uvicorn owns SIGINT/SIGTERM;
+when it stops serving, the in-process worker is told to stop and drains. Uvicorn waits for every open response before it finishes,
 so live streams are ended first (``begin_shutdown``). Connections are bounded (``app.http_limits``): a deadline
 and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's keep-alive timeout, at most
 ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged as one rate-limited event.
@@ -14,7 +15,6 @@ import socket
 from collections.abc import Callable
 
 import uvicorn
-import uvloop
 from prometheus_client import REGISTRY
 
 from app.api.app import ApiState, begin_shutdown, create_app
@@ -56,8 +56,8 @@ def _server(settings: Settings, *, host: str, port: int, state: ApiState | None)
 
 
 def run_api(settings: Settings, *, host: str, port: int) -> None:
-    """``dantaro api``: serve the API on uvloop (uvicorn's own choice when it starts the loop) until a signal."""
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+    """``dantaro api``: serve the API on the standard asyncio loop (see the module docstring) until a signal."""
+    with asyncio.Runner() as runner:
         runner.run(serve_api(settings, host=host, port=port))
 
 
