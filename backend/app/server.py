@@ -1,11 +1,12 @@
 """Process wiring for HTTP serving: the API alone, or API and worker in one process (``dantaro run``).
 
-``dantaro api`` runs on the standard asyncio loop: under uvloop, libuv sheds connections silently when descriptors run
-out, so the one ``accept_failed`` event of ``app.http_limits`` would never be logged. Uvicorn owns SIGINT/SIGTERM;
-when it stops serving, the in-process worker is told to stop and drains. Uvicorn waits for every open response
-before it finishes, so live streams are ended first (``begin_shutdown``). Connections are bounded (``app.http_limits``): a deadline
-and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's keep-alive timeout, at most
-``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged as one rate-limited event.
+``dantaro api`` runs on the standard asyncio loop: under uvloop, libuv sheds connections silently when descriptors
+run out, so the one ``accept_failed`` event of ``app.http_limits`` would never be logged. Uvicorn owns
+SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains. Uvicorn waits for every
+open response before it finishes, so live streams are ended first (``begin_shutdown``). Connections are bounded
+(``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's
+keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged
+as one rate-limited event.
 """
 
 from __future__ import annotations
