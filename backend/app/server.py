@@ -7,6 +7,10 @@ open response before it finishes, so live streams are ended first (``begin_shutd
 (``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's
 keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged
 as one rate-limited event.
+
+One of several API processes (``dantaro api --workers N``, ``app.supervisor``) serves a listening socket it
+inherited from the supervisor (``ProcessWiring.listen_fd``), says when it is ready (one byte on ``ready_fd`` once
+uvicorn listens), spools its metrics for the aggregated ``/metrics`` (``metrics_dir``) and stops with its parent.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from prometheus_client import REGISTRY
@@ -23,14 +29,34 @@ from app.config import Settings
 from app.http_limits import install_accept_error_log, protocol_with_deadline
 from app.logging import uvicorn_log_config
 from app.storage.cache import MemoryCache
+from app.supervisor.child import die_with_parent, say_ready
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessWiring:
+    """What a supervised API process gets from its supervisor: the listening socket, the readiness pipe (both file
+    descriptors) and the metrics directory."""
+
+    listen_fd: int
+    ready_fd: int
+    metrics_dir: Path
 
 
 class _Server(uvicorn.Server):
     """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses."""
 
-    def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, *, before_shutdown: Callable[[], None], on_started: Callable[[], None]
+    ) -> None:
         super().__init__(config)
         self._before_shutdown = before_shutdown
+        self._on_started = on_started
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Uvicorn's startup (the lifespan, then listening), then ``on_started``."""
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """End the live streams, then uvicorn's graceful shutdown."""
@@ -38,7 +64,14 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _server(settings: Settings, *, host: str, port: int, state: ApiState | None) -> uvicorn.Server:
+def _server(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    state: ApiState | None,
+    on_started: Callable[[], None] = lambda: None,
+) -> uvicorn.Server:
     app = create_app(settings, state=state)
     config = uvicorn.Config(
         app,
@@ -53,19 +86,28 @@ def _server(settings: Settings, *, host: str, port: int, state: ApiState | None)
         limit_concurrency=settings.api_max_connections,
         backlog=settings.api_max_connections,
     )
-    return _Server(config, before_shutdown=lambda: begin_shutdown(app))
+    return _Server(config, before_shutdown=lambda: begin_shutdown(app), on_started=on_started)
 
 
-def run_api(settings: Settings, *, host: str, port: int) -> None:
-    """``dantaro api``: serve the API on the standard asyncio loop (see the module docstring) until a signal."""
+def run_api(settings: Settings, *, host: str, port: int, wiring: ProcessWiring | None = None) -> None:
+    """``dantaro api``: serve the API on the standard asyncio loop (see the module docstring) until a signal; with
+    ``wiring``, as one process of a supervised group."""
+    if wiring is not None:
+        die_with_parent()
     with asyncio.Runner() as runner:
-        runner.run(serve_api(settings, host=host, port=port))
+        runner.run(serve_api(settings, host=host, port=port, wiring=wiring))
 
 
-async def serve_api(settings: Settings, *, host: str, port: int) -> None:
+async def serve_api(settings: Settings, *, host: str, port: int, wiring: ProcessWiring | None = None) -> None:
     """Serve the API until a signal stops uvicorn."""
     install_accept_error_log(asyncio.get_running_loop())
-    await _server(settings, host=host, port=port, state=None).serve()
+    if wiring is None:
+        await _server(settings, host=host, port=port, state=None).serve()
+        return
+    listener = socket.socket(fileno=wiring.listen_fd)
+    state = ApiState(metrics_dir=wiring.metrics_dir)
+    server = _server(settings, host=host, port=port, state=state, on_started=lambda: say_ready(wiring.ready_fd))
+    await server.serve(sockets=[listener])
 
 
 async def serve_all(settings: Settings, *, host: str, port: int) -> None:

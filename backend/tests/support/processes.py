@@ -36,10 +36,12 @@ def log_events(text: str) -> list[dict[str, Any]]:
 
 
 def dantaro_env(data_dir: Path, **settings: str) -> dict[str, str]:
-    """The environment of a ``dantaro`` subprocess: no inherited DANTARO_* variables, JSON logs, small replay."""
+    """The environment of a ``dantaro`` subprocess: no inherited DANTARO_* variables, JSON logs, small replay, one
+    API process (``dantaro api`` without a supervisor; tests of several pass ``--workers``)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DANTARO_")}
     env.update(
         DANTARO_DATA_DIR=str(data_dir),
+        DANTARO_API_WORKERS="1",
         DANTARO_REPLAY_WARMUP_CANDLES="100",
         DANTARO_LOOKBACK_CANDLES="150",
         DANTARO_LOG_FORMAT="json",
