@@ -160,10 +160,12 @@ class LoopHistogram(Collector):
 class ProcessSpool:
     """This process's loop series in the shared spool directory, rewritten whole by ``flush``."""
 
-    def __init__(self, directory: Path, collectors: Sequence[LoopCounter | LoopHistogram]) -> None:
+    def __init__(
+        self, directory: Path, collectors: Sequence[LoopCounter | LoopHistogram], *, pid: int | None = None
+    ) -> None:
         self.directory = directory
         self._collectors = collectors
-        pid = os.getpid()
+        pid = pid or os.getpid()  # another pid: tests that play several processes in one
         self._files = {kind: MmapedDict(str(directory / f"{kind}_loop_{pid}.db")) for kind in SPOOL_KINDS}
 
     def flush(self) -> None:

@@ -2,7 +2,7 @@
 
 Invariants: at most one supervisor per data directory (an exclusive ``flock`` on ``api-supervisor.lock``, held for
 the supervisor's life, released by the kernel when it dies); ``api-supervisor.json`` is replaced atomically and
-says the supervisor's pid, its processes by slot and the outcome of its last reload (``reloads`` counts finished
+says the supervisor's pid, its processes by slot (and whether each is ready) and the outcome of its last reload (``reloads`` counts finished
 reloads). A reload is asked for with SIGHUP and is finished when ``reloads`` grows.
 """
 
@@ -46,6 +46,7 @@ class SupervisorState:
     address: str
     workers: int
     processes: list[int | None] = field(default_factory=list)  # pid by slot (None while a slot waits to restart)
+    ready: list[bool] = field(default_factory=list)  # by slot: its process said it serves
     reloads: int = 0
     last_reload: dict[str, Any] | None = None  # ReloadOutcome as a dict
 

@@ -259,6 +259,8 @@ class Supervisor:
             child = waiting.get(fd)
             if child is not None and child.read_ready(now_s):
                 log.info("api_process_ready", slot=child.slot, pid=child.pid, ready_s=round(now_s - child.started_s, 3))
+                if child in self._slots:
+                    self._write_state()
         self._reap(now_s)
         self._restart_due(now_s)
         for child in self._stopping:
@@ -366,6 +368,7 @@ class Supervisor:
 
     def _write_state(self) -> None:
         self._state.processes = [None if child is None else child.pid for child in self._slots]
+        self._state.ready = [child is not None and child.ready_s is not None for child in self._slots]
         write_state(self.plan.data_dir, self._state)
 
 
