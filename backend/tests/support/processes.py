@@ -77,12 +77,13 @@ class DantaroProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.wrapper: list[str] = []  # a command the process is started under, e.g. ``prlimit --nofile=64:64 --``
+        self.program: list[str] = DANTARO  # or a release's ``bin/dantaro`` (deploy tests)
 
     def start(self) -> DantaroProcess:
         """Start the process (returns self)."""
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                [*self.wrapper, *DANTARO, *self.args],
+                [*self.wrapper, *self.program, *self.args],
                 env=self.env,
                 cwd=REPO_ROOT,
                 stdout=subprocess.DEVNULL,
