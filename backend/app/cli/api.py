@@ -29,7 +29,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers",
         type=_count,
-        help="API processes on the address (default DANTARO_API_WORKERS: the CPUs this process may use); "
+        help="API processes on the address (default DANTARO_API_WORKERS, 0 = the CPUs this process may use); "
         "1 = one unsupervised process",
     )
     parser.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
@@ -45,7 +45,7 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
         wiring = ProcessWiring(listen_fd=args.listen_fd, ready_fd=args.ready_fd, metrics_dir=args.metrics_dir)
         run_api(settings, host=host, port=port, wiring=wiring)
         return 0
-    workers = args.workers or settings.api_workers
+    workers = args.workers or settings.api_processes
     if workers == 1:
         run_api(settings, host=host, port=port)
         return 0

@@ -2,8 +2,8 @@
 
 Invariants: at most one supervisor per data directory (an exclusive ``flock`` on ``api-supervisor.lock``, held for
 the supervisor's life, released by the kernel when it dies); ``api-supervisor.json`` is replaced atomically and
-says the supervisor's pid, its processes by slot (and whether each is ready) and the outcome of its last reload (``reloads`` counts finished
-reloads). A reload is asked for with SIGHUP and is finished when ``reloads`` grows.
+says the supervisor's pid, its processes by slot (and whether each is ready) and the outcome of its last reload
+(``reloads`` counts finished reloads). A reload is asked for with SIGHUP and is finished when ``reloads`` grows.
 """
 
 from __future__ import annotations
