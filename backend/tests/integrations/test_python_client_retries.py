@@ -8,12 +8,15 @@ embedded stack's own worker (``dantaro run`` replaying the bundled candles).
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from dantaro_client import (
@@ -29,7 +32,7 @@ from dantaro_client import (
 from app.config import DEVELOPMENT_KEY
 from app.domain import utc_now
 from tests.support.candles import copy_replay_pairs
-from tests.support.client_stack import RETRY_AFTER_NOT_READY_S, ClientStack, Recorder
+from tests.support.client_stack import CLIENT_DIR, RETRY_AFTER_NOT_READY_S, ClientStack, Recorder
 from tests.support.processes import ApiServer, dantaro_env
 from tests.support.snapshots import build_snapshot
 from tests.support.waiting import wait_for
@@ -162,20 +165,42 @@ def test_a_stream_silent_beyond_its_read_timeout_raises(client_stack: ClientStac
         assert time.monotonic() - started_s < 1.0
 
 
-async def test_the_client_follows_the_worker_s_replay_runs_on_the_embedded_stack(tmp_path: Path) -> None:
-    replay = copy_replay_pairs(tmp_path / "replay", ["BTC", "ETH", "SOL", "ADA"])
-    env = dantaro_env(tmp_path, DANTARO_REPLAY_DATA_DIR=str(replay), DANTARO_ANALYSIS_INTERVAL_S="2")
-    server = ApiServer(env, log_path=tmp_path / "run.log", command="run")
+@pytest.fixture(scope="module")
+def replay_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """``dantaro run`` (API + worker, SQLite, in-process cache) replaying four bundled pairs every 2 s."""
+    directory = tmp_path_factory.mktemp("client-replay")
+    replay = copy_replay_pairs(directory / "replay", ["BTC", "ETH", "SOL", "ADA"])
+    env = dantaro_env(directory, DANTARO_REPLAY_DATA_DIR=str(replay), DANTARO_ANALYSIS_INTERVAL_S="2")
+    server = ApiServer(env, log_path=directory / "run.log", command="run")
     try:
-        await asyncio.to_thread(server.start, timeout_s=90)
-        async with AsyncDantaroClient(server.base_url, DEVELOPMENT_KEY) as client, client.stream() as events:
-            await asyncio.wait_for(anext(events), EVENT_TIMEOUT_S)
-            run = await asyncio.wait_for(anext(events), 60)  # the worker's next published run
-            assert isinstance(run, RunEvent)
-            ranked, candles = await asyncio.gather(client.recommendations(top_n=4), client.candles("BTC", limit=5))
-        assert ranked.as_of >= run.data.as_of and len(ranked.recommendations) == 4
-        assert {item.symbol for item in ranked.recommendations} <= {"BTC/USDT", "ETH/USDT", "SOL/USDT", "ADA/USDT"}
-        as_of_ms = candles.as_of.timestamp() * 1000
-        assert candles.count == 5 and candles.candles[-1].open_time_ms + 3_600_000 <= as_of_ms
+        server.start(timeout_s=90)
+        yield server
     finally:
         server.kill()
+
+
+async def test_the_async_client_follows_the_worker_s_replay_runs(replay_server: ApiServer) -> None:
+    async with AsyncDantaroClient(replay_server.base_url, DEVELOPMENT_KEY) as client, client.stream() as events:
+        await asyncio.wait_for(anext(events), EVENT_TIMEOUT_S)
+        run = await asyncio.wait_for(anext(events), 60)  # the worker's next published run
+        assert isinstance(run, RunEvent)
+        ranked, candles = await asyncio.gather(client.recommendations(top_n=4), client.candles("BTC", limit=5))
+    assert ranked.as_of >= run.data.as_of and len(ranked.recommendations) == 4
+    assert {item.symbol for item in ranked.recommendations} == {"BTC/USDT", "ETH/USDT", "SOL/USDT", "ADA/USDT"}
+    assert candles.count == 5 and candles.candles[-1].open_time_ms + 3_600_000 <= candles.as_of.timestamp() * 1000
+
+
+def test_the_readme_example_runs_against_dantaro_run(replay_server: ApiServer) -> None:
+    readme = (CLIENT_DIR / "README.md").read_text()
+    example = readme.split("```python\n", 1)[1].split("```", 1)[0]
+    assert 'DantaroClient("http://127.0.0.1:8000"' in example and len(example.strip().splitlines()) <= 12
+    code = example.replace("http://127.0.0.1:8000", replay_server.base_url)
+    env = {**os.environ, "PYTHONPATH": str(CLIENT_DIR / "src")}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=90, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"run \w+ as of \d{4}-\d\d-\d\d \d\d:\d\d, (fresh|stale)", lines[0]), lines
+    assert [line.split()[0] for line in lines[1:5]] == ["1", "2", "3", "4"] and len(lines) == 6
+    assert lines[-1].startswith("new run ") and lines[-1].split()[2] != lines[0].split()[1]

@@ -30,12 +30,14 @@ from app.storage.db import make_engine, make_session_factory
 from app.storage.publish import publish
 from tests.support.api import Database, migrated_database
 from tests.support.candles import closed
+from tests.support.paths import REPO_ROOT
 from tests.support.processes import ApiServer, dantaro_env
 from tests.support.services import unavailable
 from tests.support.snapshots import build_snapshot
 from tests.support.track_rows import save_history, scored_history
 from tests.support.waiting import wait_for
 
+CLIENT_DIR = REPO_ROOT / "clients" / "python"
 SETTINGS = {
     "DANTARO_EXCHANGES": "binance,upbit",  # upbit: configured, never published until a test does
     "DANTARO_ANALYSIS_INTERVAL_S": "4",

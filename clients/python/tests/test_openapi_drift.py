@@ -34,7 +34,12 @@ def client_models() -> dict[str, type[BaseModel]]:
     for module in (models, track_models):
         for name, value in vars(module).items():
             public = not name.startswith("_") and getattr(value, "__module__", None) == module.__name__
-            if public and inspect.isclass(value) and issubclass(value, models.ApiModel):
+            if (
+                public
+                and inspect.isclass(value)
+                and issubclass(value, models.ApiModel)
+                and value is not models.ApiModel
+            ):
                 found[name] = value
     return found
 
