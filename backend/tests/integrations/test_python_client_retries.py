@@ -163,6 +163,7 @@ def test_a_stream_silent_beyond_its_read_timeout_raises(client_stack: ClientStac
             with pytest.raises(RequestTimeoutError, match="ReadTimeout"):
                 next(events)
         assert time.monotonic() - started_s < 1.0
+        assert next(events, None) is None  # closed by the with block: the iteration has ended
 
 
 @pytest.fixture(scope="module")

@@ -84,6 +84,7 @@ class AsyncEventStream:
         self._response: httpx2.Response | None = None
         self._lines: AsyncIterator[str] | None = None
         self._parser = SseParser()
+        self._closed = False
 
     @property
     def last_event_id(self) -> str | None:
@@ -100,6 +101,8 @@ class AsyncEventStream:
         return self
 
     async def __anext__(self) -> StreamEvent:
+        if self._closed:
+            raise StopAsyncIteration
         lines = await self._start()
         with translated_errors():
             async for line in lines:
@@ -110,7 +113,8 @@ class AsyncEventStream:
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection (idempotent); the iteration ends."""
+        self._closed = True
         if self._response is not None:
             await self._response.aclose()
 

@@ -89,6 +89,7 @@ class EventStream:
         self._response: httpx2.Response | None = None
         self._lines: Iterator[str] | None = None
         self._parser = SseParser()
+        self._closed = False
 
     @property
     def last_event_id(self) -> str | None:
@@ -105,6 +106,8 @@ class EventStream:
         return self
 
     def __next__(self) -> StreamEvent:
+        if self._closed:
+            raise StopIteration
         lines = self._start()
         with translated_errors():
             for line in lines:
@@ -115,7 +118,8 @@ class EventStream:
         raise StopIteration
 
     def close(self) -> None:
-        """Close the connection (idempotent)."""
+        """Close the connection (idempotent); the iteration ends."""
+        self._closed = True
         if self._response is not None:
             self._response.close()
 

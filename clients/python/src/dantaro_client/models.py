@@ -1,7 +1,7 @@
 """Typed models of the API's JSON bodies: one class per OpenAPI component schema, same name, same fields.
 
 Invariants: every field, its type and whether it is required match the component of the same name in the API's
-``/openapi.json`` (checked against ``create_app`` by ``backend/tests/integrations/test_client_models.py``). Models
+``/openapi.json`` (checked against ``create_app`` by ``clients/python/tests/test_openapi_drift.py``). Models
 are immutable; a field the API adds later is ignored rather than refused, so an older client keeps working.
 Units as the API documents them: scores in [0, 1], ``*_pct`` and ``price_change_24h`` in percent, volumes in the
 quote currency, ``age_seconds`` in seconds since the run was generated. The track-record bodies are in
