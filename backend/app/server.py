@@ -1,7 +1,8 @@
 """Process wiring for HTTP serving: the API alone, or API and worker in one process (``dantaro run``).
 
-``dantaro api`` runs on the standard asyncio loop: under uvloop, libuv sheds connections silently when descriptors
-run out, so the one ``accept_failed`` event of ``app.http_limits`` would never be logged. Uvicorn owns
+``dantaro api`` runs on uvloop when it is installed (the standard asyncio loop otherwise): libuv sheds connections
+silently when descriptors run out, so ``app.http_limits.watch_descriptors`` checks for exhaustion once a second and
+logs the same rate-limited ``accept_failed`` event the asyncio loop's accept error gives. Uvicorn owns
 SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains. Uvicorn waits for every
 open response before it finishes, so live streams are ended first (``begin_shutdown``). Connections are bounded
 (``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's
@@ -16,8 +17,9 @@ uvicorn listens), spools its metrics for the aggregated ``/metrics`` (``metrics_
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from prometheus_client import REGISTRY
 
 from app.api.app import ApiState, begin_shutdown, create_app
 from app.config import Settings
-from app.http_limits import install_accept_error_log, protocol_with_deadline
+from app.http_limits import install_accept_error_log, protocol_with_deadline, watch_descriptors
 from app.logging import uvicorn_log_config
 from app.storage.cache import MemoryCache
 from app.supervisor.child import die_with_parent, say_ready
@@ -90,24 +92,43 @@ def _server(
 
 
 def run_api(settings: Settings, *, host: str, port: int, wiring: ProcessWiring | None = None) -> None:
-    """``dantaro api``: serve the API on the standard asyncio loop (see the module docstring) until a signal; with
+    """``dantaro api``: serve the API on uvloop when installed (see the module docstring) until a signal; with
     ``wiring``, as one process of a supervised group."""
     if wiring is not None:
         die_with_parent()
-    with asyncio.Runner() as runner:
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve_api(settings, host=host, port=port, wiring=wiring))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed, else None (the standard loop)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def serve_api(settings: Settings, *, host: str, port: int, wiring: ProcessWiring | None = None) -> None:
     """Serve the API until a signal stops uvicorn."""
-    install_accept_error_log(asyncio.get_running_loop())
-    if wiring is None:
-        await _server(settings, host=host, port=port, state=None).serve()
-        return
-    listener = socket.socket(fileno=wiring.listen_fd)
-    state = ApiState(metrics_dir=wiring.metrics_dir)
-    server = _server(settings, host=host, port=port, state=state, on_started=lambda: say_ready(wiring.ready_fd))
-    await server.serve(sockets=[listener])
+    async with _descriptors_watched():
+        if wiring is None:
+            await _server(settings, host=host, port=port, state=None).serve()
+            return
+        listener = socket.socket(fileno=wiring.listen_fd)
+        state = ApiState(metrics_dir=wiring.metrics_dir)
+        server = _server(settings, host=host, port=port, state=state, on_started=lambda: say_ready(wiring.ready_fd))
+        await server.serve(sockets=[listener])
+
+
+@contextlib.asynccontextmanager
+async def _descriptors_watched() -> AsyncIterator[None]:
+    """Descriptor exhaustion logged on this loop, from its accept errors and from a once-a-second count."""
+    watch = asyncio.create_task(watch_descriptors(install_accept_error_log(asyncio.get_running_loop())))
+    try:
+        yield
+    finally:
+        watch.cancel()
 
 
 async def serve_all(settings: Settings, *, host: str, port: int) -> None:
@@ -117,9 +138,8 @@ async def serve_all(settings: Settings, *, host: str, port: int) -> None:
     shared = MemoryCache()
     state = ApiState(cache=None if settings.redis_url else shared, extra_metrics=REGISTRY)  # + worker metrics
     server = _server(settings, host=host, port=port, state=state)
-    install_accept_error_log(asyncio.get_running_loop())
     stop = asyncio.Event()
-    async with open_worker(settings, shared_cache=shared) as worker:
+    async with _descriptors_watched(), open_worker(settings, shared_cache=shared) as worker:
         worker_task = asyncio.create_task(worker.serve(stop))
         try:
             await server.serve()
