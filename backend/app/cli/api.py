@@ -51,7 +51,7 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     from app.supervisor.supervisor import supervise
 
-    return supervise(settings, host=host, port=port, workers=workers)
+    supervise(settings, host=host, port=port, workers=workers)  # execs the supervisor: does not return
 
 
 COMMAND = Command(name="api", summary="serve the read-only HTTP API", run=_api, arguments=_arguments)

@@ -24,6 +24,7 @@ Times are monotonic seconds.
 
 from __future__ import annotations
 
+import json
 import os
 import select
 import shutil
@@ -38,14 +39,17 @@ from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING, NoReturn
 
 import structlog
 
-from app.config import Settings
 from app.prometheus import retire_process
 from app.supervisor.child import READY
 from app.supervisor.sockets import bind_slots
 from app.supervisor.state import ReloadOutcome, SupervisorState, lock_data_dir, remove_state, write_state
+
+if TYPE_CHECKING:  # the supervisor's own process does not load the settings (app.supervisor.__main__)
+    from app.config import Settings
 
 log = structlog.get_logger(__name__)
 
@@ -372,14 +376,27 @@ class Supervisor:
         write_state(self.plan.data_dir, self._state)
 
 
-def supervise(settings: Settings, *, host: str, port: int, workers: int) -> int:
-    """``dantaro api --workers N`` (N > 1): supervise N API processes on ``host:port``; the exit status."""
+def supervise(settings: Settings, *, host: str, port: int, workers: int) -> NoReturn:
+    """``dantaro api --workers N`` (N > 1): become the supervisor of N API processes on ``host:port``. This process
+    execs ``python -m app.supervisor`` (same pid, a fresh image without the CLI's imports: about half the memory)."""
     plan = Plan(
         host=host,
         port=port,
         workers=workers,
         backlog=settings.api_max_connections,
-        data_dir=settings.data_dir,
+        data_dir=settings.data_dir.resolve(),
         launcher=launcher(),
     )
-    return Supervisor(plan).run()
+    document = {**asdict(plan), "data_dir": str(plan.data_dir), "log_level": settings.log_level}
+    document["log_format"] = settings.log_format
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "app.supervisor", json.dumps(document)])
+
+
+def plan_from_json(text: str) -> tuple[Plan, dict[str, str]]:
+    """The plan ``supervise`` passed on, and its logging settings (``level``, ``log_format``)."""
+    document = json.loads(text)
+    logging = {"level": document.pop("log_level"), "log_format": document.pop("log_format")}
+    document.update(data_dir=Path(document["data_dir"]), launcher=tuple(document["launcher"]))
+    return Plan(**document), logging
