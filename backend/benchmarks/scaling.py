@@ -5,12 +5,19 @@ Ours is ``dantaro api --workers N`` (N = 1: one unsupervised process, as before)
 servers on ``SO_REUSEPORT`` sockets of one port (``reference_servers``). Each endpoint is loaded on both in
 interleaved rounds (figures are medians). Reported per N: requests/s of each, our ratio to the reference, the
 scaling factor from one process, resident memory per serving process and in total (the supervisor or the forking
-parent included), and the load average before and after (other work on the machine skews everything).
+parent included), and the load average before and after (other work on the machine skews everything). Because
+throughput on a shared machine says little about scaling, each load's CPU time is counted too: the server
+processes' (psutil, the whole process tree) and the load generator's (wrk: this process's waited-for children; the
+Python generator: this process). Requests per server CPU-second that stay flat from 1 to N mean the processes add
+no overhead; the N-process throughput a machine can reach is then its free cores divided by the CPU a request
+costs the server and the load generator together.
 """
 
 from __future__ import annotations
 
 import os
+import resource
+import shutil
 import statistics
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -34,6 +41,34 @@ class Side:
     errors: int = 0
     per_process_mb: list[float] = field(default_factory=list)
     total_mb: float = 0.0
+    requests: int = 0  # over every measured round
+    server_cpu_s: float = 0.0
+    loader_cpu_s: float = 0.0
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and every process under it so far."""
+    processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    return sum(sum(process.cpu_times()[:2]) for process in processes)
+
+
+def loader_cpu_s() -> float:
+    """CPU seconds the load generator has used so far: wrk runs as a child, the Python generator in this process."""
+    who = resource.RUSAGE_CHILDREN if shutil.which("wrk") else resource.RUSAGE_SELF
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _measured(
+    load: Load, endpoint: Endpoint, *, port: int, pid: int, side: Side, options: dict[str, Any]
+) -> LoadResult:
+    """One measured load, its requests and the CPU it cost the server and the load generator added to ``side``."""
+    server_s, loader_s = tree_cpu_s(pid), loader_cpu_s()
+    result = load(endpoint, port=port, **options)
+    side.server_cpu_s += tree_cpu_s(pid) - server_s
+    side.loader_cpu_s += loader_cpu_s() - loader_s
+    side.requests += result.requests
+    return result
 
 
 def tree_memory_mb(pid: int) -> tuple[list[float], float]:
@@ -66,8 +101,11 @@ def machine_run(
                 for side in SIDES:  # warm-up
                     load(endpoint, port=port[side], **{**options, "duration_s": 1.0})
                 for _ in range(rounds):
-                    for side in SIDES:
-                        runs[side].append(load(endpoint, port=port[side], **options))
+                    for side, pid in (("ours", ours), ("bare", bare)):
+                        measured = _measured(
+                            load, endpoint, port=port[side], pid=pid, side=sides[side], options=options
+                        )
+                        runs[side].append(measured)
                 for side in SIDES:
                     sides[side].rates[endpoint.name] = statistics.median(run.requests_per_s for run in runs[side])
                     sides[side].errors += sum(run.errors for run in runs[side])
@@ -102,6 +140,21 @@ def report_machine(results: dict[int, dict[str, Side]], *, tool: str, load_befor
             f"| {count} | {_spread(ours.per_process_mb)} | {ours.total_mb:.1f} | {_spread(bare.per_process_mb)} | "
             f"{bare.total_mb:.1f} | {ours.errors} / {bare.errors} |"
         )
+    columns = [
+        "ours requests per server CPU-s",
+        "bare requests per server CPU-s",
+        "load generator CPU-s per 10k requests",
+    ]
+    print("\n| processes | " + " | ".join(columns) + " |")
+    print("|---:|---:|---:|---:|")
+    for count in counts:
+        ours, bare = results[count]["ours"], results[count]["bare"]
+        loader_s = (ours.loader_cpu_s + bare.loader_cpu_s) / max(1, ours.requests + bare.requests) * 10_000
+        print(f"| {count} | {_per_cpu(ours)} | {_per_cpu(bare)} | {loader_s:.2f} |")
+
+
+def _per_cpu(side: Side) -> str:
+    return f"{side.requests / side.server_cpu_s:.0f}" if side.server_cpu_s else "-"
 
 
 def _spread(values: list[float]) -> str:
