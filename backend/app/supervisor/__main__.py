@@ -17,13 +17,16 @@ def main(argv: list[str]) -> int:
     plan, logging = plan_from_json(argv[0])
     configure_logging(**logging)
     try:
-        return Supervisor(plan).run()
+        status = Supervisor(plan).run()
     except UsageError as exc:
         print(f"dantaro api: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # one readable line, as the command line does
         print(f"dantaro api: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    if status != 0:
+        print("dantaro api: the API processes did not start; their log is above", file=sys.stderr)
+    return status
 
 
 sys.exit(main(sys.argv[1:]))

@@ -1,7 +1,8 @@
 """``dantaro api --workers 2`` as real processes on a SQLite file: a killed process is replaced and no request fails
 after a short window, SIGTERM drains every process without failing a request (one in progress, one sent on an idle
 kept-alive connection while the server stops), ``dantaro api-reload`` starts each new process before it stops the
-old one, and ``/metrics`` sums every process's series, a killed one's included.
+old one, ``/metrics`` sums every process's series, a killed one's included, and processes that cannot start make
+the start fail with one line.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.api import DEV_AUTH, migrated_database
 from tests.support.load import Load
+from tests.support.network import free_port
 from tests.support.processes import dantaro_env, log_events, run_dantaro
 from tests.support.raw_http import head, read_response
 from tests.support.snapshots import build_snapshot
@@ -154,3 +156,11 @@ def test_sigterm_finishes_requests_in_progress_and_answers_idle_connections_once
     assert finished.status == 200 and finished.headers["connection"] == "close"
     assert json.loads(finished.body)["recommendations"]
     assert status == 0 and not any(psutil.pid_exists(pid) for pid in pids)
+
+
+def test_processes_that_cannot_start_fail_the_start_with_one_line(tmp_path: Path) -> None:
+    env = dantaro_env(tmp_path / "data", DANTARO_LAUNCHER="/bin/false")  # every API process exits at once
+    started = run_dantaro(["api", "--workers", "2", "--port", str(free_port())], env, timeout_s=60)
+    assert started.returncode == 1
+    assert started.stderr.strip().splitlines()[-1] == "dantaro api: the API processes did not start; their log is above"
+    assert "api_start_failed" in started.stderr and not (tmp_path / "data" / "api-supervisor.json").exists()
