@@ -17,8 +17,9 @@ Invariants:
 - A stop (SIGTERM, SIGINT) sends SIGTERM to every process and waits for them; one that has not exited
   ``drain_timeout_s`` after its SIGTERM is killed, in a stop or a reload alike.
 - The first start fails (exit 1) when a process exits or is not ready within ``ready_timeout_s``.
-- Metrics: each process spools its series into a directory the supervisor creates and removes
-  (``app.prometheus``); an exited process's series are folded into the retired totals.
+- Metrics: each process spools its series into ``api-metrics/`` in the data directory, which the supervisor empties
+  when it starts and removes when it stops (``app.prometheus``); an exited process's series are folded into the
+  retired totals.
 Times are monotonic seconds.
 """
 
@@ -32,7 +33,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -58,6 +58,7 @@ STEADY_S = 10.0
 MAX_BACKOFF_S = 30.0
 READY_TIMEOUT_S = 60.0
 DRAIN_TIMEOUT_S = 25.0  # below the unit's TimeoutStopSec (30 s)
+METRICS_DIR_NAME = "api-metrics"  # in the data directory: the processes' spooled series
 
 
 def launcher() -> tuple[str, ...]:
@@ -113,7 +114,9 @@ class Supervisor:
             )
             for sock in self._sockets:
                 resources.callback(sock.close)
-            self._metrics_dir = Path(tempfile.mkdtemp(prefix="dantaro-api-metrics-"))
+            self._metrics_dir = self.plan.data_dir / METRICS_DIR_NAME  # ours alone: we hold the data directory's lock
+            shutil.rmtree(self._metrics_dir, ignore_errors=True)  # what a killed supervisor left
+            self._metrics_dir.mkdir()
             resources.callback(shutil.rmtree, self._metrics_dir, ignore_errors=True)
             signals = self._signals = SignalPipe()
             resources.callback(signals.close)

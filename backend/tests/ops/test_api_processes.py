@@ -47,7 +47,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SupervisedApi]:
         try:
             yield server
         finally:
-            server.kill()
+            server.kill(signal.SIGTERM)
 
 
 def _listening(pid: int) -> bool:

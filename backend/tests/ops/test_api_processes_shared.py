@@ -1,7 +1,8 @@
 """What the processes of ``dantaro api --workers 2`` share, on PostgreSQL and a real Redis: each keeps its own
 in-process copy of the current run and learns of a new run from the publish notification, the rate limit of a key
-is one budget across them, and a revoked key stops working on both. Each check talks to each process over a
-connection it accepted (``tests.support.supervised.connect_to``)."""
+is one budget across them, and a revoked key stops working on both; when the supervisor is killed (SIGKILL), its
+processes stop too. Each check talks to each process over a connection it accepted
+(``tests.support.supervised.connect_to``)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import pytest
 import redis
 
@@ -57,8 +59,8 @@ def test_two_processes_share_runs_rate_limits_and_revocations(
     settings["DANTARO_API_KEEPALIVE_TIMEOUT_S"] = "60"  # the pinned connections outlive the wait for a rate window
     env = dantaro_env(tmp_path / "data", DANTARO_EXCHANGES="binance", DANTARO_LOG_LEVEL="WARNING", **settings)
     api = SupervisedApi(env, log_path=tmp_path / "api.log", workers=2).start()
+    pids = api.alive_processes()
     try:
-        pids = api.alive_processes()
         assert pids is not None
         first, second = (connect_to(api.port, pid, candidates=pids) for pid in pids)
         with first, second:
@@ -88,5 +90,6 @@ def test_two_processes_share_runs_rate_limits_and_revocations(
                 poll_s=0.05,
             )
     finally:
-        api.kill()
+        api.kill()  # SIGKILL: the kernel stops its processes too (parent-death signal), no orphan keeps serving
         engine.dispose()
+    wait_for(lambda: not any(psutil.pid_exists(pid) for pid in pids or []), timeout_s=30, what="the processes to exit")

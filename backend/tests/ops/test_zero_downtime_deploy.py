@@ -8,6 +8,7 @@ points to. (Under systemd the same ``dantaro api-reload`` runs; the systemd harn
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -99,7 +100,7 @@ def test_an_upgrade_and_a_rolled_back_broken_release_lose_no_request(
             after_rollback = {_release_of(pid) for pid in api.alive_processes() or []}
         stopped = api.stop()
     finally:
-        api.kill()
+        api.kill(signal.SIGTERM)
     (load,) = results
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
     assert "api-reload: reloaded in" in upgraded.stdout
