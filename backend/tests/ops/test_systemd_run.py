@@ -30,20 +30,9 @@ CRASH_DROP_IN = "/run/systemd/system/{unit}.d/50-crash-loop.conf"
 EXPOSURE = re.compile(r"Overall exposure level for (\S+): (\d+\.\d) (\w+)")
 
 
-def _ready(stack: SystemdStack) -> bool:
-    try:
-        return httpx2.get(f"{stack.api_url}/health/ready", timeout=2.0).status_code == 200
-    except httpx2.HTTPError:
-        return False
-
-
-def _wait_ready(stack: SystemdStack, *, timeout_s: float = 60.0) -> None:
-    wait_for(lambda: _ready(stack), timeout_s=timeout_s, what="/health/ready to answer 200", poll_s=0.2)
-
-
 def _restart(stack: SystemdStack, *units: str) -> None:
     stack.run("systemctl", "restart", *units)
-    _wait_ready(stack)
+    stack.wait_ready()
 
 
 def _proc_status(stack: SystemdStack, unit: str) -> dict[str, str]:
@@ -79,7 +68,7 @@ def _open_files_limit(stack: SystemdStack, pid: str) -> tuple[int, int]:
 
 
 def test_api_serves_what_the_worker_published_under_systemd(stack: SystemdStack) -> None:
-    _wait_ready(stack)
+    stack.wait_ready()
     ready = httpx2.get(f"{stack.api_url}/health/ready", timeout=5.0).json()
     assert ready["status"] == "ready", ready  # database, Redis, a worker heartbeat and a fresh binance run
     key = stack.create_key("systemd-test")  # as the runbook says: sudo -u dantaro env DANTARO_ENV_FILE=...
@@ -246,7 +235,7 @@ def test_units_come_back_enabled_and_serving_after_power_off_and_boot(stack: Sys
     known = set(stack.runs())
     stack.machine.poweroff()
     assert stack.machine.nspawn is None
-    assert not _ready(stack)
+    assert not stack.ready()
     stack.machine.boot()
     for unit in UNITS:
         assert stack.run("systemctl", "is-enabled", unit).stdout.strip() == "enabled"
@@ -254,5 +243,5 @@ def test_units_come_back_enabled_and_serving_after_power_off_and_boot(stack: Sys
     assert "database at revision" in migrated  # the oneshot ran again at this boot, before the others
     for unit in SERVICES:
         assert stack.show(unit, "ActiveState")["ActiveState"] == "active", unit
-    _wait_ready(stack)
+    stack.wait_ready()
     assert stack.wait_for_new_run(known)

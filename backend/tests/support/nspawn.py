@@ -4,7 +4,7 @@
 background and yields a ``Machine``; commands run inside through ``nsenter`` into the machine's PID 1 with a clean
 environment. The machine shares the host's network (PostgreSQL and Redis on 127.0.0.1 are reachable, and what it
 serves on 127.0.0.1 is reachable from the host). Invariants: the machine is powered off (killed if it does not stop)
-and its folder deleted when the ``with`` block ends, however it ends; nspawn gets SIGTERM (``setpriv --pdeathsig``)
+and its tmpfs unmounted when the ``with`` block ends, however it ends; nspawn gets SIGTERM (``setpriv --pdeathsig``)
 if the test process dies.
 """
 
@@ -24,6 +24,7 @@ from tests.support.services import unavailable
 PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BOOT_TIMEOUT_S = 120.0
 POWEROFF_TIMEOUT_S = 60.0
+TMPFS_SIZE = "4G"  # the root (300 MB), a virtualenv (375 MB) and a few releases (15 MB each)
 
 
 def require_nspawn() -> None:
@@ -147,15 +148,23 @@ class Machine:
 
 @contextmanager
 def booted_machine(root: Path, workdir: Path, *, name: str, binds: Mapping[Path, str]) -> Iterator[Machine]:
-    """A private copy of ``root`` under ``workdir``, booted; powered off and deleted when the block ends."""
+    """A private copy of ``root`` in a tmpfs under ``workdir``, booted; powered off and unmounted at the end.
+
+    A tmpfs because deleting the ~40000 files of a deployed machine from this disk (mounted with ``discard``) took
+    up to a minute; unmounting takes nothing, and the copy and the virtualenv install are faster too.
+    """
     directory = workdir / name
-    subprocess.run(["cp", "-a", "--reflink=auto", str(root), str(directory)], check=True, timeout=300)
-    machine = Machine(directory, name=name, binds=binds, log_path=workdir / f"{name}-console.log")
+    directory.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755", name, str(directory)], check=True)
     try:
-        machine.boot()
-        yield machine
-    finally:
+        subprocess.run(["cp", "-a", f"{root}/.", str(directory)], check=True, timeout=300)
+        machine = Machine(directory, name=name, binds=binds, log_path=workdir / f"{name}-console.log")
         try:
-            machine.poweroff()
+            machine.boot()
+            yield machine
         finally:
-            shutil.rmtree(directory, ignore_errors=True)
+            machine.poweroff()
+    finally:
+        if subprocess.run(["umount", str(directory)], check=False).returncode != 0:
+            subprocess.run(["umount", "--lazy", str(directory)], check=False)
+        directory.rmdir()

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import redis
 
 from tests.support.debian_root import prepare
@@ -57,6 +58,17 @@ class SystemdStack:
     def api_url(self) -> str:
         """The API's base URL, from the host or from inside."""
         return f"http://127.0.0.1:{self.api_port}"
+
+    def ready(self) -> bool:
+        """Whether the API answers ``/health/ready`` with 200."""
+        try:
+            return httpx2.get(f"{self.api_url}/health/ready", timeout=2.0).status_code == 200
+        except httpx2.HTTPError:
+            return False
+
+    def wait_ready(self, *, timeout_s: float = RUN_TIMEOUT_S) -> None:
+        """Wait until the API answers ``/health/ready`` with 200."""
+        wait_for(self.ready, timeout_s=timeout_s, what="/health/ready to answer 200", poll_s=0.2)
 
     def run(self, *args: str, check: bool = True, timeout_s: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run a command inside the machine as root."""
