@@ -143,8 +143,6 @@ restart_services() {
         run install -m 0644 "$ROOT/current/deployment/systemd/"*.service /etc/systemd/system/
         run systemctl daemon-reload
         run systemctl enable dantaro-migrate.service dantaro-api.service dantaro-worker.service
-        # A unit that hit its start limit (a crash loop, a broken release) refuses every start until reset.
-        run systemctl reset-failed dantaro-migrate.service dantaro-api.service dantaro-worker.service
         run systemctl restart dantaro-api.service dantaro-worker.service
     else
         say "no systemd under --prefix: services not restarted"

@@ -1,6 +1,6 @@
 """A Debian machine booted with systemd as PID 1 (``systemd-nspawn -b``), for tests of the systemd units.
 
-``booted_machine`` copies the cached root (``tests.support.debian_root``) into a private folder, boots it in the
+``booted_machine`` copies the cached root (``tests.support.debian_root``) into a private tmpfs, boots it in the
 background and yields a ``Machine``; commands run inside through ``nsenter`` into the machine's PID 1 with a clean
 environment. The machine shares the host's network (PostgreSQL and Redis on 127.0.0.1 are reachable, and what it
 serves on 127.0.0.1 is reachable from the host). Invariants: the machine is powered off (killed if it does not stop)
