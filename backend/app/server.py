@@ -3,19 +3,21 @@
 ``dantaro api`` runs on uvloop when it is installed (the standard asyncio loop otherwise): libuv sheds connections
 silently when descriptors run out, so ``app.http_limits.watch_descriptors`` checks for exhaustion once a second and
 logs the same rate-limited ``accept_failed`` event the asyncio loop's accept error gives. Uvicorn owns
-SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains. Uvicorn waits for every
-open response before it finishes, so live streams are ended first (``begin_shutdown``). Connections are bounded
-(``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's
-keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged
-as one rate-limited event.
+SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains, and only then is the
+signal raised again (uvicorn would re-raise it as it returns, ending the process before the worker drained). Uvicorn
+waits for every open response before it finishes, so live streams are ended first (``begin_shutdown``).
+Connections are bounded (``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each
+request head, uvicorn's keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and
+descriptor exhaustion logged as one rate-limited event.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import uvicorn
 from prometheus_client import REGISTRY
@@ -28,11 +30,29 @@ from app.storage.cache import MemoryCache
 
 
 class _Server(uvicorn.Server):
-    """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses."""
+    """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses, and
+    keeping the signals that stopped it in ``stopped_by`` instead of re-raising them as it returns (``reraise``)."""
 
     def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None]) -> None:
         super().__init__(config)
         self._before_shutdown = before_shutdown
+        self.stopped_by: list[int] = []
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Uvicorn's signal handlers; what they caught is moved to ``stopped_by`` before uvicorn would re-raise it."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self.stopped_by.extend(self._captured_signals)  # uvicorn re-raises this list as it returns
+                self._captured_signals.clear()
+
+    def reraise(self) -> None:
+        """Raise the signals that stopped the server again (last first, as uvicorn does), now that the process's
+        other parts have stopped: the exit status says which signal ended it."""
+        for signum in reversed(self.stopped_by):
+            signal.raise_signal(signum)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """End the live streams, then uvicorn's graceful shutdown."""
@@ -40,7 +60,7 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _server(settings: Settings, *, host: str, port: int, state: ApiState | None) -> uvicorn.Server:
+def _server(settings: Settings, *, host: str, port: int, state: ApiState | None) -> _Server:
     app = create_app(settings, state=state)
     config = uvicorn.Config(
         app,
@@ -75,8 +95,10 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 async def serve_api(settings: Settings, *, host: str, port: int) -> None:
     """Serve the API until a signal stops uvicorn."""
+    server = _server(settings, host=host, port=port, state=None)
     async with _descriptors_watched():
-        await _server(settings, host=host, port=port, state=None).serve()
+        await server.serve()
+    server.reraise()
 
 
 @contextlib.asynccontextmanager
@@ -104,3 +126,4 @@ async def serve_all(settings: Settings, *, host: str, port: int) -> None:
         finally:
             stop.set()
             await worker_task
+    server.reraise()  # only now: the worker has drained
