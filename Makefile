@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check
 RUNTIME_STAMP := $(VENV)/.runtime-stamp
 DEV_STAMP     := $(VENV)/.dev-stamp
-LINTED := backend migrate.py performance_test.py api_test.py monitoring
+LINTED := backend migrate.py performance_test.py api_test.py monitoring clients
 
 .PHONY: venv dev run test lint api worker clean
 

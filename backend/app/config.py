@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     api_max_header_bytes: int = Field(default=16384, ge=1024)  # request line + headers; more is a 431
     api_max_body_bytes: int = Field(default=65536, ge=0)  # a request body; more is a 413 before it is read
     api_failed_keys_per_min: int = Field(default=20, ge=1)  # refused keys per client and minute before 429
+    api_threads: int = Field(default=10, ge=1, le=256)  # blocking calls (database, Redis) at once per API process
     redis_retry_after_s: float = Field(default=5.0, gt=0)
     api_keys_flush_interval_s: float = Field(default=30.0, gt=0)
     # Webhooks (app/webhooks, `dantaro webhooks`): delivery by the worker, signing secrets at rest, URL policy.

@@ -15,7 +15,9 @@ Invariants:
   ``Retry-After: 1``.
 - When ``accept()`` fails for lack of descriptors (EMFILE/ENFILE), the event loop's error is logged as one
   ``accept_failed`` event per ``LOG_EVERY_S`` with the number of failures in between, never a traceback per accept;
-  every other loop error goes to the default handler.
+  every other loop error goes to the default handler. uvloop (libuv) reports no such error: it sheds the connections
+  it cannot take. ``watch_descriptors`` checks once per ``WATCH_EVERY_S`` whether every allowed descriptor is held
+  and records that as a failure, so the event is logged on either loop.
 Times are monotonic seconds.
 """
 
@@ -24,6 +26,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import json
+import os
+import resource
 import time
 from collections.abc import Callable
 from http import HTTPStatus
@@ -39,6 +43,7 @@ from app.errors import error_document
 log = structlog.get_logger(__name__)
 
 LOG_EVERY_S = 10.0
+WATCH_EVERY_S = 1.0  # how often watch_descriptors counts the held descriptors
 OVERLOADED_RETRY_AFTER_S = 1
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
@@ -193,11 +198,35 @@ class AcceptErrorLog:
         if not (isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS):
             loop.default_exception_handler(context)
             return
+        self.record(exc.strerror or os.strerror(exc.errno or errno.EMFILE))
+
+    def record(self, reason: str) -> None:
+        """Count one failure for lack of descriptors; log the count when the last event is ``every_s`` old."""
         self.failures += 1
         now_s = self.clock()
         if now_s - self.last_logged_s >= self.every_s:
-            log.error("accept_failed", reason=exc.strerror, failures=self.failures, every_s=self.every_s)
+            log.error("accept_failed", reason=reason, failures=self.failures, every_s=self.every_s)
             self.failures, self.last_logged_s = 0, now_s
+
+
+def descriptors_exhausted(*, fd_dir: str = "/proc/self/fd", soft_limit: int | None = None) -> bool:
+    """Whether this process holds every descriptor its soft ``RLIMIT_NOFILE`` allows (listing them needs one)."""
+    try:
+        held = len(os.listdir(fd_dir))
+    except OSError as exc:
+        return exc.errno in OUT_OF_DESCRIPTORS
+    return held >= (soft_limit if soft_limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0])
+
+
+async def watch_descriptors(
+    handler: AcceptErrorLog, *, every_s: float = WATCH_EVERY_S, exhausted: Callable[[], bool] = descriptors_exhausted
+) -> None:
+    """Record descriptor exhaustion once per ``every_s`` until cancelled: the loops (uvloop's libuv) that shed
+    connections on EMFILE without reporting it still get their ``accept_failed`` event."""
+    while True:
+        await asyncio.sleep(every_s)
+        if exhausted():
+            handler.record(os.strerror(errno.EMFILE))
 
 
 def install_accept_error_log(loop: asyncio.AbstractEventLoop) -> AcceptErrorLog:

@@ -1,36 +1,58 @@
 """Process wiring for HTTP serving: the API alone, or API and worker in one process (``dantaro run``).
 
-``dantaro api`` runs on the standard asyncio loop: under uvloop, libuv sheds connections silently when descriptors
-run out, so the one ``accept_failed`` event of ``app.http_limits`` would never be logged. Uvicorn owns
-SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains. Uvicorn waits for every
-open response before it finishes, so live streams are ended first (``begin_shutdown``). Connections are bounded
-(``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's
-keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged
-as one rate-limited event.
+``dantaro api`` runs on uvloop when it is installed (the standard asyncio loop otherwise): libuv sheds connections
+silently when descriptors run out, so ``app.http_limits.watch_descriptors`` checks for exhaustion once a second and
+logs the same rate-limited ``accept_failed`` event the asyncio loop's accept error gives. Uvicorn owns
+SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains, and only then is the
+signal raised again (uvicorn would re-raise it as it returns, ending the process before the worker drained). Uvicorn
+waits for every open response before it finishes, so live streams are ended first (``begin_shutdown``).
+Connections are bounded (``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each
+request head, uvicorn's keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and
+descriptor exhaustion logged as one rate-limited event.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import socket
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import uvicorn
 from prometheus_client import REGISTRY
 
 from app.api.app import ApiState, begin_shutdown, create_app
 from app.config import Settings
-from app.http_limits import install_accept_error_log, protocol_with_deadline
+from app.http_limits import install_accept_error_log, protocol_with_deadline, watch_descriptors
 from app.logging import uvicorn_log_config
 from app.storage.cache import MemoryCache
 
 
 class _Server(uvicorn.Server):
-    """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses."""
+    """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses, and
+    keeping the signals that stopped it in ``stopped_by`` instead of re-raising them as it returns (``reraise``)."""
 
     def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None]) -> None:
         super().__init__(config)
         self._before_shutdown = before_shutdown
+        self.stopped_by: list[int] = []
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Uvicorn's signal handlers; what they caught is moved to ``stopped_by`` before uvicorn would re-raise it."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self.stopped_by.extend(self._captured_signals)  # uvicorn re-raises this list as it returns
+                self._captured_signals.clear()
+
+    def reraise(self) -> None:
+        """Raise the signals that stopped the server again (last first, as uvicorn does), now that the process's
+        other parts have stopped: the exit status says which signal ended it."""
+        for signum in reversed(self.stopped_by):
+            signal.raise_signal(signum)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """End the live streams, then uvicorn's graceful shutdown."""
@@ -38,7 +60,7 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _server(settings: Settings, *, host: str, port: int, state: ApiState | None) -> uvicorn.Server:
+def _server(settings: Settings, *, host: str, port: int, state: ApiState | None) -> _Server:
     app = create_app(settings, state=state)
     config = uvicorn.Config(
         app,
@@ -57,15 +79,36 @@ def _server(settings: Settings, *, host: str, port: int, state: ApiState | None)
 
 
 def run_api(settings: Settings, *, host: str, port: int) -> None:
-    """``dantaro api``: serve the API on the standard asyncio loop (see the module docstring) until a signal."""
-    with asyncio.Runner() as runner:
+    """``dantaro api``: serve the API on uvloop when installed (see the module docstring) until a signal."""
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve_api(settings, host=host, port=port))
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when it is installed, else None (the standard loop)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 async def serve_api(settings: Settings, *, host: str, port: int) -> None:
     """Serve the API until a signal stops uvicorn."""
-    install_accept_error_log(asyncio.get_running_loop())
-    await _server(settings, host=host, port=port, state=None).serve()
+    server = _server(settings, host=host, port=port, state=None)
+    async with _descriptors_watched():
+        await server.serve()
+    server.reraise()
+
+
+@contextlib.asynccontextmanager
+async def _descriptors_watched() -> AsyncIterator[None]:
+    """Descriptor exhaustion logged on this loop, from its accept errors and from a once-a-second count."""
+    watch = asyncio.create_task(watch_descriptors(install_accept_error_log(asyncio.get_running_loop())))
+    try:
+        yield
+    finally:
+        watch.cancel()
 
 
 async def serve_all(settings: Settings, *, host: str, port: int) -> None:
@@ -75,12 +118,12 @@ async def serve_all(settings: Settings, *, host: str, port: int) -> None:
     shared = MemoryCache()
     state = ApiState(cache=None if settings.redis_url else shared, extra_metrics=REGISTRY)  # + worker metrics
     server = _server(settings, host=host, port=port, state=state)
-    install_accept_error_log(asyncio.get_running_loop())
     stop = asyncio.Event()
-    async with open_worker(settings, shared_cache=shared) as worker:
+    async with _descriptors_watched(), open_worker(settings, shared_cache=shared) as worker:
         worker_task = asyncio.create_task(worker.serve(stop))
         try:
             await server.serve()
         finally:
             stop.set()
             await worker_task
+    server.reraise()  # only now: the worker has drained

@@ -12,6 +12,8 @@ Invariants:
   called from a loop, else on a daemon thread (``in_background``; tests pass their own ``spawn``).
 - A refresh never raises: an exception is logged as the owner's ``failure_event`` with ``error_type`` and the
   caller's ``log_fields`` (never the key: it may be secret) and swallowed; the owner keeps serving what it has.
+- ``Joined.run(key, call)`` (asyncio, one event loop): concurrent awaits of one key share one ``call``; each
+  awaiter gets its result or its exception; one awaiter's cancellation does not cancel the call for the others.
 - Stdlib and structlog only, so every layer (``api``, ``storage``) may use it.
 """
 
@@ -19,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from functools import partial
 from typing import Generic, TypeVar
 
@@ -28,6 +30,7 @@ import structlog
 log = structlog.get_logger(__name__)
 
 K = TypeVar("K", bound=Hashable)
+T = TypeVar("T")
 Spawn = Callable[[Callable[[], None]], None]
 
 
@@ -74,3 +77,24 @@ class SingleFlight(Generic[K]):
     def _release(self, key: K) -> None:
         with self._lock:
             self._running.discard(key)
+
+
+class Joined(Generic[K, T]):
+    """Concurrent awaits of one key share one call (a burst of identical misses does the work once)."""
+
+    def __init__(self) -> None:
+        self._running: dict[K, asyncio.Future[T]] = {}
+
+    async def run(self, key: K, call: Callable[[], Awaitable[T]]) -> T:
+        """The result of the call running for ``key``, or of ``call()`` started now."""
+        running = self._running.get(key)
+        if running is None:
+            running = asyncio.ensure_future(call())
+            self._running[key] = running
+            running.add_done_callback(partial(self._done, key))
+        return await asyncio.shield(running)
+
+    def _done(self, key: K, finished: asyncio.Future[T]) -> None:
+        self._running.pop(key, None)
+        if not finished.cancelled():
+            finished.exception()  # retrieved here too: no "never retrieved" warning when every awaiter left

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from structlog.testing import capture_logs
 
-from app.single_flight import SingleFlight, in_background
+from app.single_flight import Joined, SingleFlight, in_background
 
 WAIT_S = 5.0
 
@@ -119,3 +119,54 @@ def test_in_background_runs_off_the_callers_thread_with_and_without_an_event_loo
 
     loop_thread = asyncio.run(from_a_loop())
     assert len(ran_on) == 2 and threading.get_ident() not in ran_on and loop_thread not in ran_on
+
+
+@pytest.mark.parametrize("callers", [1, 8, 64])
+async def test_concurrent_awaits_of_one_key_share_one_call(callers: int) -> None:
+    joined: Joined[str, int] = Joined()
+    release, calls = asyncio.Event(), []
+
+    async def call() -> int:
+        calls.append(1)
+        await release.wait()
+        return len(calls)
+
+    waiting = [asyncio.ensure_future(joined.run("k", call)) for _ in range(callers)]
+    await asyncio.sleep(0)
+    release.set()
+    assert await asyncio.gather(*waiting) == [1] * callers
+    assert await joined.run("k", call) == 2  # finished: the next await starts a new call
+
+
+async def test_a_joined_failure_reaches_every_awaiter_and_other_keys_run_apart() -> None:
+    joined: Joined[str, str] = Joined()
+
+    async def fails() -> str:
+        await asyncio.sleep(0)
+        raise ValueError("lookup failed")
+
+    async def works() -> str:
+        return "ok"
+
+    results = await asyncio.gather(
+        joined.run("a", fails), joined.run("a", fails), joined.run("b", works), return_exceptions=True
+    )
+    assert [type(r).__name__ for r in results[:2]] == ["ValueError", "ValueError"]
+    assert results[2] == "ok"
+
+
+async def test_one_awaiter_leaving_does_not_cancel_the_call_for_the_others() -> None:
+    joined: Joined[str, str] = Joined()
+    release = asyncio.Event()
+
+    async def call() -> str:
+        await release.wait()
+        return "done"
+
+    leaving, staying = asyncio.ensure_future(joined.run("k", call)), asyncio.ensure_future(joined.run("k", call))
+    await asyncio.sleep(0)
+    leaving.cancel()
+    await asyncio.sleep(0)
+    release.set()
+    assert await staying == "done"
+    assert leaving.cancelled()

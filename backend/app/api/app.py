@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import gc
 import time
 from collections.abc import AsyncIterator, Callable
@@ -52,6 +51,7 @@ from app.api.candle_store import CandleStore
 from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
 from app.api.edge import RequestEdge
 from app.api.errors import install_error_handlers
+from app.api.footprint import limit_malloc_arenas, limit_threads, trim_heap
 from app.api.hot_path import HotPath
 from app.api.key_throttle import FAILED_KEYS_NAMESPACE, FailedKeyThrottle
 from app.api.metrics import ApiMetrics
@@ -84,6 +84,7 @@ from app.storage.reader import SnapshotReader
 log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
+MALLOC_ARENAS = 2  # glibc heap arenas of the API process (app.api.footprint)
 BEARER_SCHEME = "HTTPBearer"
 
 
@@ -150,8 +151,6 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
         openapi_url="/openapi.json" if docs else None,
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
-        # Our own Prometheus metrics and request logs cover this; FastAPI's OpenTelemetry hooks cost ~25 µs/request.
-        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
         redirect_slashes=False,  # a redirect would be built from the Host header: a trailing slash is a 404
     )
     add_routes_flat(app, health.router, prefix="")
@@ -255,6 +254,8 @@ def _lifespan(
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        limit_malloc_arenas(MALLOC_ARENAS)
+        limit_threads(settings.api_threads)
         async with AsyncExitStack() as owned:
             app.state.runtime = _build_runtime(settings, state, owned, metrics)
             await _start_background(app.state.runtime, owned)
@@ -268,15 +269,6 @@ def _lifespan(
                 log.info("api_stopping")
 
     return lifespan
-
-
-def trim_heap() -> None:
-    """Give the heap pages freed while starting (import-time garbage) back to the OS: glibc's ``malloc_trim``,
-    nothing on another C library."""
-    try:
-        ctypes.CDLL(None).malloc_trim(0)  # the process's own symbols: glibc's when linked against it
-    except (OSError, AttributeError):  # not glibc
-        return
 
 
 def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, metrics: ApiMetrics) -> ApiRuntime:

@@ -6,9 +6,10 @@ time) or when the api-keys table verifies it. Positive verifications are cached 
 revoked key stops working within that TTL plus one re-check (when a verification has just expired, ``serve_stale``
 serves it for one more TTL while one background refresh asks the database, ``app.single_flight``, so no request
 waits and a burst of requests cannot stampede the database). Failures are never cached. The plaintext secret is
-never stored. When the database cannot be asked (an outage), a key verified within the last ``grace_s`` (default
-300 s) keeps working, so cached data stays served; any other key gets ``KeyStoreUnavailableError`` (the API answers
-503).
+never stored. Concurrent checks of one secret share one lookup (``check``: a burst of first requests with a new
+key asks the database once). When the database cannot be asked (an outage), a key verified within the last
+``grace_s`` (default 300 s) keeps working, so cached data stays served; any other key gets
+``KeyStoreUnavailableError`` (the API answers 503).
 ``last_used_at`` is never written per request: ``UsageRecorder`` remembers each key's latest use in memory and
 ``flush()`` (run periodically and at shutdown by the app) writes them all in one batched statement.
 """
@@ -25,11 +26,12 @@ from datetime import UTC, datetime
 from functools import partial
 
 import structlog
+from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import DEVELOPMENT_KEY
-from app.single_flight import SingleFlight, Spawn, in_background
+from app.single_flight import Joined, SingleFlight, Spawn, in_background
 from app.storage.api_keys import ApiKeyRepository
 
 MAX_SECRET_CHARS = 256
@@ -128,7 +130,12 @@ class KeyVerifier:
         self._clock = clock
         self._cache: dict[bytes, tuple[float, ApiPrincipal]] = {}
         self._refreshes: SingleFlight[bytes] = SingleFlight(failure_event="key_refresh_failed", spawn=spawn)
+        self._checks: Joined[bytes, ApiPrincipal | None] = Joined()
         self._lock = threading.Lock()
+
+    async def check(self, secret: str) -> ApiPrincipal | None:
+        """``verify`` on a worker thread; concurrent checks of one secret share one lookup."""
+        return await self._checks.run(_digest(secret), partial(run_in_threadpool, self.verify, secret))
 
     def cached(self, secret: str) -> ApiPrincipal | None:
         """The principal when ``secret`` is the active development key or a recently verified key; no I/O."""

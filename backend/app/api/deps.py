@@ -17,6 +17,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Protocol, cast
 
 import redis
@@ -51,6 +52,7 @@ from app.api.stream_slots import LocalStreamSlots, StreamSlots
 from app.api.track_store import TrackRecordStore
 from app.config import Settings
 from app.domain import Snapshot, utc_now
+from app.single_flight import Joined
 
 MAX_RETRY_AFTER_S = 10.0
 PRINCIPAL_SCOPE = "dantaro.principal"  # scope key where authentication leaves the caller's ApiPrincipal
@@ -101,6 +103,7 @@ class ApiRuntime:
     candles: CandleStore | None = None  # built by the lifespan (the candles route's tiers)
     runs: RunHub | None = None  # built by the lifespan: the live stream's source
     stream_slots: StreamSlots = field(default_factory=LocalStreamSlots)  # open streams per key
+    fetches: Joined[str, tuple[Snapshot, str] | None] = field(default_factory=Joined)  # snapshot reads per exchange
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +230,7 @@ async def _verify(secret: str, client: str, runtime: ApiRuntime) -> ApiPrincipal
                 headers={"Retry-After": str(retry_after_s)},
             )
     try:
-        principal = await run_in_threadpool(runtime.keys.verify, secret)
+        principal = await runtime.keys.check(secret)
     except KeyStoreUnavailableError:
         raise ApiError(
             status_code=503,
@@ -269,6 +272,11 @@ class SnapshotLoader:
         """The settings the app runs with."""
         return self.runtime.settings
 
+    async def _fetch(self, reader: SnapshotSource) -> tuple[Snapshot, str] | None:
+        """From the tiers on a worker thread; concurrent cached fetches of one exchange share one read."""
+        fetch = partial(run_in_threadpool, reader.get, self.exchange, use_cache=self.use_cache)
+        return await self.runtime.fetches.run(self.exchange, fetch) if self.use_cache else await fetch()
+
     async def load(self) -> LoadedSnapshot:
         """The current snapshot; 503 ``data_not_ready`` before the worker's first publish."""
         reader = self.runtime.reader
@@ -278,7 +286,7 @@ class SnapshotLoader:
             # a new run announced by a notification has already dropped the copy, so it is fetched below).
             found = reader.serve_stale(self.exchange)
         if found is None:
-            found = await run_in_threadpool(reader.get, self.exchange, use_cache=self.use_cache)
+            found = await self._fetch(reader)
         if found is None:
             raise _not_ready(self.exchange, self.settings)
         snapshot, data_source = found

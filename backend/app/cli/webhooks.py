@@ -3,6 +3,8 @@
 Invariants: ``add`` prints the signing secret once (it is stored sealed with ``DANTARO_WEBHOOK_SECRETS_KEY``, or
 as-is without one, never printed again); bad input or an unknown id is a ``UsageError`` (one line, exit 2); ``test``
 exits 0 when the receiver answered 2xx, else 1 with the error on one line. Each action is one unit of work.
+``app.webhooks`` (aiohttp) is imported only by the actions that check or call a URL (``add``, ``test``), so every
+other ``dantaro`` command starts without it.
 """
 
 from __future__ import annotations
@@ -16,12 +18,13 @@ from app.errors import UsageError
 from app.storage.db import unit_of_work
 from app.storage.outbox import Attempt, DeliveryRepository, DeliveryRow, DeliveryState
 from app.storage.webhooks import WebhookRepository, WebhookRow
-from app.webhooks.manage import add_webhook, send_test
 
 MAX_LIST = 500
 
 
 def _add(args: argparse.Namespace, settings: Settings) -> int:
+    from app.webhooks.manage import add_webhook
+
     row, secret = add_webhook(
         settings,
         url=args.url,
@@ -76,6 +79,8 @@ def _remove(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _test(args: argparse.Namespace, settings: Settings) -> int:
+    from app.webhooks.manage import send_test
+
     outcome = send_test(settings, args.webhook_id.strip())
     attempt = outcome.attempt
     if outcome.state is DeliveryState.DELIVERED:

@@ -8,6 +8,8 @@ Invariants:
 - The webhook's id is the associated data: a sealed secret copied onto another row does not open.
 - ``<key id>`` is the first 8 hex digits of SHA-256 of the key, so opening with another key fails with a message that
   says so rather than a bare authentication error. Nothing here logs or prints a secret.
+- ``cryptography`` is imported only when a secret is sealed or opened with a key: the `dantaro` command (and so
+  `dantaro api`) starts without it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-
-from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SEALED = "aesgcm"
 PLAIN = "plain"
@@ -38,6 +37,8 @@ def seal(secret: str, *, key: bytes | None, context: str) -> str:
     if key is None:
         return f"{PLAIN}:{secret}"
     nonce = os.urandom(NONCE_BYTES)
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     ciphertext = AESGCM(key).encrypt(nonce, secret.encode("utf-8"), context.encode("utf-8"))
     return f"{SEALED}:{key_id(key)}:{base64.b64encode(nonce + ciphertext).decode('ascii')}"
 
@@ -56,6 +57,9 @@ def open_secret(stored: str, *, key: bytes | None, context: str) -> str:
         raise SecretUnreadableError(
             f"the secret was sealed with key {sealed_with}; DANTARO_WEBHOOK_SECRETS_KEY is key {key_id(key)}"
         )
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
     raw = base64.b64decode(payload)
     try:
         plain = AESGCM(key).decrypt(raw[:NONCE_BYTES], raw[NONCE_BYTES:], context.encode("utf-8"))

@@ -8,10 +8,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio.to_thread
 import pytest
 from sqlalchemy import text
 from structlog.testing import capture_logs
 
+from app.api.app import create_app
 from app.api.schemas import ErrorResponse
 from app.config import get_settings
 from app.storage.models import AnalysisRunModel
@@ -157,3 +159,10 @@ def test_an_unhandled_error_never_reaches_the_server(database: Database) -> None
             session.execute(text(f"ALTER TABLE {AnalysisRunModel.__tablename__} RENAME TO moved_away"))
         response = client.get("/api/v1/market-status", params={"use_cache": "false"}, headers=DEV_AUTH)
     assert response.status_code == 500 and response.json()["error"]["code"] == "internal_error"
+
+
+async def test_the_lifespan_bounds_the_worker_threads_of_blocking_calls(tmp_path: Path) -> None:
+    with migrated_database(tmp_path) as database:
+        app = create_app(make_settings(database.url, api_threads=3))
+        async with app.router.lifespan_context(app):
+            assert anyio.to_thread.current_default_thread_limiter().total_tokens == 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Callable
 
 import pytest
@@ -151,6 +153,24 @@ def test_failed_verifications_are_not_cached() -> None:
     assert len(lookups) == 2
     assert verifier.verify(DEVELOPMENT_KEY) == DEVELOPMENT_PRINCIPAL and len(lookups) == 2
     assert verifier.verify("x" * 1000) is None and len(lookups) == 2
+
+
+async def test_a_burst_of_first_requests_with_one_key_asks_the_key_store_once() -> None:
+    lookups: list[str] = []
+    looked_up = threading.Event()
+
+    def lookup(candidate: str) -> ApiPrincipal | None:
+        lookups.append(candidate)
+        looked_up.wait(5)  # every check below is waiting by now
+        return ApiPrincipal(key_id="k1", name="burst", rate_limit_per_min=None)
+
+    verifier = KeyVerifier(lookup=lookup, dev_key_active=False, ttl_s=60.0)
+    checks = [asyncio.ensure_future(verifier.check("dk_burst_secret")) for _ in range(32)]
+    await asyncio.sleep(0.05)
+    looked_up.set()
+    principals = await asyncio.gather(*checks)
+    assert {p.key_id for p in principals if p is not None} == {"k1"} and len(principals) == 32
+    assert lookups == ["dk_burst_secret"]
 
 
 def test_rate_limiter_windows() -> None:

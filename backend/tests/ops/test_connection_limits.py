@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -13,7 +15,7 @@ import httpx2
 import pytest
 from structlog.testing import capture_logs
 
-from app.http_limits import AcceptErrorLog
+from app.http_limits import AcceptErrorLog, descriptors_exhausted, watch_descriptors
 from tests.support.clocks import ManualClock
 from tests.support.nginx import wait_closed
 from tests.support.processes import ApiServer, dantaro_env, log_events
@@ -90,3 +92,51 @@ def test_the_accept_error_log_is_rate_limited_and_passes_other_errors_on() -> No
         loop.close()
     assert [(e["event"], e["failures"]) for e in logs] == [("accept_failed", 1), ("accept_failed", 1000)]
     assert [context["message"] for context in passed] == ["other"]
+
+
+@pytest.mark.parametrize(("held", "soft_limit", "exhausted"), [(3, 3, True), (3, 4, False), (0, 1, False)])
+def test_descriptors_are_exhausted_when_every_allowed_one_is_held(
+    tmp_path: Path, held: int, soft_limit: int, exhausted: bool
+) -> None:
+    for n in range(held):
+        (tmp_path / str(n)).touch()
+    assert descriptors_exhausted(fd_dir=str(tmp_path), soft_limit=soft_limit) is exhausted
+
+
+HOLD_EVERY_DESCRIPTOR = """
+import os, resource
+from app.http_limits import descriptors_exhausted
+before = descriptors_exhausted()
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+held = []
+try:
+    while True:
+        held.append(os.open(os.devnull, os.O_RDONLY))
+except OSError:
+    pass
+print(before, descriptors_exhausted())
+"""
+
+
+def test_no_descriptor_left_to_list_them_is_exhaustion_and_a_missing_listing_is_not(tmp_path: Path) -> None:
+    assert descriptors_exhausted(fd_dir=str(tmp_path / "absent"), soft_limit=1) is False
+    # in a child process: every allowed descriptor held, so listing /proc/self/fd fails with EMFILE
+    printed = subprocess.run([sys.executable, "-c", HOLD_EVERY_DESCRIPTOR], capture_output=True, text=True, check=True)
+    assert printed.stdout.split() == ["False", "True"]
+
+
+async def test_the_watch_records_exhaustion_once_per_check_and_logs_it_rate_limited() -> None:
+    clock = ManualClock()
+    handler = AcceptErrorLog(every_s=10.0, clock=clock)
+    checks = iter([True, True, False])
+
+    def exhausted() -> bool:
+        try:
+            return next(checks)
+        except StopIteration:
+            raise asyncio.CancelledError from None
+
+    with capture_logs() as logs, pytest.raises(asyncio.CancelledError):
+        await watch_descriptors(handler, every_s=0.0, exhausted=exhausted)
+    assert [(e["event"], e["reason"], e["failures"]) for e in logs] == [("accept_failed", "Too many open files", 1)]
+    assert handler.failures == 1  # the second check is counted for the next event
