@@ -75,7 +75,7 @@ copy_release() {  # $1 = release dir
     run mkdir -p "$1"
     if [ "$DRY_RUN" = 1 ]; then echo "would copy $SOURCE -> $1"; return; fi
     tar -C "$SOURCE" --exclude=.git --exclude=.venv --exclude=var --exclude='__pycache__' --exclude='*.pyc' \
-        --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache -cf - . \
+        --exclude=.mypy_cache --exclude=.ruff_cache --exclude=.pytest_cache --exclude=.cache --exclude=.env -cf - . \
         | tar -C "$1" --no-same-owner -xf -
     mkdir -p "$1/bin"
     cat > "$1/bin/dantaro" <<'WRAPPER'
@@ -192,12 +192,20 @@ sys.exit(1)
 PY
 }
 
+api_address() {  # host:port of the API as the units start it: DANTARO_API_HOST/PORT of the env file
+    local host port
+    host=$(sed -n 's/^DANTARO_API_HOST=//p' "$ENV_FILE" | tail -n 1 | tr -d "\"'")
+    port=$(sed -n 's/^DANTARO_API_PORT=//p' "$ENV_FILE" | tail -n 1 | tr -d "\"'")
+    case "$host" in ""|0.0.0.0) host=127.0.0.1 ;; ::) host='[::1]' ;; esac
+    echo "$host:${port:-8000}"
+}
+
 free_port() { "$PYTHON_BIN" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 health_check() {  # $1 = release dir
     if [ "$DRY_RUN" = 1 ]; then echo "would check health"; return 0; fi
     if [ "$SYSTEMD" = 1 ]; then
-        probe "${HEALTH_URL:-http://127.0.0.1:8000/health/ready}"
+        probe "${HEALTH_URL:-http://$(api_address)/health/ready}"
         return
     fi
     local port pid status=0

@@ -232,8 +232,40 @@ class Level:
 
 
 @dataclass(frozen=True, slots=True)
+class PivotPoints:
+    """Classic floor pivots from the high, low and close of the last closed UTC day before the run's ``as_of``.
+
+    ``pivot`` P = (H + L + C) / 3, ``r1`` = 2P - L, ``s1`` = 2P - H, ``r2`` = P + (H - L), ``s2`` = P - (H - L).
+    """
+
+    period_start: datetime  # 00:00 UTC of the day H, L and C come from
+    high: float
+    low: float
+    close: float
+    pivot: float
+    r1: float
+    r2: float
+    s1: float
+    s2: float
+
+
+@dataclass(frozen=True, slots=True)
+class VolumeProfileLevels:
+    """The volume profile of a symbol's levels series: point of control and the value-area bounds (prices)."""
+
+    poc: float
+    value_area_high: float
+    value_area_low: float
+    value_area_share: float  # the share of the series' volume the value area holds at least (0.70)
+
+
+@dataclass(frozen=True, slots=True)
 class SupportLevels:
-    """Support and resistance for one symbol, in the original API's three tiers plus the full list."""
+    """Support and resistance for one symbol, in the original API's three tiers plus the full list.
+
+    ``pivots`` and ``volume_profile`` are the raw reference prices the levels are partly merged from (None when the
+    series had none; always None in runs published before they were added).
+    """
 
     symbol: str
     aggressive_support: float | None
@@ -245,6 +277,8 @@ class SupportLevels:
     calculation_method: str
     data_points_count: int
     levels: tuple[Level, ...] = ()
+    pivots: PivotPoints | None = None
+    volume_profile: VolumeProfileLevels | None = None
 
 
 @dataclass(frozen=True, slots=True)

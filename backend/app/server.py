@@ -3,11 +3,12 @@
 ``dantaro api`` runs on uvloop when it is installed (the standard asyncio loop otherwise): libuv sheds connections
 silently when descriptors run out, so ``app.http_limits.watch_descriptors`` checks for exhaustion once a second and
 logs the same rate-limited ``accept_failed`` event the asyncio loop's accept error gives. Uvicorn owns
-SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains. Uvicorn waits for every
-open response before it finishes, so live streams are ended first (``begin_shutdown``). Connections are bounded
-(``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each request head, uvicorn's
-keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and descriptor exhaustion logged
-as one rate-limited event.
+SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains, and only then is the
+signal raised again (uvicorn would re-raise it as it returns, ending the process before the worker drained). Uvicorn
+waits for every open response before it finishes, so live streams are ended first (``begin_shutdown``).
+Connections are bounded (``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each
+request head, uvicorn's keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and
+descriptor exhaustion logged as one rate-limited event.
 
 One of several API processes (``dantaro api --workers N``, ``app.supervisor``) serves a listening socket it
 inherited from the supervisor (``ProcessWiring.listen_fd``), says when it is ready (one byte on ``ready_fd`` once
@@ -18,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import signal
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +47,8 @@ class ProcessWiring:
 
 
 class _Server(uvicorn.Server):
-    """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses."""
+    """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses, and
+    keeping the signals that stopped it in ``stopped_by`` instead of re-raising them as it returns (``reraise``)."""
 
     def __init__(
         self, config: uvicorn.Config, *, before_shutdown: Callable[[], None], on_started: Callable[[], None]
@@ -53,12 +56,29 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self._before_shutdown = before_shutdown
         self._on_started = on_started
+        self.stopped_by: list[int] = []
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         """Uvicorn's startup (the lifespan, then listening), then ``on_started``."""
         await super().startup(sockets)
         if self.started:
             self._on_started()
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """Uvicorn's signal handlers; what they caught is moved to ``stopped_by`` before uvicorn would re-raise it."""
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self.stopped_by.extend(self._captured_signals)  # uvicorn re-raises this list as it returns
+                self._captured_signals.clear()
+
+    def reraise(self) -> None:
+        """Raise the signals that stopped the server again (last first, as uvicorn does), now that the process's
+        other parts have stopped: the exit status says which signal ended it."""
+        for signum in reversed(self.stopped_by):
+            signal.raise_signal(signum)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         """End the live streams, then uvicorn's graceful shutdown."""
@@ -73,7 +93,7 @@ def _server(
     port: int,
     state: ApiState | None,
     on_started: Callable[[], None] = lambda: None,
-) -> uvicorn.Server:
+) -> _Server:
     app = create_app(settings, state=state)
     config = uvicorn.Config(
         app,
@@ -110,15 +130,17 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 
 async def serve_api(settings: Settings, *, host: str, port: int, wiring: ProcessWiring | None = None) -> None:
-    """Serve the API until a signal stops uvicorn."""
-    async with _descriptors_watched():
-        if wiring is None:
-            await _server(settings, host=host, port=port, state=None).serve()
-            return
-        listener = socket.socket(fileno=wiring.listen_fd)
+    """Serve the API until a signal stops uvicorn (with ``wiring``: on the inherited socket, ready said once up)."""
+    if wiring is None:
+        server = _server(settings, host=host, port=port, state=None)
+        sockets = None
+    else:
         state = ApiState(metrics_dir=wiring.metrics_dir)
         server = _server(settings, host=host, port=port, state=state, on_started=lambda: say_ready(wiring.ready_fd))
-        await server.serve(sockets=[listener])
+        sockets = [socket.socket(fileno=wiring.listen_fd)]
+    async with _descriptors_watched():
+        await server.serve(sockets=sockets)
+    server.reraise()
 
 
 @contextlib.asynccontextmanager
@@ -146,3 +168,4 @@ async def serve_all(settings: Settings, *, host: str, port: int) -> None:
         finally:
             stop.set()
             await worker_task
+    server.reraise()  # only now: the worker has drained

@@ -25,7 +25,7 @@ from app.storage import migrate
 from app.storage.cache import MemoryCache, RedisCache, SnapshotCache, make_redis
 from app.storage.db import make_engine, make_session_factory
 from tests.support.api import Database, migrated_database
-from tests.support.services import unavailable
+from tests.support.services import delete_keys, unavailable
 from tests.support.snapshots import MakeSnapshot, build_snapshot
 from tests.support.storage import StorageBackend, empty_tables
 
@@ -158,9 +158,7 @@ def redis_prefix(redis_client: redis.Redis) -> Iterator[str]:
     """A throwaway key prefix; every key under it is deleted afterwards."""
     prefix = f"dantaro_test_{secrets.token_hex(6)}"
     yield prefix
-    keys = list(redis_client.scan_iter(match=f"{prefix}:*", count=500))
-    if keys:
-        redis_client.delete(*keys)
+    delete_keys(redis_client, prefix)
 
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])

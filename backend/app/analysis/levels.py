@@ -11,6 +11,8 @@ a levels timeframe that had too few candles):
    counts 0 at a swing and is left out of the series mean, so a strength is never NaN).
 3. More candidates: the volume profile's POC (strength 0.5) and value-area high / low (0.35) over the series, and
    the classic / Fibonacci / Camarilla pivots of the previous UTC day (0.25) and week (0.35) (``app.analysis.pivots``).
+   The raw reference prices are served too, unmerged: ``SupportLevels.volume_profile`` (POC, VAH, VAL of the series)
+   and ``SupportLevels.pivots`` (the previous UTC day's classic P, R1, R2, S1, S2 and its H, L, C).
 4. All candidates are merged greedily by price within the same tolerance: the merged level takes the price of its
    strongest candidate, strength = 1 - prod(1 - s_i) (confluence makes a level stronger), the union of sources,
    the swing touches and the latest swing time (``last_touched_at`` None for a level no swing touched).
@@ -25,17 +27,17 @@ a levels timeframe that had too few candles):
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from app.analysis import indicators as ind
-from app.analysis.pivots import pivot_levels, previous_period
-from app.analysis.profile import known_volume, volume_profile
+from app.analysis.pivots import PeriodHLC, pivot_levels, previous_period, previous_period_start_ms
+from app.analysis.profile import VALUE_AREA_SHARE, VolumeProfile, known_volume, volume_profile
 from app.analysis.symbol_indicators import CandleArrays
-from app.domain import Level, SupportLevels, ms_to_datetime
+from app.domain import Level, PivotPoints, SupportLevels, VolumeProfileLevels, ms_to_datetime
 
 SWING_K = 3
 LEVEL_ATR_PERIOD = 14
@@ -151,9 +153,8 @@ def swing_candidates(arrays: CandleArrays, *, tolerance: float) -> Candidates:
     return Candidates(price_mean, strength, touches.astype(np.int64), latest, sources)
 
 
-def profile_candidates(arrays: CandleArrays) -> Candidates:
+def profile_candidates(vp: VolumeProfile | None) -> Candidates:
     """The volume profile's point of control and value-area bounds as candidates."""
-    vp = volume_profile(arrays.high, arrays.low, arrays.close, arrays.volume)
     if vp is None:
         return Candidates.of([])
     return Candidates.of(
@@ -165,24 +166,57 @@ def profile_candidates(arrays: CandleArrays) -> Candidates:
     )
 
 
-def pivot_candidates(arrays: CandleArrays, *, candle_ms: int, as_of_ms: int) -> Candidates:
-    """Classic, Fibonacci and Camarilla pivots of the previous UTC day and week as candidates."""
-    rows: list[tuple[float, float, tuple[str, ...]]] = []
-    for period, strength in PIVOT_STRENGTH.items():
-        hlc = previous_period(
+def previous_periods(source: PivotInput) -> dict[str, PeriodHLC]:
+    """H, L, C of the previous UTC day and week (``PIVOT_STRENGTH``'s periods; one without closed candles left out)."""
+    arrays = source.arrays
+    found = {
+        period: previous_period(
             arrays.open_time_ms,
             arrays.high,
             arrays.low,
             arrays.close,
             period=period,
-            candle_ms=candle_ms,
-            as_of_ms=as_of_ms,
+            candle_ms=source.candle_ms,
+            as_of_ms=source.as_of_ms,
         )
-        if hlc is None:
-            continue
+        for period in PIVOT_STRENGTH
+    }
+    return {period: hlc for period, hlc in found.items() if hlc is not None}
+
+
+def pivot_candidates(periods: Mapping[str, PeriodHLC]) -> Candidates:
+    """Classic, Fibonacci and Camarilla pivots of the previous UTC day and week as candidates."""
+    rows: list[tuple[float, float, tuple[str, ...]]] = []
+    for period, hlc in periods.items():
+        strength = PIVOT_STRENGTH[period]
         for method, prices in pivot_levels(hlc).items():
             rows += [(p, strength, (f"pivot_{period}_{method}_{name}",)) for name, p in prices.items() if p > 0]
     return Candidates.of(rows)
+
+
+def day_pivot_points(hlc: PeriodHLC | None, *, as_of_ms: int) -> PivotPoints | None:
+    """The served pivots: the classic P, R1, R2, S1, S2 of the previous UTC day (``hlc``), None without that day."""
+    if hlc is None:
+        return None
+    classic = pivot_levels(hlc)["classic"]
+    return PivotPoints(
+        period_start=ms_to_datetime(previous_period_start_ms(period="day", as_of_ms=as_of_ms)),
+        high=hlc.high,
+        low=hlc.low,
+        close=hlc.close,
+        pivot=classic["P"],
+        r1=classic["R1"],
+        r2=classic["R2"],
+        s1=classic["S1"],
+        s2=classic["S2"],
+    )
+
+
+def profile_levels(vp: VolumeProfile | None) -> VolumeProfileLevels | None:
+    """The served volume profile: POC, value-area high and low and the value area's share of the volume."""
+    if vp is None:
+        return None
+    return VolumeProfileLevels(vp.poc, vp.value_area_high, vp.value_area_low, value_area_share=VALUE_AREA_SHARE)
 
 
 def merge_candidates(
@@ -253,9 +287,10 @@ def support_levels(
     if atr is None:
         atr = float(ind.atr(arrays.high, arrays.low, arrays.close, period=LEVEL_ATR_PERIOD)[-1])
     tolerance = CLUSTER_ATR_MULTIPLE * atr if np.isfinite(atr) else 0.0
-    candidates = swing_candidates(arrays, tolerance=tolerance) + profile_candidates(arrays)
-    if pivots is not None:
-        candidates += pivot_candidates(pivots.arrays, candle_ms=pivots.candle_ms, as_of_ms=pivots.as_of_ms)
+    profile = volume_profile(arrays.high, arrays.low, arrays.close, arrays.volume)
+    periods = {} if pivots is None else previous_periods(pivots)
+    candidates = swing_candidates(arrays, tolerance=tolerance) + profile_candidates(profile)
+    candidates += pivot_candidates(periods)
     below, above = merge_candidates(
         candidates, tolerance=tolerance, reference_price=reference_price, per_side=MAX_LEVELS_PER_SIDE
     )
@@ -275,4 +310,6 @@ def support_levels(
         calculation_method=calculation_method,
         data_points_count=len(arrays),
         levels=(*reversed(resistances), *supports),
+        pivots=None if pivots is None else day_pivot_points(periods.get("day"), as_of_ms=pivots.as_of_ms),
+        volume_profile=profile_levels(profile),
     )

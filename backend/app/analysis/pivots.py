@@ -34,6 +34,13 @@ class PeriodHLC(NamedTuple):
     close: float
 
 
+def previous_period_start_ms(*, period: str, as_of_ms: int) -> int:
+    """Open time of the UTC period (``period`` "day" or "week") before the one containing ``as_of_ms``."""
+    length_ms, anchor_ms = PERIODS[period]
+    current = (as_of_ms - anchor_ms) // length_ms
+    return (current - 1) * length_ms + anchor_ms
+
+
 def previous_period(
     open_time_ms: NDArray[np.int64],
     high: NDArray[np.float64],
@@ -45,10 +52,9 @@ def previous_period(
     as_of_ms: int,
 ) -> PeriodHLC | None:
     """H, L, C of the UTC period before the one containing ``as_of_ms`` (``period`` "day" or "week")."""
-    length_ms, anchor_ms = PERIODS[period]
-    current = (as_of_ms - anchor_ms) // length_ms
-    bucket = (open_time_ms - anchor_ms) // length_ms
-    mask = (bucket == current - 1) & (open_time_ms + candle_ms <= as_of_ms)
+    length_ms = PERIODS[period][0]
+    start_ms = previous_period_start_ms(period=period, as_of_ms=as_of_ms)
+    mask = (open_time_ms >= start_ms) & (open_time_ms < start_ms + length_ms) & (open_time_ms + candle_ms <= as_of_ms)
     if not mask.any():
         return None
     return PeriodHLC(float(high[mask].max()), float(low[mask].min()), float(close[mask][-1]))

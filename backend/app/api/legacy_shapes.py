@@ -21,7 +21,16 @@ from datetime import datetime
 from functools import cache
 from typing import Any, Literal
 
-from app.domain import HorizonModel, HorizonScore, Level, MarketStatus, Recommendation, SupportLevels
+from app.domain import (
+    HorizonModel,
+    HorizonScore,
+    Level,
+    MarketStatus,
+    PivotPoints,
+    Recommendation,
+    SupportLevels,
+    VolumeProfileLevels,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,6 +127,41 @@ SHAPES: Mapping[type, Shape] = {
         "A symbol's support and resistance tiers plus every level found.",
         extras={"updated_at": UPDATED_AT},
         place=(("updated_at", "levels"),),
+        docs={
+            "pivots": "the classic floor pivots of the last closed UTC day, unmerged (null when no closed candle of "
+            "that day was stored, and for runs published before they were served)",
+            "volume_profile": "the volume profile of the levels series (calculation_method's timeframe, "
+            "data_points_count candles), unmerged: point of control and value area (null when the series has no "
+            "volume or no price range, and for runs published before it was served)",
+        },
+    ),
+    PivotPoints: Shape(
+        "PivotPointsBody",
+        "Classic floor pivot points from the high (H), low (L) and close (C) of the last closed UTC day before the "
+        "run's as_of: P = (H + L + C) / 3, R1 = 2P - L, S1 = 2P - H, R2 = P + (H - L), S2 = P - (H - L).",
+        docs={
+            "period_start": "00:00 UTC of the day H, L and C come from",
+            "high": "H: the day's highest high",
+            "low": "L: the day's lowest low",
+            "close": "C: the day's last close",
+            "pivot": "P = (H + L + C) / 3",
+            "r1": "R1 = 2P - L",
+            "r2": "R2 = P + (H - L)",
+            "s1": "S1 = 2P - H",
+            "s2": "S2 = P - (H - L) (may be 0 or below after a day whose range exceeds P)",
+        },
+    ),
+    VolumeProfileLevels: Shape(
+        "VolumeProfileBody",
+        "The volume profile of a symbol's levels series: each candle's volume at its typical price (H + L + C) / 3 "
+        "in 40 equal bins from the lowest low to the highest high; prices are bin centres.",
+        docs={
+            "poc": "point of control: the bin with the most volume (the lowest on ties)",
+            "value_area_high": "VAH: the highest bin of the value area, grown from the POC one bin at a time towards "
+            "the neighbour with more volume until it holds value_area_share of the volume",
+            "value_area_low": "VAL: the lowest bin of the value area",
+            "value_area_share": "the share of the series' volume the value area holds at least (0.7)",
+        },
     ),
     MarketStatus: Shape(
         "MarketStatusBody",

@@ -177,6 +177,8 @@ class SupportLevelsModel(Base):
     calculation_method: Mapped[str] = mapped_column(String(64), nullable=False)
     data_points_count: Mapped[int] = mapped_column(Integer, nullable=False)
     levels: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+    pivots: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
+    volume_profile: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
 
 
 class MarketStatusModel(Base):

@@ -11,9 +11,11 @@ Invariants:
 - A reload (SIGHUP, ``dantaro api-reload``) goes slot by slot: a new process is started (with ``launcher``, which
   runs the release ``current`` points to), and only once it says it is ready is the slot's old process asked to
   stop; a stopping process closes its copy of the socket, finishes its requests and closes its connections without
-  a race (``app.http_limits``). When a new process exits or is not ready within ``ready_timeout_s`` the reload stops
-  there, the remaining old processes keep serving and the outcome says why. At most N + 1 processes serve at once
-  during a reload (memory: docs/operations.md), plus old ones still draining.
+  a race (``app.http_limits``). When a new process exits or is not ready within ``ready_timeout_s`` the reload
+  stops there, the remaining old processes keep serving and the outcome says why. At most N + 1 processes serve at
+  once during a reload (memory: docs/operations.md), plus old ones still draining. Each process works in the folder
+  of the release it runs, and after a reload the supervisor moves there too (what ``WorkingDirectory=`` resolved
+  to at start: ``/proc/<pid>/cwd`` of the unit's main process names the release serving).
 - A stop (SIGTERM, SIGINT) sends SIGTERM to every process and waits for them; one that has not exited
   ``drain_timeout_s`` after its SIGTERM is killed, in a stop or a reload alike.
 - The first start fails (exit 1) when a process exits or is not ready within ``ready_timeout_s``.
@@ -65,6 +67,14 @@ def launcher() -> tuple[str, ...]:
     """The command that runs ``dantaro`` for a new process: ``$DANTARO_LAUNCHER``, else this interpreter."""
     path = os.environ.get(LAUNCHER_ENV)
     return (path,) if path else (sys.executable, "-m", "app.cli")
+
+
+def release_dir(launcher: tuple[str, ...]) -> Path | None:
+    """The release a launcher runs now (a release's ``bin/dantaro`` through ``current``, resolved), else None."""
+    if len(launcher) != 1:
+        return None
+    folder = Path(os.path.realpath(launcher[0])).parent.parent
+    return folder if folder.is_dir() else None
 
 
 def restart_delay_s(quick_exits: int) -> float:
@@ -159,7 +169,8 @@ class Supervisor:
         command = [*self.plan.launcher, "api", "--listen-fd", str(listener), "--ready-fd", str(write_fd)]
         command += ["--metrics-dir", str(self._metrics_dir)]
         try:
-            process = subprocess.Popen(command, pass_fds=(listener, write_fd))
+            cwd = release_dir(self.plan.launcher)  # as the unit's WorkingDirectory: the release it runs
+            process = subprocess.Popen(command, pass_fds=(listener, write_fd), cwd=cwd)
         except OSError:
             os.close(read_fd)
             raise
@@ -255,6 +266,9 @@ class Supervisor:
             if failure is not None:
                 self._finish_reload(ok=False, detail=f"slot {slot}: {failure}", started_s=started_s)
                 return
+        release = release_dir(self.plan.launcher)
+        if release is not None:
+            os.chdir(release)  # the supervisor's working directory names the release its processes run
         self._finish_reload(ok=True, detail=f"{self.plan.workers} new processes serve", started_s=started_s)
 
     def _replace(self, slot: int) -> str | None:

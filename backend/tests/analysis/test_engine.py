@@ -13,12 +13,14 @@ from app.analysis import AnalysisError, analyse
 from app.analysis import indicators as ind
 from app.analysis.levels import SWING_K, swing_candidates
 from app.analysis.market import sentiment_for, trend_for
+from app.analysis.profile import volume_profile
 from app.analysis.recommend import label_for_probability
 from app.analysis.symbol_indicators import candle_arrays
-from app.domain import AnalysisResult, Candle, Label, Ticker
+from app.domain import AnalysisResult, Candle, Label, Ticker, ms_to_datetime
 from tests.support.candles import Universe, bundled_universe
 
 HOUR_MS = 3_600_000
+DAY_MS = 24 * HOUR_MS
 LOOKBACK = 500
 
 
@@ -137,6 +139,31 @@ def test_levels_sit_on_the_right_side(result: AnalysisResult) -> None:
     btc = result.levels["BTC/USDT"]
     assert btc.aggressive_support is not None and btc.moderate_support is not None
     assert btc.aggressive_support >= btc.moderate_support
+
+
+def test_levels_serve_the_last_closed_days_pivots_and_the_series_profile(
+    universe: Universe, result: AnalysisResult
+) -> None:
+    for symbol in ("BTC/USDT", "ETH/USDT"):
+        served, daily = result.levels[symbol], universe[symbol]["1d"]
+        closed = [c for c in daily if c.open_time_ms + DAY_MS <= result.data_as_of_ms]
+        day = closed[-1]
+        assert day.open_time_ms == (result.data_as_of_ms // DAY_MS - 1) * DAY_MS  # the UTC day before as_of's
+        pivots, profile = served.pivots, served.volume_profile
+        assert pivots is not None and profile is not None
+        p = (day.high + day.low + day.close) / 3
+        assert (pivots.period_start, pivots.high, pivots.low, pivots.close) == (
+            ms_to_datetime(day.open_time_ms),
+            day.high,
+            day.low,
+            day.close,
+        )
+        assert [pivots.pivot, pivots.r1, pivots.s1] == pytest.approx([p, 2 * p - day.low, 2 * p - day.high])
+        arrays = candle_arrays(daily[-served.data_points_count :])
+        expected = volume_profile(arrays.high, arrays.low, arrays.close, arrays.volume)
+        assert (profile.poc, profile.value_area_high, profile.value_area_low) == expected
+        assert min(c.low for c in daily) < profile.value_area_low <= profile.poc <= profile.value_area_high
+        assert any("volume_poc" in level.sources for level in served.levels)  # the POC is also a merged candidate
 
 
 def test_levels_fall_back_to_the_analysis_timeframe(universe: Universe) -> None:

@@ -93,6 +93,26 @@ def test_support_levels_of_bitcoin(client: TestClient, snapshot: Snapshot) -> No
     assert body.run_id == snapshot.run_id and body.as_of == snapshot.data_as_of
 
 
+def test_support_levels_serve_the_runs_pivots_and_volume_profile(client: TestClient, snapshot: Snapshot) -> None:
+    served = client.get("/api/v1/support-levels/ETH", headers=DEV_AUTH).json()["support_levels"]
+    expected = snapshot.levels["ETH/USDT"]
+    assert expected.pivots is not None and expected.volume_profile is not None
+    pivots = {**dataclasses.asdict(expected.pivots), "period_start": expected.pivots.period_start.isoformat()}
+    assert served["pivots"] == pivots
+    assert served["volume_profile"] == dataclasses.asdict(expected.volume_profile)
+
+
+def test_levels_published_without_pivots_or_profile_serve_nulls(database: Database) -> None:
+    snapshot = build_snapshot()
+    bare = {symbol: dataclasses.replace(lv, pivots=None, volume_profile=None) for symbol, lv in snapshot.levels.items()}
+    database.publish(dataclasses.replace(snapshot, levels=bare))
+    with running_client(make_settings(database.url)) as client:
+        body = client.get("/api/v1/support-levels/BTC", headers=DEV_AUTH).json()
+    levels = SupportLevelsResponse.model_validate(body).support_levels
+    assert (levels.pivots, levels.volume_profile) == (None, None)
+    assert [level.price for level in levels.levels] == [level.price for level in snapshot.levels["BTC/USDT"].levels]
+
+
 @pytest.mark.parametrize("written", ["BTC", "btc", "BTC-USDT", "BTC_USDT", "USDT-BTC", "BTC%2FUSDT", "BTC/USDT"])
 def test_every_symbol_format_resolves(client: TestClient, written: str) -> None:
     response = client.get(f"/api/v1/support-levels/{written}", headers=DEV_AUTH)

@@ -21,7 +21,17 @@ from app.api.renderers import (
     symbols_view,
 )
 from app.api.responses import dump_json
-from app.domain import HorizonModel, HorizonScore, Level, MarketStatus, Recommendation, Snapshot, SupportLevels
+from app.domain import (
+    HorizonModel,
+    HorizonScore,
+    Level,
+    MarketStatus,
+    PivotPoints,
+    Recommendation,
+    Snapshot,
+    SupportLevels,
+    VolumeProfileLevels,
+)
 from tests.support.api import Database, make_settings, running_client
 
 MakeSnapshot = Callable[..., Snapshot]
@@ -60,7 +70,11 @@ LEGACY_ORDER: dict[type, list[str]] = {
         "data_points_count",
         "updated_at",
         "levels",
+        "pivots",
+        "volume_profile",
     ],
+    PivotPoints: ["period_start", "high", "low", "close", "pivot", "r1", "r2", "s1", "s2"],
+    VolumeProfileLevels: ["poc", "value_area_high", "value_area_low", "value_area_share"],
     Level: ["price", "kind", "strength", "sources", "touches", "last_touched_at", "distance_pct"],
     HorizonScore: ["score", "rank", "label", "probability_outperform"],
     HorizonModel: [
@@ -111,6 +125,8 @@ DERIVED = {
     MarketStatus: schemas.MarketStatusBody,
     HorizonScore: schemas.HorizonScoreItem,
     HorizonModel: schemas.HorizonModelBody,
+    PivotPoints: schemas.item_model(PivotPoints),
+    VolumeProfileLevels: schemas.item_model(VolumeProfileLevels),
 }
 
 
@@ -140,6 +156,12 @@ def test_the_renderers_serve_the_legacy_keys_and_values(make_snapshot: MakeSnaps
     body = support_levels_view(levels, updated_at=at)
     assert list(body) == LEGACY_ORDER[SupportLevels] and list(body["levels"][0]) == LEGACY_ORDER[Level]
     assert body["levels"][0]["sources"] == levels.levels[0].sources
+    assert levels.pivots is not None and levels.volume_profile is not None
+    assert list(body["pivots"]) == LEGACY_ORDER[PivotPoints] and body["pivots"]["r2"] == levels.pivots.r2
+    assert list(body["volume_profile"]) == LEGACY_ORDER[VolumeProfileLevels]
+    assert body["volume_profile"]["poc"] == levels.volume_profile.poc
+    unmeasured = support_levels_view(dataclasses.replace(levels, pivots=None, volume_profile=None), updated_at=at)
+    assert unmeasured["pivots"] is None and unmeasured["volume_profile"] is None
     market = market_view(snapshot.market, updated_at=at)
     assert list(market) == LEGACY_ORDER[MarketStatus] and market["total_market_cap"] is None
     gainer_symbol, gainer_change = snapshot.market.top_gainers[0]

@@ -1,12 +1,14 @@
 """The dashboard in headless Chromium against a real ``dantaro api`` on replay data.
 
-The deployment: ``dantaro run`` replays the bundled history at one candle a second until the track record has
-scored runs, then stops; ``dantaro api`` alone serves that database (so the data holds still while the browser
-reads it), with a key made by ``dantaro keys create`` and one revoked by ``dantaro keys revoke``. The last test
-publishes one more run with ``dantaro worker --once`` and watches the open page refresh itself.
+The deployment: ``dantaro run`` replays the bundled history at one candle a second, from 70 days in (the replay's
+default warm-up: the start refit has its whole fit window, so the labels are fitted ones, not the prior's HOLD),
+until the track record has scored runs, then stops; ``dantaro api`` alone serves that database (so the data holds
+still while the browser reads it), with a key made by ``dantaro keys create`` and one revoked by ``dantaro keys
+revoke``. The last test publishes one more run with ``dantaro worker --once`` and watches the open page refresh
+itself.
 
 Screenshots of every view at 1280 and 390 px go to each test's output folder; with ``DASHBOARD_SCREENSHOTS_TO=docs/img``
-the README's pictures are written there too.
+the README's pictures (overview, recommendations, symbol) are written there too.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +33,7 @@ from tests.support.waiting import wait_for
 pytestmark = pytest.mark.slow
 
 SCORED_RUNS = 6  # scored runs at the default horizon before the replay stops
+WARMUP_CANDLES = "1680"  # the replay's default: 70 days of 1h before the clock starts (dantaro_env's is 100)
 WIDTHS = (1280, 390)
 VIEWS = {
     "overview": "",
@@ -37,7 +41,22 @@ VIEWS = {
     "symbol": "symbol/BTC-USDT",
     "track-record": "track-record",
 }
-README_PICTURES = {"overview-1280.png": "dashboard-overview.png", "symbol-1280.png": "dashboard-symbol.png"}
+README_PICTURES = {
+    "overview-1280.png": "dashboard-overview.png",
+    "recommendations-1280.png": "dashboard-recommendations.png",
+    "symbol-1280.png": "dashboard-symbol.png",
+}
+REFERENCE_LINES = {  # chart line id -> (served object, its key)
+    "pivot:P": ("pivots", "pivot"),
+    "pivot:R1": ("pivots", "r1"),
+    "pivot:R2": ("pivots", "r2"),
+    "pivot:S1": ("pivots", "s1"),
+    "pivot:S2": ("pivots", "s2"),
+    "profile:POC": ("volume_profile", "poc"),
+    "profile:VAH": ("volume_profile", "value_area_high"),
+    "profile:VAL": ("volume_profile", "value_area_low"),
+}
+DASHED, DOTTED = 2, 1  # lightweight-charts LineStyle
 CHOOSE = "const s = document.getElementById(arguments[0]); s.value = arguments[1]; s.dispatchEvent(new Event('change'))"
 UNAUTHORIZED = "401 (Unauthorized)"  # the browser's own log line for the refused key's requests
 
@@ -82,8 +101,9 @@ def _replay_until_scored(env: dict[str, str], log_path: Path) -> None:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("dashboard")
-    _replay_until_scored(dantaro_env(root, DANTARO_ANALYSIS_INTERVAL_S="1"), root / "run.log")
-    env = dantaro_env(root, DANTARO_ANALYSIS_INTERVAL_S="3600")  # the stopped replay's runs stay fresh
+    warmup = {"DANTARO_REPLAY_WARMUP_CANDLES": WARMUP_CANDLES}
+    _replay_until_scored(dantaro_env(root, DANTARO_ANALYSIS_INTERVAL_S="1", **warmup), root / "run.log")
+    env = dantaro_env(root, DANTARO_ANALYSIS_INTERVAL_S="3600", **warmup)  # the stopped replay's runs stay fresh
     key = create_api_key(env, name="dashboard")
     revoked = create_api_key(env, name="revoked")
     assert run_dantaro(["keys", "revoke", revoked.split("_")[1]], env).returncode == 0
@@ -138,6 +158,7 @@ def test_the_key_opens_the_ranked_table_in_the_apis_order(browser: Browser, depl
     assert _table_symbols(browser) == [row["symbol"] for row in served]
     labels = [cell.text.replace(" ", "_") for cell in browser.find_all("#recommendations-table tbody .badge")]
     assert labels == [row["recommendation_strength"] for row in served]
+    assert set(labels) - {"HOLD"}, "the start refit fitted no model with a measured edge: every label is HOLD"
     browser.find("button[data-sort=score]").click()  # highest score first
     by_score = sorted(served, key=lambda row: (-row["total_score"], row["rank"]))
     assert _table_symbols(browser) == [row["symbol"] for row in by_score]
@@ -163,6 +184,51 @@ def _drawn_levels(browser: Browser) -> list[dict[str, Any]]:
     return levels
 
 
+def _drawn_references(browser: Browser) -> dict[str, dict[str, Any]]:
+    lines: list[dict[str, Any]] = browser.js(
+        "return JSON.parse(document.getElementById('price-chart').dataset.references)"
+    )
+    assert len({line["id"] for line in lines}) == len(lines), lines  # one line per reference price
+    return {line["id"]: line for line in lines}
+
+
+def _expected_references(served: dict[str, Any], *groups: str) -> dict[str, float]:
+    return {line: served[part][key] for line, (part, key) in REFERENCE_LINES.items() if line.split(":")[0] in groups}
+
+
+def _toggle(browser: Browser, name: str, *, on: bool) -> None:
+    box = browser.find(f"#toggle-{name}")
+    if box.is_selected() != on:
+        box.click()
+    assert box.is_selected() == on
+
+
+def _check_reference_lines(browser: Browser, served: dict[str, Any]) -> None:
+    """Each toggle adds one line per served pivot / POC / VAH / VAL at its price, and removes them again."""
+    for pivots, profile in ((True, True), (True, False), (False, True), (False, False)):
+        _toggle(browser, "pivots", on=pivots)
+        _toggle(browser, "profile", on=profile)
+        shown = ("pivot",) * pivots + ("profile",) * profile
+        drawn = _drawn_references(browser)
+        assert {name: line["price"] for name, line in drawn.items()} == _expected_references(served, *shown)
+        assert all(
+            line["lineStyle"] == (DASHED if name.startswith("pivot") else DOTTED) for name, line in drawn.items()
+        )
+        assert len(_drawn_levels(browser)) == len(served["levels"])  # the served levels stay drawn
+
+
+def _marked_calls(deployment: Deployment, candles: dict[str, Any]) -> int:
+    """The symbol's past BUY/SELL calls at the default horizon whose entry candle is on the chart."""
+    calls = deployment.get("/api/v1/track-record/symbols/BTC")["calls"]
+    opens = {candle["open_time_ms"] for candle in candles["candles"]}
+    hour_ms = 3_600_000
+    return sum(
+        1
+        for call in calls
+        if call["label"] != "HOLD" and int(datetime.fromisoformat(call["as_of"]).timestamp() * 1000) - hour_ms in opens
+    )
+
+
 def test_the_symbol_page_draws_the_candles_and_one_line_per_level(browser: Browser, deployment: Deployment) -> None:
     browser.show("recommendations", "recommendations")
     renders = browser.renders()
@@ -178,16 +244,22 @@ def test_the_symbol_page_draws_the_candles_and_one_line_per_level(browser: Brows
     tiers = {served["aggressive_support"]: "aggressive support", served["moderate_resistance"]: "moderate resistance"}
     assert all(any(line["price"] == price and name in line["title"] for line in drawn) for price, name in tiers.items())
     assert browser.find("#price-chart").get_attribute("data-candles") == str(candles["count"])
+    assert browser.find("#price-chart").get_attribute("data-markers") == str(_marked_calls(deployment, candles))
     _wait_ink(browser, "#price-chart", 20_000)  # candles, volume and lines, not a blank canvas
-    browser.find("#toggle-pivots").click()
-    pivoted = [level["price"] for level in served["levels"] if any(s.startswith("pivot_") for s in level["sources"])]
-    assert pivoted and [line["price"] for line in _drawn_levels(browser) if "pivot" in line["title"]] == pivoted
+    assert served["pivots"] and served["volume_profile"]
+    _check_reference_lines(browser, served)
+    table = {row.get_attribute("data-reference"): row for row in browser.find_all("#reference-prices tr")}
+    assert {name: float(row.get_attribute("data-price") or "nan") for name, row in table.items()} == (
+        _expected_references(served, "pivot", "profile")
+    )
+    _toggle(browser, "pivots", on=True)
     renders = browser.renders()
-    browser.find(".tabs a:nth-child(2)").click()  # 1d
+    browser.find(".tabs a:nth-child(2)").click()  # 1d: the toggles stay as they were
     browser.wait_view("symbol", after_renders=renders)
     daily = deployment.get("/api/v1/candles/BTC", timeframe="1d", limit=500)
     assert browser.find("#price-chart").get_attribute("data-candles") == str(daily["count"])
     assert len(_drawn_levels(browser)) == len(served["levels"])
+    assert set(_drawn_references(browser)) == set(_expected_references(served, "pivot"))
     assert browser.console_problems() == []
 
 

@@ -7,7 +7,6 @@ health check); only systemd is absent, which ``--prefix`` accounts for.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import sys
@@ -15,27 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.paths import DEPLOYMENT_DIR, REPO_ROOT
+from tests.support.paths import DEPLOYMENT_DIR
 from tests.support.services import unavailable
+from tests.support.source_tree import copy_source_tree
 
 DEPLOY = DEPLOYMENT_DIR / "deploy.sh"
 VENV = Path(sys.executable).parent.parent
-SOURCE_PARTS = ("backend", "deployment", "docs", "monitoring", "migrate.py", "requirements.txt", "pyproject.toml")
 
 
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     """A private copy of the source tree that a test may change."""
-    target = tmp_path / "src"
-    target.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache")
-    for part in SOURCE_PARTS:
-        origin = REPO_ROOT / part
-        if origin.is_dir():
-            shutil.copytree(origin, target / part, ignore=ignore)
-        elif origin.exists():
-            shutil.copy(origin, target / part)
-    return target
+    return copy_source_tree(tmp_path / "src")
 
 
 def _prefix(tmp_path: Path, *, with_env_file: bool = True) -> Path:

@@ -30,8 +30,11 @@ LOADED = Endpoint("recommendations", "GET", "/api/v1/recommendations?top_n=10")
 
 
 def _release_of(pid: int) -> str:
-    """The release directory a process runs (the release wrapper execs ``<release>/.venv/bin/python``)."""
-    return Path(psutil.Process(pid).cmdline()[0]).parent.parent.parent.name
+    """The release directory a process runs (the release wrapper execs ``<release>/.venv/bin/python``), checked
+    against its working directory (the release folder too)."""
+    release = Path(psutil.Process(pid).cmdline()[0]).parent.parent.parent.name
+    assert Path(psutil.Process(pid).cwd()).name == release
+    return release
 
 
 @pytest.fixture
@@ -98,6 +101,7 @@ def test_an_upgrade_and_a_rolled_back_broken_release_lose_no_request(
             app_file.write_text(app_file.read_text() + "\nraise RuntimeError('broken release')\n")
             broken = _deploy(source, prefix)
             after_rollback = {_release_of(pid) for pid in api.alive_processes() or []}
+            supervisor_in = Path(psutil.Process(api.state().pid).cwd()).name
         stopped = api.stop()
     finally:
         api.kill(signal.SIGTERM)
@@ -108,6 +112,6 @@ def test_an_upgrade_and_a_rolled_back_broken_release_lose_no_request(
     assert "the new process exited with status 1 before it was ready" in broken.stderr
     assert _live(prefix) == second
     assert len(upgraded_processes) == 2 and upgraded_releases == {Path(second).name}
-    assert after_rollback == {Path(second).name}
+    assert after_rollback == {Path(second).name} and supervisor_in == Path(second).name
     assert load.requests > 200 and load.errors == 0, load
     assert stopped == 0

@@ -48,8 +48,12 @@ def _optional_fields(cls: type) -> dict[str, Any]:
 
 
 def _optionals(item: T, *, present: bool) -> T:
-    """``item`` with every optional field None, or (``present``) set to its ``FILLERS`` value."""
-    changes = {name: FILLERS[hint] if present else None for name, hint in _optional_fields(type(item)).items()}
+    """``item`` with every optional field None, or (``present``) set to its ``FILLERS`` value (a nested dataclass,
+    which has no filler, keeps the factory's)."""
+    changes = {
+        name: FILLERS.get(hint, getattr(item, name)) if present else None
+        for name, hint in _optional_fields(type(item)).items()
+    }
     return replace(item, **changes)  # type: ignore[type-var]
 
 
@@ -261,6 +265,16 @@ def test_a_missing_field_with_a_default_takes_it_and_unknown_keys_are_ignored(sa
     assert without_details.recommendations[0].details == {}
     with_extra = decode_snapshot(_mutated(sample, ["market", "added_by_a_newer_worker"], 1))
     assert with_extra == sample
+
+
+def test_a_payload_from_before_the_served_pivots_and_profile_decodes_without_them(sample: Snapshot) -> None:
+    symbol = next(name for name, levels in sample.levels.items() if levels.pivots is not None)
+    document = orjson.loads(encode_snapshot(sample))
+    for name in ("pivots", "volume_profile"):
+        del document["snapshot"]["levels"][symbol][name]
+    decoded = decode_snapshot(orjson.dumps(document))
+    assert decoded.levels[symbol].pivots is None and decoded.levels[symbol].volume_profile is None
+    assert decoded.levels[symbol].levels == sample.levels[symbol].levels
 
 
 def test_a_type_the_codec_does_not_know_is_a_programming_error() -> None:

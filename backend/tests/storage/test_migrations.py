@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import inspect, text
+from sqlalchemy.orm import Session
 
+from app.domain import SupportLevels
 from app.storage import migrate
+from app.storage.codec import decode
 from app.storage.db import make_engine
-from app.storage.models import Base
+from app.storage.models import Base, SupportLevelsModel
 
 
 def _tables(url: str) -> set[str]:
@@ -25,7 +28,7 @@ def test_upgrade_check_downgrade_cycle(empty_database_url: str) -> None:
     url = empty_database_url
     assert migrate.current(url) is None
     migrate.upgrade(url)
-    assert migrate.current(url) == migrate.head() == "0006"
+    assert migrate.current(url) == migrate.head() == "0007"
     assert _tables(url) == set(Base.metadata.tables)
     migrate.check(url)
     migrate.downgrade(url, "base")
@@ -69,3 +72,30 @@ def test_runs_from_before_0005_read_back_with_exchange_tickers(empty_database_ur
     finally:
         engine.dispose()
     assert value == "exchange"
+
+
+def test_levels_from_before_0007_read_back_without_pivots_or_profile(empty_database_url: str) -> None:
+    migrate.upgrade(empty_database_url, "0006")
+    engine = make_engine(empty_database_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO analysis_runs (run_id, exchange, status, started_at, symbols_total, symbols_ok, "
+                    "symbols_failed) VALUES ('old', 'binance', 'succeeded', '2022-10-10 00:00:00+00:00', 1, 1, 0)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO support_levels (run_id, symbol, calculation_method, data_points_count, levels) "
+                    "VALUES ('old', 'BTC/USDT', 'levels_1d', 500, '[]')"
+                )
+            )
+        migrate.upgrade(empty_database_url)
+        with Session(engine) as session:
+            row = session.get_one(SupportLevelsModel, ("old", "BTC/USDT"))
+            columns = {column.key: getattr(row, column.key) for column in SupportLevelsModel.__table__.columns}
+    finally:
+        engine.dispose()
+    levels = decode(SupportLevels, columns)
+    assert (levels.pivots, levels.volume_profile) == (None, None) and levels.data_points_count == 500

@@ -63,7 +63,12 @@ def create_api_key(env: dict[str, str], *, name: str, rate_limit: str = "100000/
     result = run_dantaro(["keys", "create", "--name", name, "--rate-limit", rate_limit], env)
     if result.returncode != 0:
         raise RuntimeError(f"dantaro keys create failed: {result.stderr.strip()}")
-    lines = [line.strip() for line in result.stdout.splitlines() if line.strip()]
+    return printed_secret(result.stdout)
+
+
+def printed_secret(stdout: str) -> str:
+    """The key secret in what ``dantaro keys create`` printed (the line after ``secret``)."""
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
     marker = next(i for i, line in enumerate(lines) if line.startswith("secret"))
     return lines[marker + 1]
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 import pytest
+import redis
 
 from tests.support.network import free_port, wait_for_port
 
@@ -31,6 +32,13 @@ def unavailable(reason: str) -> NoReturn:
     if os.environ.get("DANTARO_REQUIRE_SERVICES") == "1":
         pytest.fail(f"required service unavailable: {reason}")
     pytest.skip(reason)
+
+
+def delete_keys(client: redis.Redis, prefix: str) -> None:
+    """Delete every key under ``prefix:`` (a test's throwaway key prefix)."""
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
+    if keys:
+        client.delete(*keys)
 
 
 def require_executable(name: str, *, install_hint: str) -> str:

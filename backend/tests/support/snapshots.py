@@ -23,9 +23,11 @@ from app.domain import (
     Label,
     Level,
     MarketStatus,
+    PivotPoints,
     Recommendation,
     Snapshot,
     SupportLevels,
+    VolumeProfileLevels,
     ms_to_datetime,
     timeframe_ms,
     utc_now,
@@ -41,6 +43,7 @@ LEVEL_WINDOWS_DAYS = (7, 30, 90)
 HORIZON_HOURS = {"1h": 1, "4h": 4, "24h": 24}  # served horizons; the factory's score at h: share of up moves of h hours
 DEFAULT_HORIZON = "24h"  # the legacy fields follow the daily-candle score below
 TOUCH_TOLERANCE = 0.01
+VALUE_AREA_SHARE = 0.7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +125,36 @@ def _distinct(levels: Sequence[Level]) -> list[Level | None]:
     return [level if i == 0 or level.price != levels[i - 1].price else None for i, level in enumerate(levels)]
 
 
+def _pivots(day: Candle) -> PivotPoints:
+    """The classic floor pivots of the last closed day."""
+    pivot = (day.high + day.low + day.close) / 3
+    span = day.high - day.low
+    return PivotPoints(
+        period_start=ms_to_datetime(day.open_time_ms),
+        high=day.high,
+        low=day.low,
+        close=day.close,
+        pivot=pivot,
+        r1=2 * pivot - day.low,
+        r2=pivot + span,
+        s1=2 * pivot - day.high,
+        s2=pivot - span,
+    )
+
+
+def _volume_profile(daily: Sequence[Candle]) -> VolumeProfileLevels:
+    """A coarse profile by whole days: the busiest day's typical price, and the range of the busiest days that hold
+    70 % of the volume."""
+    by_volume = sorted(daily, key=lambda c: -c.volume)
+    total, held, busiest = sum(c.volume for c in daily), 0.0, []
+    for candle in by_volume:
+        busiest.append((candle.high + candle.low + candle.close) / 3)
+        held += candle.volume
+        if held >= VALUE_AREA_SHARE * total:
+            break
+    return VolumeProfileLevels(busiest[0], max(busiest), min(busiest), value_area_share=VALUE_AREA_SHARE)
+
+
 def _support_levels(symbol: str, series: _Series) -> SupportLevels:
     supports = _distinct([_level(series, kind="support", window_days=d) for d in LEVEL_WINDOWS_DAYS])
     resistances = _distinct([_level(series, kind="resistance", window_days=d) for d in LEVEL_WINDOWS_DAYS])
@@ -137,6 +170,8 @@ def _support_levels(symbol: str, series: _Series) -> SupportLevels:
         calculation_method="window_extremes",
         data_points_count=len(series.daily),
         levels=tuple(level for level in (*supports, *resistances) if level),
+        pivots=_pivots(series.daily[-1]),
+        volume_profile=_volume_profile(series.daily),
     )
 
 

@@ -19,7 +19,7 @@ import pytest
 from tests.support.candles import copy_replay_pairs
 from tests.support.damage import DAMAGES
 from tests.support.paths import REPO_ROOT
-from tests.support.processes import DANTARO, DantaroProcess, dantaro_env, log_events
+from tests.support.processes import DANTARO, ApiServer, DantaroProcess, dantaro_env, log_events
 
 
 def _run(args: list[str], env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess[str]:
@@ -81,6 +81,27 @@ def test_worker_stops_cleanly_on_signal(tmp_path: Path, signum: signal.Signals) 
     assert "worker_stopped" in {event["event"] for event in log_events(stderr)}
     statuses = {status for status, _ in _runs(tmp_path)}
     assert "running" not in statuses  # the in-flight run finished or was recorded as rolled back
+
+
+@pytest.mark.parametrize(("signum", "exit_status"), [(signal.SIGTERM, -signal.SIGTERM), (signal.SIGINT, 130)])
+def test_dantaro_run_drains_its_worker_before_the_signal_ends_it(
+    tmp_path: Path, signum: signal.Signals, exit_status: int
+) -> None:
+    env = dantaro_env(tmp_path, DANTARO_ANALYSIS_INTERVAL_S="0.5")
+    served = ApiServer(env, log_path=tmp_path / "run.log", command="run").start(timeout_s=60)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _runs(tmp_path):
+            time.sleep(0.2)
+        assert served.process is not None and _runs(tmp_path), "dantaro run published no run within 60 s"
+        served.process.send_signal(signum)
+        returncode = served.process.wait(timeout=60)
+    finally:
+        served.kill()
+    events = [event["event"] for event in log_events(served.log_text())]
+    assert returncode == exit_status  # the signal still says how it ended (uvicorn's convention) ...
+    assert "worker_stopped" in events and events.index("worker_stopped") > events.index("api_stopping")  # ... after
+    assert "running" not in {status for status, _ in _runs(tmp_path)}
 
 
 def test_worker_refuses_development_defaults_in_production(tmp_path: Path) -> None:

@@ -1,14 +1,20 @@
-// The symbol page's chart: closed candles with volume, and one price line per served support/resistance level.
+// The symbol page's chart: closed candles with volume, one price line per served support/resistance level, and the
+// served reference prices as lines of their own that the toggles add and remove.
 //
-// A line's width grows with the level's strength (1 px below 0.125 ... 4 px from 0.875). The served levels are merged
-// clusters; pivots and the volume profile (POC, VAH, VAL) are among their sources, so those toggles mark the levels
-// that carry them (dashed: pivots, dotted: volume profile, with their names) and never add a price the API did not
-// serve. After every change the chart element's data-levels attribute holds what the library reports it draws
-// (series.priceLines()), which the browser tests read back.
+// A level line's width grows with the level's strength (1 px below 0.125 ... 4 px from 0.875); it is green (support)
+// or red (resistance) and names its tier with "tier labels". "pivots" adds the previous UTC day's classic floor pivots
+// (support_levels.pivots: P, R1, R2, S1, S2; violet, dashed) and "volume profile" the profile's POC, VAH and VAL
+// (support_levels.volume_profile; blue, dotted): the prices the API serves, never computed here. Each line carries an
+// id ("level:3", "pivot:R1", "profile:POC"); after every change the chart element's data-levels and data-references
+// attributes hold what the library reports it draws (series.priceLines()), which the browser tests read back.
 (function (D) {
   "use strict";
   const LWC = D.charts.LWC;
-  const COLORS = { support: "#15803d", resistance: "#b91c1c", up: "#16a34a", down: "#dc2626" };
+  const COLORS = {
+    support: "#15803d", resistance: "#b91c1c", up: "#16a34a", down: "#dc2626", pivot: "#7c3aed", profile: "#0369a1",
+  };
+  const PIVOT_LINES = [["r2", "R2"], ["r1", "R1"], ["pivot", "P"], ["s1", "S1"], ["s2", "S2"]]; // highest first
+  const PROFILE_LINES = [["value_area_high", "VAH"], ["poc", "POC"], ["value_area_low", "VAL"]]; // highest first
   const PROFILE = { volume_poc: "POC", value_area_high: "VAH", value_area_low: "VAL" };
   const TIERS = ["aggressive", "moderate", "conservative"];
   const VISIBLE_BARS = 180;
@@ -34,24 +40,38 @@
     return level.sources.filter((src) => src in PROFILE).map((src) => PROFILE[src]);
   }
 
-  function lineOptions(level, supportLevels, toggles) {
-    const pivots = pivotsOf(level);
-    const profile = profileOf(level);
-    const title = [
-      ...(toggles.tiers ? tiersOf(level, supportLevels) : []),
-      ...(toggles.profile ? profile : []),
-      ...(toggles.pivots && pivots.length ? ["pivot " + pivots.join(" ")] : []),
-    ].join(" · ");
-    let lineStyle = LWC.LineStyle.Solid;
-    if (toggles.pivots && pivots.length) lineStyle = LWC.LineStyle.Dashed;
-    if (toggles.profile && profile.length) lineStyle = LWC.LineStyle.Dotted;
+  function lineOptions(level, index, supportLevels, toggles) {
     return {
+      id: `level:${index}`,
       price: level.price,
       color: COLORS[level.kind] || "#475569",
       lineWidth: Math.min(4, 1 + Math.floor(level.strength * 4)),
-      lineStyle,
+      lineStyle: LWC.LineStyle.Solid,
       axisLabelVisible: true,
-      title,
+      title: toggles.tiers ? tiersOf(level, supportLevels).join(" · ") : "",
+    };
+  }
+
+  // The served reference prices the toggles show: [{group, name, price}] (a non-positive price has no line).
+  function referencePrices(supportLevels, toggles) {
+    const groups = [
+      ["pivot", toggles.pivots && supportLevels.pivots, PIVOT_LINES],
+      ["profile", toggles.profile && supportLevels.volume_profile, PROFILE_LINES],
+    ];
+    return groups.flatMap(([group, served, lines]) => (served ? lines : [])
+      .map(([key, name]) => ({ group, name, price: served[key] }))
+      .filter((line) => Number.isFinite(line.price) && line.price > 0));
+  }
+
+  function referenceOptions(line) {
+    return {
+      id: `${line.group}:${line.name}`,
+      price: line.price,
+      color: COLORS[line.group],
+      lineWidth: line.name === "P" || line.name === "POC" ? 2 : 1,
+      lineStyle: line.group === "pivot" ? LWC.LineStyle.Dashed : LWC.LineStyle.Dotted,
+      axisLabelVisible: true,
+      title: line.name,
     };
   }
 
@@ -62,10 +82,14 @@
 
   // The prices the price scale must include besides the candles: every level with "fit all levels", else the
   // aggressive (nearest) support and resistance. Levels outside the scale are still drawn: drag the scale to see them.
+  // Shown pivots are always framed (they lie around the last day's range); the profile's prices span the whole
+  // levels series and are framed with "fit all levels" only.
   function framedPrices(data, toggles) {
-    if (toggles.all) return data.levels.map((level) => level.price);
+    const references = referencePrices(data.supportLevels, toggles);
+    if (toggles.all) return [...data.levels.map((level) => level.price), ...references.map((line) => line.price)];
     const s = data.supportLevels;
-    return [s.aggressive_support, s.aggressive_resistance].filter((price) => !D.fmt.missing(price));
+    const pivots = references.filter((line) => line.group === "pivot").map((line) => line.price);
+    return [s.aggressive_support, s.aggressive_resistance, ...pivots].filter((price) => !D.fmt.missing(price));
   }
 
   function autoscaleWith(prices) {
@@ -114,33 +138,43 @@
     return markers.length;
   }
 
+  // What the library reports it draws, split into the level lines and the reference lines by their ids.
+  function publish(container, series, marked) {
+    const drawn = series.priceLines().map((line) => {
+      const o = line.options();
+      return { id: o.id, price: o.price, title: o.title, lineWidth: o.lineWidth, lineStyle: o.lineStyle, color: o.color };
+    });
+    container.dataset.levels = JSON.stringify(drawn.filter((line) => line.id.startsWith("level:")));
+    container.dataset.references = JSON.stringify(drawn.filter((line) => !line.id.startsWith("level:")));
+    container.dataset.candles = String(series.data().length);
+    container.dataset.markers = String(marked);
+  }
+
   // Draws the chart in container; returns {chart, update(toggles)}.
   function priceChart(container, data) {
     const chart = D.charts.createChart(container, { rightPriceScale: { scaleMargins: { top: 0.06, bottom: 0.22 } } });
     const series = addCandles(chart, data.candles, framedPrices(data, data.toggles));
-    const lines = data.levels.map((level) => series.createPriceLine(lineOptions(level, data.supportLevels, data.toggles)));
+    const lines = data.levels.map((level, i) => series.createPriceLine(lineOptions(level, i, data.supportLevels, data.toggles)));
+    let references = [];
+    function drawReferences(toggles) {
+      references.forEach((line) => series.removePriceLine(line));
+      references = referencePrices(data.supportLevels, toggles).map((line) => series.createPriceLine(referenceOptions(line)));
+    }
+    drawReferences(data.toggles);
     const marked = callMarkers(series, data.candles, data.calls || [], data.timeframeMs);
     const bars = data.candles.length;
     chart.timeScale().setVisibleLogicalRange({ from: Math.max(0, bars - VISIBLE_BARS), to: bars + 2 });
-    function publish() {
-      const drawn = series.priceLines().map((line) => {
-        const o = line.options();
-        return { price: o.price, title: o.title, lineWidth: o.lineWidth, lineStyle: o.lineStyle, color: o.color };
-      });
-      container.dataset.levels = JSON.stringify(drawn);
-      container.dataset.candles = String(series.data().length);
-      container.dataset.markers = String(marked);
-    }
-    publish();
+    publish(container, series, marked);
     return {
       chart,
       update(toggles) {
         series.applyOptions({ autoscaleInfoProvider: autoscaleWith(framedPrices(data, toggles)) });
-        data.levels.forEach((level, i) => lines[i].applyOptions(lineOptions(level, data.supportLevels, toggles)));
-        publish();
+        data.levels.forEach((level, i) => lines[i].applyOptions(lineOptions(level, i, data.supportLevels, toggles)));
+        drawReferences(toggles);
+        publish(container, series, marked);
       },
     };
   }
 
-  D.priceChart = { draw: priceChart, tiersOf, pivotsOf, profileOf };
+  D.priceChart = { draw: priceChart, tiersOf, pivotsOf, profileOf, PIVOT_LINES, PROFILE_LINES };
 })(window.Dantaro);

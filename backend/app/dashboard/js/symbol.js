@@ -1,12 +1,13 @@
-// Symbol: candles (1h or 1d) with volume and the served support/resistance levels, the level list, the factor
-// contributions of the symbol's score at the chosen horizon, and its past calls from the track record.
+// Symbol: candles (1h or 1d) with volume and the served support/resistance levels, the served pivots and volume
+// profile (lines the toggles add), the level list and the reference prices, the factor contributions of the symbol's
+// score at the chosen horizon, and its past calls from the track record.
 (function (D) {
   "use strict";
   const { h } = D.dom;
   const f = D.fmt;
   const TIMEFRAMES = { "1h": 3600000, "1d": 86400000 };
   const CANDLES = 500;
-  const toggles = { tiers: true, pivots: false, profile: true, all: false }; // kept while the dashboard is open
+  const toggles = { tiers: true, pivots: true, profile: true, all: false }; // kept while the dashboard is open
 
   // The body, or null when the API answers 404 (no levels, no scored call, or a server without that route).
   async function optional(path, params) {
@@ -38,7 +39,8 @@
       h("label", { class: "inline" }, "Horizon ", h("select", { id: "horizon", onchange: (event) =>
         ctx.navigate("symbol/" + slug, { tf: timeframe, horizon: event.target.value }) },
         horizons.map((x) => h("option", { value: x, selected: x === horizon }, x)))),
-      toggle("tiers", "tier labels"), toggle("pivots", "pivots"), toggle("profile", "volume profile (POC/VAH/VAL)"),
+      toggle("tiers", "tier labels"), toggle("pivots", "pivots (P, R1, R2, S1, S2)"),
+      toggle("profile", "volume profile (POC, VAH, VAL)"),
       toggle("all", "fit all levels"));
   }
 
@@ -60,6 +62,28 @@
           h("td", { class: "num wide-only" }, String(level.touches)),
           h("td", { class: "num" }, f.percent(level.distance_pct)));
       }))));
+  }
+
+  // The served pivots and volume profile with where they come from (the chart's toggles draw them).
+  function referenceTable(served) {
+    const card = h("section", { class: "card", id: "reference-prices" }, h("h2", {}, "Pivots and volume profile"));
+    const pivots = served.pivots;
+    const profile = served.volume_profile;
+    const row = (group, name, price) => h("tr", { "data-reference": `${group}:${name}`, "data-price": price },
+      h("td", {}, name), h("td", { class: "num" }, f.price(price)));
+    const table = (rows) => h("div", { class: "table-wrap" }, h("table", { class: "data compact" }, h("tbody", {}, rows)));
+    return D.dom.append(card, [
+      pivots ? [
+        h("p", { class: "muted" }, `Classic floor pivots of ${f.time(pivots.period_start).slice(0, 10)} UTC (H ${f.price(pivots.high)}` +
+          ` · L ${f.price(pivots.low)} · C ${f.price(pivots.close)})`),
+        table(D.priceChart.PIVOT_LINES.map(([key, name]) => row("pivot", name, pivots[key]))),
+      ] : h("p", { class: "muted" }, "No pivots: the run stored no closed candle of the previous UTC day."),
+      profile ? [
+        h("p", { class: "muted" }, `Volume profile of the ${served.data_points_count} candles of ${served.calculation_method}` +
+          ` (value area: ${f.number(100 * profile.value_area_share, 0)} % of the volume)`),
+        table(D.priceChart.PROFILE_LINES.map(([key, name]) => row("profile", name, profile[key]))),
+      ] : h("p", { class: "muted" }, "No volume profile served for this symbol."),
+    ]);
   }
 
   // The contributions are those of the run's default horizon (analysis_details), whatever horizon is chosen.
@@ -116,8 +140,11 @@
       toolbar(ctx, slug, timeframe, recs.horizons, horizon, () => drawn && drawn.update(toggles)),
       chartBox,
       h("p", { class: "muted" }, `${candles.count} closed ${timeframe} candles to ${f.time(candles.as_of)} · ` +
-        `${served.levels.length} levels from ${served.calculation_method || "–"}: green support, red resistance, thicker = stronger`),
-      h("section", { class: "card" }, h("h2", {}, "Support and resistance"), levelTable(served.levels, served)),
+        `${served.levels.length} levels from ${served.calculation_method || "–"}: green support, red resistance, thicker = stronger;` +
+        " violet dashed: pivots; blue dotted: volume profile"),
+      h("div", { class: "grid levels" },
+        h("section", { class: "card" }, h("h2", {}, "Support and resistance"), levelTable(served.levels, served)),
+        referenceTable(served)),
       h("div", { class: "grid two" }, contributions(rec), pastCalls(track, horizon))
     );
     ctx.after.push(() => {

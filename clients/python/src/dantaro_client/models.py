@@ -142,8 +142,33 @@ class LevelItem(ApiModel):
     distance_pct: float
 
 
+class PivotPointsBody(ApiModel):
+    """Classic floor pivots of the last closed UTC day before the run's ``as_of``: P = (H + L + C) / 3,
+    R1 = 2P - L, S1 = 2P - H, R2 = P + (H - L), S2 = P - (H - L)."""
+
+    period_start: datetime = Field(description="00:00 UTC of the day H, L and C come from")
+    high: float
+    low: float
+    close: float
+    pivot: float
+    r1: float
+    r2: float
+    s1: float
+    s2: float
+
+
+class VolumeProfileBody(ApiModel):
+    """The volume profile of the symbol's levels series: point of control and the value-area bounds (prices)."""
+
+    poc: float
+    value_area_high: float
+    value_area_low: float
+    value_area_share: float = Field(description="the share of the volume the value area holds at least (0.7)")
+
+
 class SupportLevelsBody(ApiModel):
-    """Support and resistance of one symbol."""
+    """Support and resistance of one symbol, with the last day's pivots and the volume profile they partly come
+    from (null for runs published before those were served)."""
 
     symbol: str
     aggressive_support: float | None
@@ -156,6 +181,8 @@ class SupportLevelsBody(ApiModel):
     data_points_count: int
     updated_at: datetime
     levels: list[LevelItem]
+    pivots: PivotPointsBody | None
+    volume_profile: VolumeProfileBody | None
 
 
 class SupportLevelsResponse(_Freshness):
