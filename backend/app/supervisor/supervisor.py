@@ -137,7 +137,7 @@ class Supervisor:
 
     def _serve(self) -> int:
         if not self._start():
-            return 1
+            return 0 if self._stop else 1  # stopped while starting, or a process could not start
         log.info("api_supervisor_started", address=self._state.address, workers=self.plan.workers)
         while not self._stop:
             if self._reload_wanted:
