@@ -17,4 +17,6 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-COMMAND = Command(name="api", summary="serve the read-only HTTP API", run=_api, arguments=bind_arguments)
+COMMAND = Command(
+    name="api", summary="serve the read-only HTTP API", run=_api, arguments=bind_arguments, loads=("app.server",)
+)
