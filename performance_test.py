@@ -16,18 +16,21 @@ share of requests the hot path answered; for the API process: resident memory af
 time (until ``/health`` is 200), with the bare FastAPI reference's for comparison. Goals (``GOALS``): ratio to bare
 FastAPI >= 1.0 on every GET endpoint (stretch: >= 0.5 to the plain ASGI callable), p99 <= 5 ms at 32 connections,
 RSS <= 74 MB, ready <= 1.0 s. Exit status 0 either way: the figures are for ``docs/performance.md``.
+
+``--scaling 1,2,4`` is the machine-level run instead (``benchmarks/scaling.py``): for each count N, ``dantaro api
+--workers N`` against N processes of the bare FastAPI reference serving the same bytes; scaling from 1 to N
+processes (goal on a 2-core machine: >= 1.7x with 2, ratio to bare unchanged) and resident memory per process and
+in total.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
 import os
 import re
 import secrets
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,7 +38,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -45,7 +48,10 @@ from sqlalchemy.engine import make_url
 from app.storage import migrate
 from app.storage.api_keys import ApiKeyRepository
 from app.storage.db import make_engine, make_session_factory
+from app.supervisor.state import read_state
 from benchmarks.load_generators import Endpoint, LoadResult, python_load, wrk_load
+from benchmarks.scaling import load_average, machine_run, report_machine
+from benchmarks.servers import free_port, http_get, spawn
 
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -53,66 +59,6 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 GOALS = {"ratio_fastapi": 1.0, "ratio_asgi_stretch": 0.5, "p99_ms": 5.0, "rss_mb": 74.0, "ready_s": 1.0}
 REFERENCES = ("fastapi", "asgi")  # backend/benchmarks/reference_servers.py
-READY_TIMEOUT_S = 20.0
-
-
-@dataclass
-class Served:
-    """A spawned server process and its spawn-to-ready time."""
-
-    process: subprocess.Popen[bytes]
-    ready_s: float = field(default=0.0)
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def http_get(endpoint: Endpoint, *, port: int, headers: dict[str, str]) -> bytes:
-    """The body ``endpoint`` answers with (status 200 required)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    try:
-        extra = {"Content-Type": "application/json"} if endpoint.body else {}
-        connection.request(endpoint.method, endpoint.path, body=endpoint.body or None, headers={**headers, **extra})
-        response = connection.getresponse()
-        body = response.read()
-    finally:
-        connection.close()
-    if response.status != 200:
-        raise RuntimeError(f"{endpoint.method} {endpoint.path} answered {response.status}: {body[:200]!r}")
-    return body
-
-
-def _healthy(port: int) -> bool:
-    try:
-        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=0.5)
-        connection.request("GET", "/health")
-        return connection.getresponse().status == 200
-    except OSError:
-        return False
-
-
-@contextmanager
-def spawn(command: list[str], *, env: dict[str, str], port: int) -> Iterator[Served]:
-    """Start ``command``, wait until ``/health`` on ``port`` is 200 (timing it), terminate it afterwards."""
-    started = time.monotonic()
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
-    try:
-        while not _healthy(port):
-            if process.poll() is not None or time.monotonic() - started > READY_TIMEOUT_S:
-                raise RuntimeError(f"{command[0]} did not become ready (exit status {process.poll()})")
-            time.sleep(0.005)
-        yield Served(process, ready_s=time.monotonic() - started)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def reference_command(kind: str, bodies: dict[str, bytes], *, port: int, workdir: Path) -> list[str]:
@@ -329,6 +275,45 @@ def hot_share(port: int) -> float:
     return answered / (answered + passed) if answered + passed else 0.0
 
 
+SCALED = ("recommendations?top_n=10", "market-status")  # a 23 kB and a 2 kB body
+
+
+def scaling(env: Environment, *, secret: str, bodies: dict[str, bytes], args: argparse.Namespace) -> None:
+    """The machine-level run (``--scaling``): ours and the bare FastAPI reference at each process count."""
+
+    @contextmanager
+    def ours(count: int, port: int) -> Iterator[int]:
+        command = [str(BIN / "dantaro"), "api", "--workers", str(count), "--port", str(port)]
+        with spawn(command, env=service_env(env), port=port) as served:
+            while count > 1 and not (
+                (state := read_state(env.data_dir)) and len(state.ready) == count and all(state.ready)
+            ):
+                time.sleep(0.05)  # every supervised process says it is ready
+            yield served.process.pid
+
+    @contextmanager
+    def bare(count: int, port: int) -> Iterator[int]:
+        command = [*reference_command("fastapi", bodies, port=port, workdir=env.data_dir), str(count)]
+        with spawn(command, env=service_env(env), port=port) as served:
+            yield served.process.pid
+
+    before, counts = load_average(), [int(text) for text in args.scaling.split(",")]
+    options = {"headers": {"Authorization": f"Bearer {secret}"}, "connections": args.connections}
+    results = machine_run(
+        starts={"ours": ours, "bare": bare},
+        ports=free_port,
+        counts=counts,
+        endpoints=[endpoint for endpoint in ENDPOINTS if endpoint.name in SCALED],
+        load=_load_tool(),
+        options={**options, "duration_s": args.duration_s},
+        rounds=args.rounds,
+    )
+    tool = (
+        f"{'wrk' if shutil.which('wrk') else 'python asyncio'}, median of {args.rounds} rounds of {args.duration_s:g} s"
+    )
+    report_machine(results, tool=tool, load_before=before)
+
+
 def run(args: argparse.Namespace) -> None:
     """The whole benchmark inside one cleanup scope."""
     redis_url = os.environ.get("DANTARO_TEST_REDIS_URL", DEFAULT_REDIS_URL)
@@ -337,8 +322,7 @@ def run(args: argparse.Namespace) -> None:
         database_url = stack.enter_context(postgres_database())
         env = Environment(database_url, redis_url, stack.enter_context(redis_prefix(redis_url)), data_dir)
         secret = prepare(env)
-        api_command = [str(BIN / "dantaro"), "api"]
-        figures = {"ready_s": ready_s(api_command, env=service_env(env), runs=args.ready_runs)}
+        api_command = [str(BIN / "dantaro"), "api", "--workers", "1"]
         ports = {server: free_port() for server in SERVERS}
         api = stack.enter_context(
             spawn([*api_command, "--port", str(ports["ours"])], env=service_env(env), port=ports["ours"])
@@ -346,6 +330,11 @@ def run(args: argparse.Namespace) -> None:
         bodies = {
             ep.name: http_get(ep, port=ports["ours"], headers={"Authorization": f"Bearer {secret}"}) for ep in ENDPOINTS
         }
+        if args.scaling:
+            api.process.terminate()
+            scaling(env, secret=secret, bodies=bodies, args=args)
+            return
+        figures = {"ready_s": ready_s(api_command, env=service_env(env), runs=args.ready_runs)}
         references = {}
         for kind in REFERENCES:
             command = reference_command(kind, bodies, port=ports[kind], workdir=data_dir)
@@ -370,6 +359,9 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved loads per endpoint and server (median)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--ready-runs", type=int, default=3, help="starts of the API timed for spawn-to-ready")
+    parser.add_argument(
+        "--scaling", metavar="COUNTS", help="the machine-level run for these process counts, e.g. 1,2,4"
+    )
     run(parser.parse_args())
     return 0
 

@@ -12,10 +12,13 @@
 #   etc/dantaro/dantaro.env              settings; created from deployment/.env.production only if absent (0600)
 #   var/lib/dantaro/                     the data directory (the only path the services may write)
 #
-# Steps: copy release -> virtualenv -> env file -> migrate -> flip `current` -> restart -> health check;
-# when the health check fails, `current` flips back to the previous release, which is restarted.
-# With --prefix other than /, systemd is not touched: the health check starts the new release's API on a free
-# local port for the duration of the check (this is how the test suite runs it).
+# Steps: copy release -> virtualenv -> env file -> migrate -> flip `current` -> restart the worker, reload the API
+# -> health check; when the reload or the health check fails, `current` flips back to the previous release, which
+# is reloaded (the worker restarted). The API reload is graceful (`dantaro api-reload`: new processes serve before
+# the old ones stop, no request lost); without a `dantaro api` supervisor to reload, the API is restarted instead.
+# With --prefix other than /, systemd is not touched: a supervisor running with the prefix's data directory is
+# reloaded, and the health check starts the new release's API on a free local port for the duration of the check
+# (this is how the test suite runs it).
 set -euo pipefail
 
 PREFIX=/
@@ -44,7 +47,7 @@ while [ $# -gt 0 ]; do
         --health-url) HEALTH_URL=${2:?--health-url needs a URL}; shift 2 ;;
         --health-timeout-s) HEALTH_TIMEOUT_S=${2:?}; shift 2 ;;
         --keep) KEEP=${2:?}; shift 2 ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option $1 (see --help)" ;;
     esac
 done
@@ -77,8 +80,12 @@ copy_release() {  # $1 = release dir
     mkdir -p "$1/bin"
     cat > "$1/bin/dantaro" <<'WRAPPER'
 #!/bin/sh
-# Runs this release's code with its virtualenv.
+# Runs this release's code with its virtualenv. DANTARO_LAUNCHER, the path this script was started by (through
+# `current` in the units), is what `dantaro api --workers N` starts new API processes with: a reload runs the
+# release `current` points to by then.
 HERE=$(cd "$(dirname "$0")/.." && pwd -P)
+DANTARO_LAUNCHER="$(cd "$(dirname "$0")" && pwd)/$(basename "$0")"
+export DANTARO_LAUNCHER
 PYTHONPATH="$HERE/backend${PYTHONPATH:+:$PYTHONPATH}" exec "$HERE/.venv/bin/python" -m app.cli "$@"
 WRAPPER
     chmod 0755 "$1/bin/dantaro"
@@ -138,14 +145,26 @@ flip_current() {  # atomically point `current` at release $1
     run mv -T "$ROOT/current.new" "$ROOT/current"
 }
 
-restart_services() {
+restart_services() {  # fails when the API reload failed (the previous API processes still serve)
     if [ "$SYSTEMD" = 1 ]; then
         run install -m 0644 "$ROOT/current/deployment/systemd/"*.service /etc/systemd/system/
         run systemctl daemon-reload
         run systemctl enable dantaro-migrate.service dantaro-api.service dantaro-worker.service
-        run systemctl restart dantaro-api.service dantaro-worker.service
+        run systemctl restart dantaro-worker.service
     else
-        say "no systemd under --prefix: services not restarted"
+        say "no systemd under --prefix: the worker is not restarted"
+    fi
+    reload_api
+}
+
+reload_api() {  # graceful: `dantaro api-reload` exits 0 reloaded, 1 failed, 3 when no supervisor runs (then restart)
+    local status=0
+    dantaro "$ROOT/current" api-reload || status=$?
+    [ "$status" = 3 ] || return "$status"
+    if [ "$SYSTEMD" = 1 ]; then
+        run systemctl restart dantaro-api.service
+    else
+        say "no API supervisor runs with $DATA: nothing to reload"
     fi
 }
 
@@ -191,7 +210,7 @@ health_check() {  # $1 = release dir
     fi
     local port pid status=0
     port=$(free_port)
-    DANTARO_ENV_FILE=$ENV_FILE DANTARO_DATA_DIR=$DATA "$1/bin/dantaro" api --host 127.0.0.1 --port "$port" \
+    DANTARO_ENV_FILE=$ENV_FILE DANTARO_DATA_DIR=$DATA "$1/bin/dantaro" api --workers 1 --host 127.0.0.1 --port "$port" \
         >"$DATA/deploy-health.log" 2>&1 &
     pid=$!
     probe "${HEALTH_URL:-http://127.0.0.1:$port/health}" "$pid" || status=1
@@ -225,19 +244,18 @@ main() {
     ensure_env_file
     dantaro "$ROOT/releases/$release" migrate upgrade
     flip_current "$release"
-    restart_services
-    if health_check "$ROOT/releases/$release"; then
+    if restart_services && health_check "$ROOT/releases/$release"; then
         say "release $release is live"
         prune_releases
         exit 0
     fi
     if [ -z "$previous" ]; then
-        say "health check failed and there is no previous release to roll back to" >&2
+        say "reload or health check failed and there is no previous release to roll back to" >&2
         exit 1
     fi
-    say "health check failed: rolling back to $previous" >&2
+    say "reload or health check failed: rolling back to $previous" >&2
     flip_current "$previous"
-    restart_services
+    restart_services || say "the rollback's API reload failed too: see journalctl -u dantaro-api" >&2
     exit 1
 }
 

@@ -32,6 +32,11 @@ def _default_data_dir() -> Path:
     return PACKAGE_DIR.parent.parent / "var"
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity mask; a cgroup CPU quota is not counted)."""
+    return len(os.sched_getaffinity(0))
+
+
 def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -100,6 +105,7 @@ class Settings(BaseSettings):
 
     api_host: str = "127.0.0.1"
     api_port: int = Field(default=8000, ge=1, le=65535)
+    api_workers: int = Field(default=0, ge=0, le=256)  # `dantaro api` processes: 0 = usable_cpus(), 1 = unsupervised
     dev_key_enabled: bool = True
     docs_enabled: bool = False
     cors_origins: CsvList = Field(default_factory=list)
@@ -197,6 +203,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'dantaro.sqlite3').resolve()}"
+
+    @property
+    def api_processes(self) -> int:
+        """How many processes ``dantaro api`` runs: ``api_workers``, or the CPUs this process may use when 0."""
+        return self.api_workers or usable_cpus()
 
     @property
     def default_exchange(self) -> str:

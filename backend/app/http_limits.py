@@ -13,6 +13,11 @@ Invariants:
   ``Connection: close``: a request that is not valid HTTP (uvicorn's "Invalid HTTP request received.") is a 400
   ``bad_request``, a request beyond the connection cap (uvicorn's ``limit_concurrency``) a 503 ``overloaded`` with
   ``Retry-After: 1``.
+- A graceful shutdown never closes a connection while its client may be sending a request on it: a request in
+  progress is answered with ``Connection: close`` (or, when its response had already started, the connection
+  waits like an idle one afterwards); an idle keep-alive connection answers its next request with
+  ``Connection: close``, or is closed when no request starts within ``DRAIN_IDLE_S``. Uvicorn's own shutdown closes
+  idle connections at once, which resets a request the client has just sent (a failed request on the client's side).
 - When ``accept()`` fails for lack of descriptors (EMFILE/ENFILE), the event loop's error is logged as one
   ``accept_failed`` event per ``LOG_EVERY_S`` with the number of failures in between, never a traceback per accept;
   every other loop error goes to the default handler. uvloop (libuv) reports no such error: it sheds the connections
@@ -43,6 +48,7 @@ from app.errors import error_document
 log = structlog.get_logger(__name__)
 
 LOG_EVERY_S = 10.0
+DRAIN_IDLE_S = 1.0  # an idle connection of a stopping server gets this long to start one more request
 WATCH_EVERY_S = 1.0  # how often watch_descriptors counts the held descriptors
 OVERLOADED_RETRY_AFTER_S = 1
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
@@ -58,6 +64,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         """Open the connection and start the deadline for its first request head."""
         self._head_deadline: asyncio.TimerHandle | None = None
         self._head_bytes = 0
+        self._draining = False
+        self._idle_close: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm()
 
@@ -66,6 +74,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         still incomplete after more than ``max_header_bytes`` is refused (431)."""
         if self._between_requests():
             self._arm()
+            self._cancel_idle_close()  # a request is arriving: it is answered (with Connection: close when draining)
         if self._head_deadline is not None:
             self._head_bytes += len(data)
         super().data_received(data)
@@ -78,6 +87,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._disarm()
         self._head_bytes = 0
         super().on_headers_complete()
+        if self._draining and self.cycle is not None:
+            self.cycle.keep_alive = False  # the answer says Connection: close; the client opens a new connection
 
     def send_400_response(self, msg: str) -> None:
         """Uvicorn's answer to bytes that are not HTTP (``msg`` is its plain-text reason), in the JSON shape."""
@@ -106,7 +117,37 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the deadline with the connection."""
         self._disarm()
+        self._cancel_idle_close()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server stops: finish without closing under a client that may be sending (the module docstring)."""
+        self._draining = True
+        if self._between_requests():
+            self._arm_idle_close()
+        elif not self.cycle.response_started:
+            self.cycle.keep_alive = False  # its response says Connection: close, then the connection closes
+        # else: the response is under way without that header; on_response_complete waits like an idle connection
+
+    def on_response_complete(self) -> None:
+        """A response finished: while draining, the connection waits for one more request or ``DRAIN_IDLE_S``."""
+        super().on_response_complete()
+        if self._draining and not self.transport.is_closing():
+            self._arm_idle_close()
+
+    def _arm_idle_close(self) -> None:
+        if self._idle_close is None and not self.transport.is_closing():
+            self._idle_close = self.loop.call_later(DRAIN_IDLE_S, self._close_if_idle)
+
+    def _cancel_idle_close(self) -> None:
+        if self._idle_close is not None:
+            self._idle_close.cancel()
+            self._idle_close = None
+
+    def _close_if_idle(self) -> None:
+        self._idle_close = None
+        if self._between_requests() and self._head_bytes == 0 and not self.transport.is_closing():
+            self.transport.close()
 
     def _between_requests(self) -> bool:
         return self.cycle is None or self.cycle.response_complete

@@ -9,6 +9,10 @@ waits for every open response before it finishes, so live streams are ended firs
 Connections are bounded (``app.http_limits``): a deadline and a size (``DANTARO_API_MAX_HEADER_BYTES``) for each
 request head, uvicorn's keep-alive timeout, at most ``DANTARO_API_MAX_CONNECTIONS`` at once (503 beyond), and
 descriptor exhaustion logged as one rate-limited event.
+
+One of several API processes (``dantaro api --workers N``, ``app.supervisor``) serves a listening socket it
+inherited from the supervisor (``ProcessWiring.listen_fd``), says when it is ready (one byte on ``ready_fd`` once
+uvicorn listens), spools its metrics for the aggregated ``/metrics`` (``metrics_dir``) and stops with its parent.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import contextlib
 import signal
 import socket
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import uvicorn
 from prometheus_client import REGISTRY
@@ -27,16 +33,36 @@ from app.config import Settings
 from app.http_limits import install_accept_error_log, protocol_with_deadline, watch_descriptors
 from app.logging import uvicorn_log_config
 from app.storage.cache import MemoryCache
+from app.supervisor.child import die_with_parent, say_ready
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessWiring:
+    """What a supervised API process gets from its supervisor: the listening socket, the readiness pipe (both file
+    descriptors) and the metrics directory."""
+
+    listen_fd: int
+    ready_fd: int
+    metrics_dir: Path
 
 
 class _Server(uvicorn.Server):
     """Uvicorn's server, calling ``before_shutdown`` (end the live streams) before it waits for open responses, and
     keeping the signals that stopped it in ``stopped_by`` instead of re-raising them as it returns (``reraise``)."""
 
-    def __init__(self, config: uvicorn.Config, *, before_shutdown: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, *, before_shutdown: Callable[[], None], on_started: Callable[[], None]
+    ) -> None:
         super().__init__(config)
         self._before_shutdown = before_shutdown
+        self._on_started = on_started
         self.stopped_by: list[int] = []
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """Uvicorn's startup (the lifespan, then listening), then ``on_started``."""
+        await super().startup(sockets)
+        if self.started:
+            self._on_started()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -60,7 +86,14 @@ class _Server(uvicorn.Server):
         await super().shutdown(sockets)
 
 
-def _server(settings: Settings, *, host: str, port: int, state: ApiState | None) -> _Server:
+def _server(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    state: ApiState | None,
+    on_started: Callable[[], None] = lambda: None,
+) -> _Server:
     app = create_app(settings, state=state)
     config = uvicorn.Config(
         app,
@@ -75,13 +108,16 @@ def _server(settings: Settings, *, host: str, port: int, state: ApiState | None)
         limit_concurrency=settings.api_max_connections,
         backlog=settings.api_max_connections,
     )
-    return _Server(config, before_shutdown=lambda: begin_shutdown(app))
+    return _Server(config, before_shutdown=lambda: begin_shutdown(app), on_started=on_started)
 
 
-def run_api(settings: Settings, *, host: str, port: int) -> None:
-    """``dantaro api``: serve the API on uvloop when installed (see the module docstring) until a signal."""
+def run_api(settings: Settings, *, host: str, port: int, wiring: ProcessWiring | None = None) -> None:
+    """``dantaro api``: serve the API on uvloop when installed (see the module docstring) until a signal; with
+    ``wiring``, as one process of a supervised group."""
+    if wiring is not None:
+        die_with_parent()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-        runner.run(serve_api(settings, host=host, port=port))
+        runner.run(serve_api(settings, host=host, port=port, wiring=wiring))
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -93,11 +129,17 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     return uvloop.new_event_loop
 
 
-async def serve_api(settings: Settings, *, host: str, port: int) -> None:
-    """Serve the API until a signal stops uvicorn."""
-    server = _server(settings, host=host, port=port, state=None)
+async def serve_api(settings: Settings, *, host: str, port: int, wiring: ProcessWiring | None = None) -> None:
+    """Serve the API until a signal stops uvicorn (with ``wiring``: on the inherited socket, ready said once up)."""
+    if wiring is None:
+        server = _server(settings, host=host, port=port, state=None)
+        sockets = None
+    else:
+        state = ApiState(metrics_dir=wiring.metrics_dir)
+        server = _server(settings, host=host, port=port, state=state, on_started=lambda: say_ready(wiring.ready_fd))
+        sockets = [socket.socket(fileno=wiring.listen_fd)]
     async with _descriptors_watched():
-        await server.serve()
+        await server.serve(sockets=sockets)
     server.reraise()
 
 

@@ -1,15 +1,20 @@
 """The reference servers of ``performance_test.py``: the bytes our API served, answered as fast as a framework can.
 
-Run: ``python -m benchmarks.reference_servers {fastapi,asgi} ROUTES.json PORT`` from ``backend/``. ``ROUTES.json``
-lists ``[method, path, query, body]`` (the body as latin-1 text). ``fastapi`` is a bare FastAPI app, one route per
-path returning the recorded body for the query; ``asgi`` is a plain ASGI callable doing a dict lookup. Both answer
-``GET /health`` and run under uvicorn exactly as ``uvicorn.run`` does by default (uvloop, httptools, one process,
-no access log), so the benchmark compares the work per request, not the server setup.
+Run: ``python -m benchmarks.reference_servers {fastapi,asgi} ROUTES.json PORT [PROCESSES]`` from ``backend/``.
+``ROUTES.json`` lists ``[method, path, query, body]`` (the body as latin-1 text). ``fastapi`` is a bare FastAPI app,
+one route per path returning the recorded body for the query; ``asgi`` is a plain ASGI callable doing a dict lookup.
+Both answer ``GET /health`` and run under uvicorn exactly as ``uvicorn.run`` does by default (uvloop, httptools, no
+access log), so the benchmark compares the work per request, not the server setup. With ``PROCESSES`` > 1 (the
+machine-level run) the parent forks that many uvicorn servers, each on its own ``SO_REUSEPORT`` socket of the port
+(the layout of ``dantaro api --workers N``), and stops them on SIGTERM.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -68,11 +73,39 @@ def asgi_app(routes: Routes) -> Callable[..., Awaitable[None]]:
     return app
 
 
+def _serve_processes(app: Callable[..., Awaitable[None]] | FastAPI, port: int, processes: int) -> None:
+    """``processes`` forked uvicorn servers, one ``SO_REUSEPORT`` socket each; SIGTERM stops them all."""
+    children = []
+    for _ in range(processes):
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(("127.0.0.1", port))
+        pid = os.fork()
+        if pid == 0:
+            config = uvicorn.Config(app, log_level="warning", access_log=False)
+            uvicorn.Server(config).run(sockets=[sock])
+            os._exit(0)
+        sock.close()
+        children.append(pid)
+
+    def stop(signum: int, frame: object) -> None:
+        for child in children:
+            os.kill(child, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    for child in children:
+        os.waitpid(child, 0)
+
+
 def main(argv: list[str]) -> int:
     """Serve the recorded answers until terminated."""
-    kind, routes_path, port = argv
+    kind, routes_path, port, *rest = argv
     routes = load_routes(Path(routes_path))
     app = fastapi_app(routes) if kind == "fastapi" else asgi_app(routes)
+    processes = int(rest[0]) if rest else 1
+    if processes > 1:
+        _serve_processes(app, int(port), processes)
+        return 0
     uvicorn.run(app, host="127.0.0.1", port=int(port), log_level="warning", access_log=False)
     return 0
 

@@ -12,6 +12,7 @@ from app.config import Settings
 from tests.support.paths import REPO_ROOT
 
 NOT_SETTINGS = {"DANTARO_ENV_FILE", "DANTARO_TEST_POSTGRES_URL", "DANTARO_TEST_REDIS_URL", "DANTARO_REQUIRE_SERVICES"}
+NOT_SETTINGS |= {"DANTARO_LAUNCHER"}  # set by a release's bin/dantaro for the API supervisor (deploy.sh)
 # Variables of the deployment files themselves (the nginx site template, the compose file), not settings of the app.
 DEPLOYMENT_FILES = ("deployment/nginx/dantaro-api.conf.template", "deployment/docker/docker-compose.yml")
 # `dantaro WORD [WORD]` where it is a command: at a line start, after a backtick, a path or a table cell.

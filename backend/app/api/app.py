@@ -34,6 +34,7 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontext
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import metadata
+from pathlib import Path
 from typing import Any, cast
 
 import structlog
@@ -102,6 +103,7 @@ class ApiState:
     keys: KeyVerifier | None = None  # the verified-key table (tests pass one with their own clock)
     limiter: Limiter | None = None  # the per-key budgets, used as given (default: in-process, shared through Redis)
     clock: Callable[[], datetime] = utc_now  # the wall clock of freshness fields and max-age (tests freeze it)
+    metrics_dir: Path | None = None  # one of several processes: /metrics sums every process's series spooled here
 
 
 def api_version() -> str:
@@ -258,6 +260,7 @@ def _lifespan(
         limit_threads(settings.api_threads)
         async with AsyncExitStack() as owned:
             app.state.runtime = _build_runtime(settings, state, owned, metrics)
+            await owned.enter_async_context(metrics.spooled(state.metrics_dir))
             await _start_background(app.state.runtime, owned)
             _start_hub(app.state.runtime, owned)
             log.info("api_started", exchanges=settings.exchanges, version=app.state.runtime.version)

@@ -211,7 +211,7 @@ async def authenticate_scope(scope: Scope, runtime: ApiRuntime) -> ApiPrincipal:
     retry_after_s = admit(runtime, principal)
     if retry_after_s is not None:
         assert principal.rate_limit_per_min is not None  # only a limited key is refused
-        runtime.metrics.rate_limited.inc()
+        runtime.metrics.refused_by_rate_limit()
         raise _rate_limited(principal.rate_limit_per_min, retry_after_s)
     return principal
 

@@ -6,22 +6,39 @@ paths, so label sets stay bounded; durations are seconds; ``tier`` is the served
 (``memory``, ``redis``, ``database``; ``cache`` for the in-process cache of ``dantaro run``); the freshness gauges
 are computed from the newest ``generated_at`` seen per exchange, so they keep ageing while storage is unreachable;
 ``dantaro_api_redis_up`` exists only when Redis is configured.
+
+Several API processes (``dantaro api --workers N``): the counters and histograms (the loop series) of every process
+are summed on ``/metrics`` (``ApiMetrics.spooled``: each process writes its series to the shared spool directory every
+``SPOOL_EVERY_S`` and when it stops, so another process's latest second may be missing from a scrape); the gauges
+(freshness, Redis up) are the answering process's own view, refreshed at scrape time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import datetime
+from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Gauge
 
 from app.domain import utc_now
-from app.prometheus import LATENCY_BUCKETS_S, LoopCounter, LoopHistogram
+from app.prometheus import (
+    LATENCY_BUCKETS_S,
+    LoopCounter,
+    LoopHistogram,
+    ProcessSpool,
+    aggregated_exposition,
+    exposition,
+)
 
 UNMATCHED_ROUTE = "unmatched"
 TIERS = ("memory", "redis", "database")
 FALLBACK_REASONS = ("redis_error", "cache_miss")
 HOT_PATH_ANSWERED, HOT_PATH_PASSED = ("answered",), ("passed",)
 HOT_PATH_OUTCOMES = ("answered", "passed")
+SPOOL_EVERY_S = 1.0
 
 
 class ApiMetrics:
@@ -55,8 +72,11 @@ class ApiMetrics:
             ["reason"],
             registry=self.registry,
         )
-        self.rate_limited = Counter(
-            "dantaro_api_rate_limited", "Requests refused with 429 (per-key budget used up).", registry=self.registry
+        self._rate_limited = LoopCounter(
+            "dantaro_api_rate_limited",
+            "Requests refused with 429 (per-key budget used up).",
+            [],
+            registry=self.registry,
         )
         self._hot_path = LoopCounter(
             "dantaro_api_hot_path",
@@ -64,20 +84,28 @@ class ApiMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.loop_series: tuple[LoopCounter | LoopHistogram, ...] = (
+            *(self._requests, self._duration, self._reads),
+            *(self._fallbacks, self._rate_limited, self._hot_path),
+        )
+        self.local_registry = CollectorRegistry(auto_describe=True)  # this process's view; also in ``registry``
         self._age = Gauge(
             "dantaro_api_data_age_seconds",
             "Seconds since the newest served run was generated.",
             ["exchange"],
-            registry=self.registry,
+            registry=self.local_registry,
         )
         self._stale = Gauge(
             "dantaro_api_data_stale",
             "1 when the newest served run is older than the stale threshold.",
             ["exchange"],
-            registry=self.registry,
+            registry=self.local_registry,
         )
+        self.registry.register(self.local_registry)
         self._redis_up: Gauge | None = None
         self._generated_at: dict[str, datetime] = {}
+        self._spool: ProcessSpool | None = None
+        self._rate_limited.ensure(())
         for tier in TIERS:  # zero-valued series exist before the first event
             self._reads.ensure((tier,))
         for reason in FALLBACK_REASONS:
@@ -97,6 +125,10 @@ class ApiMetrics:
             self._fallbacks.inc((fallback,))
         self.saw_run(exchange, generated_at=generated_at)
 
+    def refused_by_rate_limit(self) -> None:
+        """Count one request refused with 429 (the key's budget is used up)."""
+        self._rate_limited.inc(())
+
     def hot_path(self, *, answered: bool) -> None:
         """Count one data GET the hot path answered, or passed on to FastAPI."""
         self._hot_path.inc(HOT_PATH_ANSWERED if answered else HOT_PATH_PASSED)
@@ -113,7 +145,7 @@ class ApiMetrics:
             self._redis_up = Gauge(
                 "dantaro_api_redis_up",
                 "1 while the API uses Redis, 0 while its circuit breaker skips it.",
-                registry=self.registry,
+                registry=self.local_registry,
             )
 
     def refresh(self, *, stale_after_s: float, redis_usable: bool | None, now: datetime | None = None) -> None:
@@ -125,3 +157,34 @@ class ApiMetrics:
             self._stale.labels(exchange).set(1 if age_s > stale_after_s else 0)
         if self._redis_up is not None and redis_usable is not None:
             self._redis_up.set(1 if redis_usable else 0)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition: this process's series, or every process's summed while ``spooled``."""
+        body, content_type = exposition(self.registry)
+        if self._spool is None:
+            return body, content_type
+        self._spool.flush()
+        return aggregated_exposition(self._spool.directory, local=[self.local_registry]), content_type
+
+    @contextlib.asynccontextmanager
+    async def spooled(self, directory: Path | None) -> AsyncIterator[None]:
+        """While open (the app's lifespan), the loop series are spooled to ``directory`` (None: not at all)."""
+        if directory is None:
+            yield
+            return
+        spool = self._spool = ProcessSpool(directory, self.loop_series)
+        task = asyncio.create_task(_flush_forever(spool))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            spool.close()
+            self._spool = None
+
+
+async def _flush_forever(spool: ProcessSpool) -> None:
+    while True:
+        await asyncio.sleep(SPOOL_EVERY_S)
+        spool.flush()

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from app.cli import (
     api,
+    api_reload,
     backfill,
     benchmark,
     check_data,
@@ -39,6 +40,7 @@ log = structlog.get_logger(__name__)
 COMMANDS: tuple[Command, ...] = (
     run.COMMAND,
     api.COMMAND,
+    api_reload.COMMAND,
     worker.COMMAND,
     migrate.COMMAND,
     keys.COMMAND,

@@ -19,6 +19,7 @@ from app.config import get_settings
 LEAVES: dict[str, list[str]] = {
     "run": ["run", "--port", "1"],
     "api": ["api", "--port", "1"],
+    "api-reload": ["api-reload"],
     "worker": ["worker", "--once"],
     "migrate": ["migrate", "current"],
     "keys create": ["keys", "create", "--name", "bot"],
@@ -94,6 +95,7 @@ def test_leaf_help_exits_zero(name: str, capsys: pytest.CaptureFixture[str]) -> 
             ["webhooks", "add", "--url", "https://b.example/", "--events", "run.published", "--top-n", "x"],
             "invalid int",
         ),
+        (["api", "--workers", "0"], "from 1 to 256"),
         (["backfill"], "required: --exchange"),
         (["backfill", "--exchange", "upbit", "--days", "many"], "invalid int value"),
         (["backfill", "--exchange", "no-such-exchange"], "unknown exchange"),

@@ -61,8 +61,11 @@ def fetch(client: httpx2.Client, path: str) -> Reply:
 class Load:
     """``threads`` clients requesting ``paths`` round-robin against ``base_url`` until ``stop()``."""
 
-    def __init__(self, base_url: str, *, paths: list[str], headers: dict[str, str], threads: int = 4) -> None:
+    def __init__(
+        self, base_url: str, *, paths: list[str], headers: dict[str, str], threads: int = 4, timeout_s: float = 5.0
+    ) -> None:
         self._base_url = base_url
+        self._timeout_s = timeout_s
         self._paths = paths
         self._headers = headers
         self._stop = threading.Event()
@@ -81,7 +84,7 @@ class Load:
             thread.join(timeout=15)
 
     def _run(self, offset: int) -> None:
-        with httpx2.Client(base_url=self._base_url, headers=self._headers, timeout=5.0) as client:
+        with httpx2.Client(base_url=self._base_url, headers=self._headers, timeout=self._timeout_s) as client:
             turn = offset
             while not self._stop.is_set():
                 reply = fetch(client, self._paths[turn % len(self._paths)])

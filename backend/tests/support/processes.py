@@ -36,10 +36,12 @@ def log_events(text: str) -> list[dict[str, Any]]:
 
 
 def dantaro_env(data_dir: Path, **settings: str) -> dict[str, str]:
-    """The environment of a ``dantaro`` subprocess: no inherited DANTARO_* variables, JSON logs, small replay."""
+    """The environment of a ``dantaro`` subprocess: no inherited DANTARO_* variables, JSON logs, small replay, one
+    API process (``dantaro api`` without a supervisor; tests of several pass ``--workers``)."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DANTARO_")}
     env.update(
         DANTARO_DATA_DIR=str(data_dir),
+        DANTARO_API_WORKERS="1",
         DANTARO_REPLAY_WARMUP_CANDLES="100",
         DANTARO_LOOKBACK_CANDLES="150",
         DANTARO_LOG_FORMAT="json",
@@ -80,12 +82,13 @@ class DantaroProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
         self.wrapper: list[str] = []  # a command the process is started under, e.g. ``prlimit --nofile=64:64 --``
+        self.program: list[str] = DANTARO  # or a release's ``bin/dantaro`` (deploy tests)
 
     def start(self) -> DantaroProcess:
         """Start the process (returns self)."""
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                [*self.wrapper, *DANTARO, *self.args],
+                [*self.wrapper, *self.program, *self.args],
                 env=self.env,
                 cwd=REPO_ROOT,
                 stdout=subprocess.DEVNULL,

@@ -139,10 +139,10 @@ class SystemdStack:
         wait_for(published, timeout_s=timeout_s, what="a newly published run", poll_s=0.2)
         return fresh[0]
 
-    def create_key(self, name: str) -> str:
+    def create_key(self, name: str, *, rate_limit: str = "600/min") -> str:
         """``dantaro keys create`` as the runbook says (``sudo -u dantaro env DANTARO_ENV_FILE=...``)."""
         command = ["sudo", "-u", "dantaro", "env", f"DANTARO_ENV_FILE={ENV_FILE}", f"{CURRENT}/bin/dantaro"]
-        return printed_secret(self.run(*command, "keys", "create", "--name", name).stdout)
+        return printed_secret(self.run(*command, "keys", "create", "--name", name, "--rate-limit", rate_limit).stdout)
 
 
 def timespan_s(text: str) -> float:

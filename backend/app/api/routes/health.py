@@ -40,7 +40,7 @@ async def metrics(runtime: RuntimeDep) -> Response:
     await asyncio.gather(*(_refresh(runtime, exchange) for exchange in runtime.settings.exchanges))
     redis_usable = None if runtime.redis_client is None else runtime.reader.cache_status() == "ok"
     runtime.metrics.refresh(stale_after_s=runtime.settings.stale_after_s, redis_usable=redis_usable)
-    body, content_type = exposition(runtime.metrics.registry)
+    body, content_type = runtime.metrics.exposition()
     if runtime.extra_metrics is not None:
         body += exposition(runtime.extra_metrics)[0]
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
