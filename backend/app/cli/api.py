@@ -54,4 +54,6 @@ def _api(args: argparse.Namespace, settings: Settings) -> int:
     supervise(settings, host=host, port=port, workers=workers)  # execs the supervisor: does not return
 
 
-COMMAND = Command(name="api", summary="serve the read-only HTTP API", run=_api, arguments=_arguments)
+COMMAND = Command(
+    name="api", summary="serve the read-only HTTP API", run=_api, arguments=_arguments, loads=("app.server",)
+)

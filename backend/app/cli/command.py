@@ -32,6 +32,7 @@ class Command:
     arguments: Callable[[argparse.ArgumentParser], None] = _no_arguments
     actions: tuple[Command, ...] = ()
     refuses_production_defaults: bool = True  # False only for commands that never read the deployment's settings
+    loads: tuple[str, ...] = ()  # modules imported before the handler runs, with the collector paused (startup.py)
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -30,6 +30,7 @@ from app.cli import (
     worker,
 )
 from app.cli.command import USAGE_EXIT, Command, OneLineParser, add_command
+from app.cli.startup import load
 from app.config import Settings, get_settings
 from app.errors import UsageError
 from app.logging import configure_logging
@@ -86,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings()
         _guard(command, settings)
         configure_logging(level=settings.log_level, log_format=settings.log_format)
+        load(command.loads)
         assert command.run is not None  # add_command refuses a leaf without a handler
         return command.run(args, settings)
     except UsageError as exc:

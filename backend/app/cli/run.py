@@ -29,4 +29,5 @@ COMMAND = Command(
     summary="migrate, then serve the API and run the worker in one process (development)",
     run=_run,
     arguments=bind_arguments,
+    loads=("app.server", "app.worker.main"),
 )

@@ -3,13 +3,16 @@ with exit 2 for input a user can fix, and the production guard on every command 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import gc
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from app.cli import COMMANDS, build_parser, main
 from app.cli.command import Command
+from app.cli.startup import collector_paused, load
 from app.config import get_settings
 
 # One invocation per leaf command, with its required arguments (never reaching the network or a server).
@@ -153,3 +156,48 @@ def _exit_status(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as exited:  # argparse errors exit from inside parse_args
         return int(exited.code or 0)
+
+
+def _collections_while(allocate: Callable[[], object]) -> int:
+    collected: list[str] = []
+
+    def on_collect(phase: str, info: dict[str, int]) -> None:
+        collected.append(phase)
+
+    gc.callbacks.append(on_collect)
+    try:
+        allocate()
+    finally:
+        gc.callbacks.remove(on_collect)
+    return len(collected)
+
+
+def _containers() -> object:
+    return [[index] for index in range(50_000)]  # far past the first generation's threshold
+
+
+def test_the_collector_is_paused_inside_the_block_and_restored_after() -> None:
+    assert gc.isenabled() and _collections_while(_containers) > 0  # what the pause must prevent
+    with collector_paused():
+        assert _collections_while(_containers) == 0
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # a collector paused before stays paused
+    finally:
+        gc.enable()
+
+
+def test_a_command_loads_its_modules_with_the_collector_paused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "probe_startup_module.py").write_text("import gc\nENABLED = gc.isenabled()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    load(["probe_startup_module"])
+    assert sys.modules["probe_startup_module"].ENABLED is False and gc.isenabled()
+    del sys.modules["probe_startup_module"]
+
+
+def test_the_api_and_run_commands_load_the_server_before_they_start() -> None:
+    loads = {command.name: command.loads for command in COMMANDS}
+    assert "app.server" in loads["api"] and "app.server" in loads["run"]
