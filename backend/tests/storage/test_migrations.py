@@ -6,7 +6,7 @@ The command line (``dantaro migrate`` and ``python migrate.py``) is tested in ``
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.orm import Session
 
 from app.domain import SupportLevels
@@ -55,17 +55,23 @@ def test_check_rejects_drift_from_the_models(empty_database_url: str) -> None:
         migrate.check(empty_database_url)
 
 
+def _insert_old_run(connection: Connection, *, symbols: int) -> None:
+    """A succeeded run ``old`` of binance with ``symbols`` symbols, written the way an older revision stored it."""
+    connection.execute(
+        text(
+            "INSERT INTO analysis_runs (run_id, exchange, status, started_at, symbols_total, symbols_ok, "
+            "symbols_failed) VALUES ('old', 'binance', 'succeeded', '2022-10-10 00:00:00+00:00', :n, :n, 0)"
+        ),
+        {"n": symbols},
+    )
+
+
 def test_runs_from_before_0005_read_back_with_exchange_tickers(empty_database_url: str) -> None:
     migrate.upgrade(empty_database_url, "0004")
     engine = make_engine(empty_database_url)
     try:
         with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "INSERT INTO analysis_runs (run_id, exchange, status, started_at, symbols_total, symbols_ok, "
-                    "symbols_failed) VALUES ('old', 'binance', 'succeeded', '2022-10-10 00:00:00+00:00', 0, 0, 0)"
-                )
-            )
+            _insert_old_run(connection, symbols=0)
         migrate.upgrade(empty_database_url)
         with engine.connect() as connection:
             value = connection.execute(text("SELECT tickers_source FROM analysis_runs WHERE run_id = 'old'")).scalar()
@@ -79,12 +85,7 @@ def test_levels_from_before_0007_read_back_without_pivots_or_profile(empty_datab
     engine = make_engine(empty_database_url)
     try:
         with engine.begin() as connection:
-            connection.execute(
-                text(
-                    "INSERT INTO analysis_runs (run_id, exchange, status, started_at, symbols_total, symbols_ok, "
-                    "symbols_failed) VALUES ('old', 'binance', 'succeeded', '2022-10-10 00:00:00+00:00', 1, 1, 0)"
-                )
-            )
+            _insert_old_run(connection, symbols=1)
             connection.execute(
                 text(
                     "INSERT INTO support_levels (run_id, symbol, calculation_method, data_points_count, levels) "
