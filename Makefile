@@ -12,8 +12,9 @@ LINTED := backend migrate.py performance_test.py api_test.py monitoring clients
 
 $(RUNTIME_STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --no-compile -r requirements.txt
-	$(PIP) install --quiet --no-compile --no-deps -e .
+	$(PIP) install --quiet -r requirements.txt
+	$(PIP) install --quiet --no-deps -e .
+	$(BIN)/python -m compileall -q backend/app  # bytecode up front, as deploy.sh does: a start compiles nothing
 	touch $@
 
 $(DEV_STAMP): $(RUNTIME_STAMP) requirements-dev.txt

@@ -6,6 +6,7 @@ health check); only systemd is absent, which ``--prefix`` accounts for.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import stat
 import subprocess
@@ -50,6 +51,24 @@ def _live(prefix: Path) -> str:
     return os.readlink(prefix / "opt" / "dantaro-central" / "current")
 
 
+def _without_current_bytecode(package: Path) -> list[str]:
+    """The modules under ``package`` whose bytecode is missing or does not match the source (magic, mtime, size)."""
+    stale = []
+    for source in package.rglob("*.py"):
+        cached = Path(importlib.util.cache_from_source(str(source)))
+        header = cached.read_bytes()[:16] if cached.exists() else b""
+        stat_ = source.stat()
+        expected = (
+            importlib.util.MAGIC_NUMBER
+            + bytes(4)  # flags 0: a timestamp-checked pyc
+            + (int(stat_.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
+            + (stat_.st_size & 0xFFFFFFFF).to_bytes(4, "little")
+        )
+        if header != expected:
+            stale.append(str(source.relative_to(package)))
+    return stale
+
+
 def test_install_then_rerun_is_idempotent(source: Path, tmp_path: Path) -> None:
     prefix = _prefix(tmp_path)
     first = _deploy(source, prefix)
@@ -61,6 +80,7 @@ def test_install_then_rerun_is_idempotent(source: Path, tmp_path: Path) -> None:
         command = exec_start.removeprefix("ExecStart=").split()[0].replace("/opt/dantaro-central/current", str(release))
         assert subprocess.run([command, "--help"], capture_output=True, check=False).returncode == 0
     assert (prefix / "var" / "lib" / "dantaro" / "dantaro.sqlite3").exists()  # migrated
+    assert not _without_current_bytecode(release / "backend" / "app")  # no start of the service user compiles
     second = _deploy(source, prefix)
     assert second.returncode == 0
     assert "nothing to do" in second.stdout
