@@ -190,6 +190,14 @@ def test_the_collector_is_paused_inside_the_block_and_restored_after() -> None:
         gc.enable()
 
 
+def test_what_the_block_created_is_frozen_out_of_the_collectors_generations() -> None:
+    with collector_paused():
+        made = [[index] for index in range(1_000)]
+    assert gc.get_freeze_count() >= len(made)
+    tracked = {id(thing) for thing in gc.get_objects()}  # every generation, not the frozen ones
+    assert id(made) not in tracked and not any(id(item) in tracked for item in made)
+
+
 def test_a_command_loads_its_modules_with_the_collector_paused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "probe_startup_module.py").write_text("import gc\nENABLED = gc.isenabled()\n")
     monkeypatch.syspath_prepend(str(tmp_path))
