@@ -15,7 +15,9 @@ Reported per endpoint: bytes, p50/p99 latency (ms), requests/s of each server an
 share of requests the hot path answered; for the API process: resident memory after the load (MB) and spawn-to-ready
 time (until ``/health`` is 200), with the bare FastAPI reference's for comparison. Goals (``GOALS``): ratio to bare
 FastAPI >= 1.0 on every GET endpoint (stretch: >= 0.5 to the plain ASGI callable), p99 <= 5 ms at 32 connections,
-RSS <= 74 MB, ready <= 1.0 s. Exit status 0 either way: the figures are for ``docs/performance.md``.
+RSS <= 74 MB, ready <= 1.0 s. Exit status 0 either way: the figures are for ``docs/performance.md``. The servers
+start from bytecode, as deployed (``deploy.sh`` compiles it): the application's is brought up to date first, and a
+virtualenv whose packages have none (installed with ``--no-compile``) is named in a warning.
 
 ``--scaling 1,2,4`` is the machine-level run instead (``benchmarks/scaling.py``): for each count N, ``dantaro api
 --workers N`` against N processes of the bare FastAPI reference serving the same bytes; scaling from 1 to N
@@ -26,6 +28,8 @@ in total.
 from __future__ import annotations
 
 import argparse
+import compileall
+import importlib.util
 import json
 import os
 import re
@@ -174,6 +178,15 @@ def prepare(env: Environment) -> str:
     return secret
 
 
+def ensure_bytecode() -> None:
+    """Compile the application's stale bytecode; warn when the packages' is missing (a start would compile them)."""
+    compileall.compile_dir(ROOT / "backend" / "app", quiet=1)
+    import fastapi  # one package of the virtualenv stands for the rest
+
+    if not Path(importlib.util.cache_from_source(fastapi.__file__)).exists():
+        print("warning: the virtualenv's packages have no bytecode: every start compiles them (make venv anew)")
+
+
 def _load_tool() -> Callable[..., LoadResult]:
     return wrk_load if shutil.which("wrk") else python_load
 
@@ -317,6 +330,7 @@ def scaling(env: Environment, *, secret: str, bodies: dict[str, bytes], args: ar
 def run(args: argparse.Namespace) -> None:
     """The whole benchmark inside one cleanup scope."""
     redis_url = os.environ.get("DANTARO_TEST_REDIS_URL", DEFAULT_REDIS_URL)
+    ensure_bytecode()
     with ExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dantaro-perf-")))
         database_url = stack.enter_context(postgres_database())
