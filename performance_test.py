@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import redis
@@ -54,7 +55,7 @@ from app.storage.api_keys import ApiKeyRepository
 from app.storage.db import make_engine, make_session_factory
 from app.supervisor.state import read_state
 from benchmarks.load_generators import Endpoint, LoadResult, python_load, wrk_load
-from benchmarks.scaling import load_average, machine_run, report_machine
+from benchmarks.scaling import load_average, machine_run, report_machine, tree_cpu_s
 from benchmarks.servers import free_port, http_get, spawn
 
 ROOT = Path(__file__).resolve().parent
@@ -192,7 +193,7 @@ def _load_tool() -> Callable[..., LoadResult]:
 
 
 def _median(loads: list[LoadResult]) -> LoadResult:
-    """One figure per measure: the median over the rounds (errors summed)."""
+    """One figure per measure: the median over the rounds (errors, requests and server CPU summed)."""
     pick = statistics.median
     return LoadResult(
         loads[0].endpoint,
@@ -200,15 +201,33 @@ def _median(loads: list[LoadResult]) -> LoadResult:
         pick([load.p99_ms for load in loads]),
         pick([load.requests_per_s for load in loads]),
         sum(load.errors for load in loads),
+        requests=sum(load.requests for load in loads),
+        server_cpu_s=sum(load.server_cpu_s for load in loads),
     )
+
+
+def _with_cpu(load: Callable[..., LoadResult], endpoint: Endpoint, *, pid: int, **options: Any) -> LoadResult:
+    """One load, with the CPU the server process spent meanwhile."""
+    before_s = tree_cpu_s(pid)
+    result = load(endpoint, **options)
+    result.server_cpu_s = tree_cpu_s(pid) - before_s
+    return result
+
+
+def _cpu_us(result: LoadResult) -> float:
+    """Server CPU microseconds per request over the measured rounds."""
+    return result.server_cpu_s / result.requests * 1e6 if result.requests else 0.0
 
 
 SERVERS = ("ours", *REFERENCES)
 
 
-def measure(ports: dict[str, int], *, secret: str, args: argparse.Namespace) -> dict[str, list[LoadResult]]:
+def measure(
+    ports: dict[str, int], *, pids: dict[str, int], secret: str, args: argparse.Namespace
+) -> dict[str, list[LoadResult]]:
     """Load each endpoint on the three servers in turn, ``args.rounds`` times (interleaved: a burst of other work on
-    the machine hits all three alike), after a 1-s warm-up of each; every figure is the median of the rounds."""
+    the machine hits all three alike), after a 1-s warm-up of each; every figure is the median of the rounds, and
+    each server's CPU per request is counted over all of them."""
     headers = {"Authorization": f"Bearer {secret}"}
     load = _load_tool()
     results: dict[str, list[LoadResult]] = {server: [] for server in SERVERS}
@@ -219,7 +238,10 @@ def measure(ports: dict[str, int], *, secret: str, args: argparse.Namespace) -> 
         rounds: dict[str, list[LoadResult]] = {server: [] for server in SERVERS}
         for _ in range(args.rounds):
             for server in SERVERS:
-                rounds[server].append(load(endpoint, port=ports[server], duration_s=args.duration_s, **options))
+                measured = _with_cpu(
+                    load, endpoint, pid=pids[server], port=ports[server], duration_s=args.duration_s, **options
+                )
+                rounds[server].append(measured)
         for server in SERVERS:
             result = _median(rounds[server])
             result.body_bytes = len(http_get(endpoint, port=ports[server], headers=headers))
@@ -231,17 +253,24 @@ def _ratio(mine: LoadResult, reference: LoadResult) -> float:
     return mine.requests_per_s / reference.requests_per_s if reference.requests_per_s else 0.0
 
 
+def _cpu_ratio(mine: LoadResult, reference: LoadResult) -> float:
+    """The reference's CPU per request over ours (above 1: ours does less work per request)."""
+    return _cpu_us(reference) / _cpu_us(mine) if _cpu_us(mine) else 0.0
+
+
 def report(results: dict[str, list[LoadResult]], *, figures: dict[str, float], tool: str) -> None:
     """Print the results as a Markdown table plus the process figures, each against its goal."""
     print(f"\nload: {tool}, one uvicorn process per server, goals: {json.dumps(GOALS)}\n")
     columns = ["bytes", "p50 ms", "p99 ms", "req/s", "FastAPI req/s", "FastAPI p99", "ASGI req/s", "ASGI p99"]
-    print("| endpoint | " + " | ".join([*columns, "×FastAPI", "×ASGI"]) + " |")
-    print("|---|" + "---:|" * (len(columns) + 2))
+    columns += ["×FastAPI", "×ASGI", "CPU µs/req", "FastAPI µs", "ASGI µs", "CPU ×FastAPI"]
+    print("| endpoint | " + " | ".join(columns) + " |")
+    print("|---|" + "---:|" * len(columns))
     for mine, bare, plain in zip(*(results[server] for server in SERVERS), strict=True):
         print(
             f"| {mine.endpoint.name} | {mine.body_bytes} | {mine.p50_ms:.2f} | {mine.p99_ms:.2f} | "
             f"{mine.requests_per_s:.0f} | {bare.requests_per_s:.0f} | {bare.p99_ms:.2f} | {plain.requests_per_s:.0f} | "
-            f"{plain.p99_ms:.2f} | {_ratio(mine, bare):.2f} | {_ratio(mine, plain):.2f} |"
+            f"{plain.p99_ms:.2f} | {_ratio(mine, bare):.2f} | {_ratio(mine, plain):.2f} | {_cpu_us(mine):.1f} | "
+            f"{_cpu_us(bare):.1f} | {_cpu_us(plain):.1f} | {_cpu_ratio(mine, bare):.2f} |"
         )
     gets = [index for index, endpoint in enumerate(ENDPOINTS) if endpoint.method == "GET"]
     ours, bare, plain = (results[server] for server in SERVERS)
@@ -264,6 +293,11 @@ def report(results: dict[str, list[LoadResult]], *, figures: dict[str, float], t
     for name, (value, sense, goal) in verdicts.items():
         met = value >= goal if sense == ">=" else value <= goal
         print(f"- {name}: {value:.2f} (goal {sense} {goal:g}: {'met' if met else 'MISSED'})")
+    cpu_ratio = min(_cpu_ratio(ours[i], bare[i]) for i in gets)
+    print(
+        f"- lowest ratio of bare FastAPI's CPU per request to ours (GET; not a goal: the work per request, which other processes' load moves less than req/s): "
+        f"{cpu_ratio:.2f}"
+    )
     reference = f"{figures['fastapi_rss_mb']:.1f} MB after the load, ready in {figures['fastapi_ready_s']:.2f} s"
     print(f"- bare FastAPI reference: {reference}")
     print(f"- requests the hot path answered: {figures['hot_share']:.1%}")
@@ -353,7 +387,8 @@ def run(args: argparse.Namespace) -> None:
         for kind in REFERENCES:
             command = reference_command(kind, bodies, port=ports[kind], workdir=data_dir)
             references[kind] = stack.enter_context(spawn(command, env=service_env(env), port=ports[kind]))
-        results = measure(ports, secret=secret, args=args)
+        pids = {"ours": api.process.pid, **{kind: served.process.pid for kind, served in references.items()}}
+        results = measure(ports, pids=pids, secret=secret, args=args)
         figures["rss_mb"] = psutil.Process(api.process.pid).memory_info().rss / 1e6
         figures["fastapi_rss_mb"] = psutil.Process(references["fastapi"].process.pid).memory_info().rss / 1e6
         figures["fastapi_ready_s"] = references["fastapi"].ready_s

@@ -48,6 +48,7 @@ class LoadResult:
     errors: int
     body_bytes: int = 0
     requests: int = 0
+    server_cpu_s: float = 0.0  # the server's CPU during the load, when the caller measured it
 
 
 WRK_LUA = """
