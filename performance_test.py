@@ -294,10 +294,8 @@ def report(results: dict[str, list[LoadResult]], *, figures: dict[str, float], t
         met = value >= goal if sense == ">=" else value <= goal
         print(f"- {name}: {value:.2f} (goal {sense} {goal:g}: {'met' if met else 'MISSED'})")
     cpu_ratio = min(_cpu_ratio(ours[i], bare[i]) for i in gets)
-    print(
-        f"- lowest ratio of bare FastAPI's CPU per request to ours (GET; not a goal: the work per request, which other processes' load moves less than req/s): "
-        f"{cpu_ratio:.2f}"
-    )
+    what = "lowest ratio of bare FastAPI's CPU per request to ours (GET; not a goal: the work per request"
+    print(f"- {what}, which other processes' load moves less than req/s): {cpu_ratio:.2f}")
     reference = f"{figures['fastapi_rss_mb']:.1f} MB after the load, ready in {figures['fastapi_ready_s']:.2f} s"
     print(f"- bare FastAPI reference: {reference}")
     print(f"- requests the hot path answered: {figures['hot_share']:.1%}")
