@@ -6,8 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from app.cli import COMMANDS
 from app.cli.command import Command
+from app.cli.main import COMMANDS
 from app.config import Settings
 from tests.support.paths import REPO_ROOT
 

@@ -78,8 +78,9 @@ def _guard(command: Command, settings: Settings) -> None:
         raise UsageError("DANTARO_ENV=production refuses to start: " + "; ".join(problems))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``dantaro`` console script; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, owns_process: bool = False) -> int:
+    """Run the ``dantaro`` command ``argv``; returns the exit status. ``owns_process``: the start's objects are
+    frozen once its modules are loaded (``app.cli.entry``; never in a caller's process, such as the tests')."""
     args = build_parser().parse_args(argv)
     command: Command = args.command
     prog: str = args.command_prog
@@ -87,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = _settings()
         _guard(command, settings)
         configure_logging(level=settings.log_level, log_format=settings.log_format)
-        load(command.loads)
+        load(command.loads, freeze=owns_process)
         assert command.run is not None  # add_command refuses a leaf without a handler
         return command.run(args, settings)
     except UsageError as exc:

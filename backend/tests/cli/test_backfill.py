@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from app.cli import main
+from app.cli.main import main
 from app.domain import Candle, timeframe_ms
 from app.storage.db import make_engine, make_session_factory
 from app.storage.migrate import upgrade

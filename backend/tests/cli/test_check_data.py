@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 from app.config import get_settings
 from tests.support.candles import copy_replay_pairs
 from tests.support.damage import DAMAGES

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import COMMANDS, build_parser, main
 from app.cli.command import Command
+from app.cli.main import COMMANDS, build_parser, main
 from app.cli.startup import collector_paused, load
 from app.config import get_settings
 
@@ -190,12 +190,36 @@ def test_the_collector_is_paused_inside_the_block_and_restored_after() -> None:
         gc.enable()
 
 
-def test_what_the_block_created_is_frozen_out_of_the_collectors_generations() -> None:
+def _tracked_ids() -> set[int]:
+    return {id(thing) for thing in gc.get_objects()}  # every generation, not the frozen objects
+
+
+def test_only_a_process_owner_freezes_what_the_block_created() -> None:
+    frozen_before = gc.get_freeze_count()
     with collector_paused():
-        made = [[index] for index in range(1_000)]
-    assert gc.get_freeze_count() >= len(made)
-    tracked = {id(thing) for thing in gc.get_objects()}  # every generation, not the frozen ones
-    assert id(made) not in tracked and not any(id(item) in tracked for item in made)
+        kept = [[index] for index in range(1_000)]
+    assert gc.get_freeze_count() == frozen_before and id(kept) in _tracked_ids()  # a caller's process: collectable
+    try:
+        with collector_paused(freeze=True):
+            made = [[index] for index in range(1_000)]
+        tracked = _tracked_ids()
+        assert id(made) not in tracked and not any(id(item) in tracked for item in made)
+    finally:
+        gc.unfreeze()  # this test's process is pytest's
+
+
+def test_main_freezes_the_start_only_for_the_process_owner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DANTARO_DATABASE_URL", f"sqlite:///{tmp_path}/unmigrated.sqlite3")
+    get_settings.cache_clear()
+    frozen_before = gc.get_freeze_count()
+    main(["keys", "list"])  # fails (not migrated) after its modules loaded: the freeze would have happened
+    assert gc.get_freeze_count() == frozen_before
+    try:
+        main(["keys", "list"], owns_process=True)
+        assert gc.get_freeze_count() > frozen_before
+    finally:
+        gc.unfreeze()
+        get_settings.cache_clear()
 
 
 def test_a_command_loads_its_modules_with_the_collector_paused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

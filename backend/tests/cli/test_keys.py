@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.cli import main
 from app.cli.keys import parse_rate_limit
+from app.cli.main import main
 from app.config import get_settings
 from app.errors import UsageError
 from app.storage.api_keys import ApiKeyRepository, hash_secret

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete
 
-from app.cli import main
+from app.cli.main import main
 from app.config import get_settings
 from app.storage.models import RunScoreModel
 from tests.support.candles import copy_replay_pairs

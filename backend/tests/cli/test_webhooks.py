@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 from app.config import get_settings, webhook_key_bytes
 from app.storage.outbox import DeliveryState
 from app.storage.publish import publish

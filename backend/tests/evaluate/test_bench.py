@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 from app.evaluate.bench import build_universe
 from app.evaluate.candle_files import load_folder
 from tests.support.candles import bundled_candles, candle_rows, write_candle_file

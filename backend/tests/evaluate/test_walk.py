@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 from app.config import get_settings
 from app.domain import Label
 from app.evaluate.level_events import GROUPS

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
 
 
 def test_benchmark_refit_times_one_whole_refit(capsys: pytest.CaptureFixture[str]) -> None:
