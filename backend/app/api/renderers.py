@@ -287,28 +287,15 @@ class FragmentMemo:
 _AGE_PLACEHOLDERS = (-7.25e-301, -3.5e-302)
 
 
+@dataclass(frozen=True, slots=True)
 class BodyTemplate:
-    """A serialised body whose only per-request values are the data's age: the bytes between its occurrences.
+    """A serialised body whose only per-request values are the data's age: the bytes between its occurrences."""
 
-    The last body rendered is kept with its age's JSON: ages are in milliseconds, so under load most requests repeat it
-    and a large body is not joined again (one tuple swap, so concurrent renders can only render once more).
-    """
-
-    __slots__ = ("_last", "parts")
-
-    def __init__(self, parts: tuple[bytes, ...]) -> None:
-        self.parts = parts
-        self._last: tuple[bytes, bytes] | None = None  # (the age's JSON, the body)
+    parts: tuple[bytes, ...]
 
     def render(self, age_seconds: float) -> bytes:
         """The body for ``age_seconds`` (already ``served_age``), byte for byte what ``dump_json`` renders."""
-        age = dump_json(age_seconds)
-        last = self._last
-        if last is not None and last[0] == age:
-            return last[1]
-        body = age.join(self.parts)
-        self._last = (age, body)
-        return body
+        return dump_json(age_seconds).join(self.parts)
 
 
 def body_template(build: Callable[[float], object]) -> BodyTemplate:
