@@ -110,15 +110,21 @@ ensure_venv() {  # $1 = release dir; links $1/.venv to a virtualenv with the pin
             run "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
                 -r "$SOURCE/requirements.txt"  # pip writes the packages' bytecode (no --no-compile)
             run harden "$venv"
-            run touch "$venv/.complete"
+            run touch "$venv/.complete" "$venv/.bytecode"
         else
             say "reusing virtualenv $venv"
         fi
+        if [ ! -f "$venv/.bytecode" ]; then  # made before deploy.sh compiled (pip --no-compile): compile it once
+            say "compiling the bytecode of virtualenv $venv"
+            run "$venv/bin/python" -m compileall -q "$venv/lib"
+            run harden "$venv"
+            run touch "$venv/.bytecode"
+        fi
     fi
     run ln -sfn "$venv" "$1/.venv"
-    # Bytecode up front: the service user cannot write __pycache__ in a hardened release, so without it every start
-    # of every process would compile the whole application again (about 2.5x the CPU of a start from bytecode).
-    run "$1/.venv/bin/python" -m compileall -q "$1/backend/app" "$1/migrate.py"
+    # Bytecode up front: the service user cannot write __pycache__ in the hardened release or virtualenv, so without
+    # it every start of every process compiled the whole application again (2.5x the CPU of a start from bytecode).
+    run "$1/.venv/bin/python" -m compileall -q "$1/backend/app"
     run harden "$1"
 }
 

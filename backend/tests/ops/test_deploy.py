@@ -42,6 +42,7 @@ def _prefix(tmp_path: Path, *, with_env_file: bool = True) -> Path:
 
 def _deploy(source: Path, prefix: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DANTARO_")}
+    env["PYTHONDONTWRITEBYTECODE"] = "1"  # bytecode only from deploy.sh's own steps, as under the service user
     args = ["bash", str(source / "deployment" / "deploy.sh"), "--prefix", str(prefix), "--source", str(source)]
     args += ["--venv", str(VENV), "--health-timeout-s", "30", *extra]
     return subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -52,19 +53,19 @@ def _live(prefix: Path) -> str:
 
 
 def _without_current_bytecode(package: Path) -> list[str]:
-    """The modules under ``package`` whose bytecode is missing or does not match the source (magic, mtime, size)."""
+    """The modules under ``package`` whose bytecode is missing or stale (its header against the source, PEP 552)."""
     stale = []
     for source in package.rglob("*.py"):
         cached = Path(importlib.util.cache_from_source(str(source)))
         header = cached.read_bytes()[:16] if cached.exists() else b""
-        stat_ = source.stat()
-        expected = (
-            importlib.util.MAGIC_NUMBER
-            + bytes(4)  # flags 0: a timestamp-checked pyc
-            + (int(stat_.st_mtime) & 0xFFFFFFFF).to_bytes(4, "little")
-            + (stat_.st_size & 0xFFFFFFFF).to_bytes(4, "little")
-        )
-        if header != expected:
+        flags = int.from_bytes(header[4:8], "little")
+        if flags & 1:  # hash-based (SOURCE_DATE_EPOCH set): the source's hash
+            current = header[8:16] == importlib.util.source_hash(source.read_bytes())
+        else:  # timestamp-based: the source's mtime and size
+            stat_ = source.stat()
+            stamp = (int(stat_.st_mtime) & 0xFFFFFFFF, stat_.st_size & 0xFFFFFFFF)
+            current = header[8:16] == b"".join(value.to_bytes(4, "little") for value in stamp)
+        if header[:4] != importlib.util.MAGIC_NUMBER or not current:
             stale.append(str(source.relative_to(package)))
     return stale
 
