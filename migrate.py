@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "backend"))
 
-from app.cli import main
+from app.cli.main import main
 
 if __name__ == "__main__":
-    sys.exit(main(["migrate", *sys.argv[1:]]))
+    sys.exit(main(["migrate", *sys.argv[1:]], owns_process=True))
