@@ -44,7 +44,6 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import psutil
 import redis
@@ -55,7 +54,7 @@ from app.storage.api_keys import ApiKeyRepository
 from app.storage.db import make_engine, make_session_factory
 from app.supervisor.state import read_state
 from benchmarks.load_generators import Endpoint, LoadResult, python_load, wrk_load
-from benchmarks.scaling import load_average, machine_run, report_machine, tree_cpu_s
+from benchmarks.scaling import load_average, machine_run, report_machine, with_server_cpu
 from benchmarks.servers import free_port, http_get, spawn
 
 ROOT = Path(__file__).resolve().parent
@@ -206,14 +205,6 @@ def _median(loads: list[LoadResult]) -> LoadResult:
     )
 
 
-def _with_cpu(load: Callable[..., LoadResult], endpoint: Endpoint, *, pid: int, **options: Any) -> LoadResult:
-    """One load, with the CPU the server process spent meanwhile."""
-    before_s = tree_cpu_s(pid)
-    result = load(endpoint, **options)
-    result.server_cpu_s = tree_cpu_s(pid) - before_s
-    return result
-
-
 def _cpu_us(result: LoadResult) -> float:
     """Server CPU microseconds per request over the measured rounds."""
     return result.server_cpu_s / result.requests * 1e6 if result.requests else 0.0
@@ -238,7 +229,7 @@ def measure(
         rounds: dict[str, list[LoadResult]] = {server: [] for server in SERVERS}
         for _ in range(args.rounds):
             for server in SERVERS:
-                measured = _with_cpu(
+                measured = with_server_cpu(
                     load, endpoint, pid=pids[server], port=ports[server], duration_s=args.duration_s, **options
                 )
                 rounds[server].append(measured)

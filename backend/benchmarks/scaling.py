@@ -59,13 +59,21 @@ def loader_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def with_server_cpu(load: Load, endpoint: Endpoint, *, pid: int, **options: Any) -> LoadResult:
+    """One load, with the CPU the server (``pid`` and its process tree) spent meanwhile in ``server_cpu_s``."""
+    before_s = tree_cpu_s(pid)
+    result = load(endpoint, **options)
+    result.server_cpu_s = tree_cpu_s(pid) - before_s
+    return result
+
+
 def _measured(
     load: Load, endpoint: Endpoint, *, port: int, pid: int, side: Side, options: dict[str, Any]
 ) -> LoadResult:
     """One measured load, its requests and the CPU it cost the server and the load generator added to ``side``."""
-    server_s, loader_s = tree_cpu_s(pid), loader_cpu_s()
-    result = load(endpoint, port=port, **options)
-    side.server_cpu_s += tree_cpu_s(pid) - server_s
+    loader_s = loader_cpu_s()
+    result = with_server_cpu(load, endpoint, pid=pid, port=port, **options)
+    side.server_cpu_s += result.server_cpu_s
     side.loader_cpu_s += loader_cpu_s() - loader_s
     side.requests += result.requests
     return result
