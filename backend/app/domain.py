@@ -113,6 +113,14 @@ class TickersSource(enum.StrEnum):
     CANDLES = "candles"  # ``ticker_from_candles`` over stored or replayed candles (the replay; the tickers fallback)
 
 
+class DeliveryState(enum.StrEnum):
+    """Where a webhook delivery stands."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True, slots=True)
 class Candle:
     """One closed OHLCV candle; ``volume`` is in the base currency."""

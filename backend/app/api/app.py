@@ -44,7 +44,6 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
@@ -79,8 +78,8 @@ from app.api.track_store import SharedTier, TrackRecordStore
 from app.config import Settings, get_settings
 from app.domain import utc_now
 from app.storage.cache import MemoryCache, RedisCache, RunNotificationListener, SnapshotCache, make_redis
-from app.storage.db import make_engine, make_session_factory
 from app.storage.reader import SnapshotReader
+from app.storage.sql import Database, open_database
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +97,7 @@ class ApiState:
     """Resources shared with the rest of the process; ``None`` fields are built (and disposed) by the lifespan."""
 
     cache: SnapshotCache | None = None
-    session_factory: sessionmaker[Session] | None = None
+    database: Database | None = None  # the database reads go to (default: a pool of its own for the settings)
     extra_metrics: CollectorRegistry | None = None  # also exposed on /metrics (the in-process worker's)
     keys: KeyVerifier | None = None  # the verified-key table (tests pass one with their own clock)
     limiter: Limiter | None = None  # the per-key budgets, used as given (default: in-process, shared through Redis)
@@ -275,28 +274,21 @@ def _lifespan(
 
 
 def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, metrics: ApiMetrics) -> ApiRuntime:
-    session_factory = state.session_factory
-    if session_factory is None:
-        engine = make_engine(settings.resolved_database_url)
-        owned.callback(engine.dispose)
-        session_factory = make_session_factory(engine)
+    database = state.database
+    if database is None:
+        database = open_database(settings.resolved_database_url)
+        owned.callback(database.dispose)
     cache = state.cache
     if cache is None and settings.redis_url:
         cache = _own_redis_cache(settings, owned)
-    reader = SnapshotReader(
-        session_factory=session_factory, cache=cache, cache_retry_after_s=settings.redis_retry_after_s
-    )
+    reader = SnapshotReader(database=database, cache=cache, cache_retry_after_s=settings.redis_retry_after_s)
     if isinstance(cache, RedisCache):
         metrics.enable_redis_gauge()
     limiter = state.limiter or _counter(settings, cache, reader, owned, namespace="ratelimit")
     failed_keys = _counter(settings, cache, reader, owned, namespace=FAILED_KEYS_NAMESPACE)
-    hub = RunHub(
-        session_factory=session_factory, exchanges=settings.exchanges, poll_interval_s=settings.stream_poll_interval_s
-    )
+    hub = RunHub(database=database, exchanges=settings.exchanges, poll_interval_s=settings.stream_poll_interval_s)
     _wire_notifications(cache, [reader.on_published, hub.notify], owned)
-    keys = state.keys or KeyVerifier(
-        lookup=database_key_lookup(session_factory), dev_key_active=settings.dev_key_active()
-    )
+    keys = state.keys or KeyVerifier(lookup=database_key_lookup(database), dev_key_active=settings.dev_key_active())
     return ApiRuntime(
         settings=settings,
         reader=reader,
@@ -305,14 +297,14 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         started_at_s=time.monotonic(),
         limiter=limiter,
         key_throttle=FailedKeyThrottle(failed_keys, limit_per_min=settings.api_failed_keys_per_min),
-        usage=UsageRecorder(session_factory),
+        usage=UsageRecorder(database),
         metrics=metrics,
-        session_factory=session_factory,
+        database=database,
         redis_client=cache.client if isinstance(cache, RedisCache) else None,
         extra_metrics=state.extra_metrics,
-        track_record=_track_record_store(settings, session_factory, cache, reader),
+        track_record=TrackRecordStore(database=database, shared=_shared_tier(settings, cache, reader)),
         clock=state.clock,
-        candles=CandleStore(session_factory=session_factory, shared=_shared_tier(settings, cache, reader)),
+        candles=CandleStore(database=database, shared=_shared_tier(settings, cache, reader)),
         runs=hub,
         stream_slots=_stream_slots(settings, cache, reader),
     )
@@ -348,13 +340,6 @@ def begin_shutdown(app: FastAPI) -> None:
     runtime = getattr(app.state, "runtime", None)
     if isinstance(runtime, ApiRuntime) and runtime.runs is not None:
         runtime.runs.close()
-
-
-def _track_record_store(
-    settings: Settings, session_factory: sessionmaker[Session], cache: SnapshotCache | None, reader: SnapshotReader
-) -> TrackRecordStore:
-    """The track record's tiers: Redis (sharing the reader's breaker) when the snapshots use it."""
-    return TrackRecordStore(session_factory=session_factory, shared=_shared_tier(settings, cache, reader))
 
 
 def _shared_tier(settings: Settings, cache: SnapshotCache | None, reader: SnapshotReader) -> SharedTier | None:

@@ -27,12 +27,11 @@ from functools import partial
 
 import structlog
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import DEVELOPMENT_KEY
 from app.single_flight import Joined, SingleFlight, Spawn, in_background
-from app.storage.api_keys import ApiKeyRepository
+from app.storage.queries.keys import touch_last_used, verify_key
+from app.storage.sql import Database, DatabaseError
 
 MAX_SECRET_CHARS = 256
 log = structlog.get_logger(__name__)
@@ -59,16 +58,14 @@ DEVELOPMENT_PRINCIPAL = ApiPrincipal(
 KeyLookup = Callable[[str], ApiPrincipal | None]
 
 
-def database_key_lookup(session_factory: sessionmaker[Session]) -> KeyLookup:
-    """A lookup that verifies secrets against the api-keys table, one short session per call."""
+def database_key_lookup(database: Database) -> KeyLookup:
+    """A lookup that verifies secrets against the api-keys table, one short read per call."""
 
     def lookup(secret: str) -> ApiPrincipal | None:
-        with session_factory() as session:
-            repository = ApiKeyRepository(session)
-            row = repository.verify(secret)
-            if row is None:
-                return None
-            return ApiPrincipal(key_id=row.key_id, name=row.name, rate_limit_per_min=row.rate_limit_per_min)
+        row = database.read(lambda conn: verify_key(conn, secret))
+        if row is None:
+            return None
+        return ApiPrincipal(key_id=row.key_id, name=row.name, rate_limit_per_min=row.rate_limit_per_min)
 
     return lookup
 
@@ -76,8 +73,8 @@ def database_key_lookup(session_factory: sessionmaker[Session]) -> KeyLookup:
 class UsageRecorder:
     """Remembers when each key was last used and writes the batch to the api-keys table on ``flush()``."""
 
-    def __init__(self, session_factory: sessionmaker[Session], *, clock: Callable[[], float] = time.time) -> None:
-        self._session_factory = session_factory
+    def __init__(self, database: Database, *, clock: Callable[[], float] = time.time) -> None:
+        self._database = database
         self._clock = clock
         self._pending: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -95,8 +92,7 @@ class UsageRecorder:
             return 0
         used_at = {key_id: datetime.fromtimestamp(at_s, UTC) for key_id, at_s in pending.items()}
         try:
-            with self._session_factory.begin() as session:
-                ApiKeyRepository(session).touch_last_used(used_at=used_at)
+            self._database.write(lambda conn: touch_last_used(conn, used_at=used_at))
         except Exception:
             with self._lock:  # keep the uses for the next flush (a newer use of the same key wins)
                 self._pending = {**pending, **self._pending}
@@ -179,7 +175,7 @@ class KeyVerifier:
         digest = _digest(secret)
         try:
             principal = self._lookup(secret)
-        except SQLAlchemyError as exc:
+        except DatabaseError as exc:
             return self._during_outage(digest, now_s=now_s, error=exc)
         with self._lock:
             if principal is None:

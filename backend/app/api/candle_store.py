@@ -19,11 +19,11 @@ from dataclasses import dataclass
 
 import orjson
 import structlog
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.track_store import DATABASE, MEMORY, REDIS, BoundedMemo, SharedTier, body_key
 from app.domain import Candle
-from app.storage.candles import CandleRepository
+from app.storage.queries.candles import CandleReads
+from app.storage.sql import Database
 
 log = structlog.get_logger(__name__)
 
@@ -85,7 +85,7 @@ def candles_json(candles: list[Candle]) -> bytes:
     )  # fmt: skip
 
 
-def load_body(repository: CandleRepository, query: CandleQuery) -> CandleBody:
+def load_body(repository: CandleReads, query: CandleQuery) -> CandleBody:
     """The candles of the first spelling that has any (one query for all of them), else ``query.fallback``'s none."""
     found = repository.load(
         exchange=query.exchange,
@@ -106,11 +106,11 @@ class CandleStore:
     def __init__(
         self,
         *,
-        session_factory: sessionmaker[Session],
+        database: Database,
         shared: SharedTier | None = None,
         max_entries: int = MAX_ENTRIES,
     ) -> None:
-        self._session_factory = session_factory
+        self._database = database
         self._shared = shared
         self._bodies: BoundedMemo[CandleBody] = BoundedMemo(max_entries=max_entries)
 
@@ -129,8 +129,7 @@ class CandleStore:
             if found is not None:
                 self._bodies.put(key, found)
                 return found, REDIS
-        with self._session_factory() as session:
-            body = load_body(CandleRepository(session), query)
+        body = self._database.read(lambda conn: load_body(CandleReads(conn), query))
         if use_cache:
             self._bodies.put(key, body)
             if self._shared is not None:

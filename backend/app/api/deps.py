@@ -24,7 +24,6 @@ import redis
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry
-from sqlalchemy.orm import Session, sessionmaker
 from starlette.responses import Response
 from starlette.types import Scope
 
@@ -53,6 +52,7 @@ from app.api.track_store import TrackRecordStore
 from app.config import Settings
 from app.domain import Snapshot, utc_now
 from app.single_flight import Joined
+from app.storage.sql import Database
 
 MAX_RETRY_AFTER_S = 10.0
 PRINCIPAL_SCOPE = "dantaro.principal"  # scope key where authentication leaves the caller's ApiPrincipal
@@ -95,7 +95,7 @@ class ApiRuntime:
     horizons: RunMemo[ServedHorizons] = field(default_factory=lambda: RunMemo(served_horizons))
     fragments: FragmentMemo = field(default_factory=FragmentMemo)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
-    session_factory: sessionmaker[Session] | None = None  # for the readiness check
+    database: Database | None = None  # for the readiness check
     redis_client: redis.Redis | None = None  # set only when Redis is configured
     extra_metrics: CollectorRegistry | None = None  # `dantaro run`: the in-process worker's registry
     track_record: TrackRecordStore | None = None  # built by the lifespan (the track-record routes' tiers)

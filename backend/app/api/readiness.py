@@ -18,12 +18,12 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from fastapi.concurrency import run_in_threadpool
-from sqlalchemy import text
 
 from app.api.deps import ApiRuntime
 from app.api.renderers import View
 from app.domain import Snapshot, utc_now
-from app.storage.heartbeats import HeartbeatRepository, HeartbeatRow
+from app.storage.queries.heartbeats import HeartbeatRow, latest_heartbeats
+from app.storage.sql import SqlConnection
 
 T = TypeVar("T")
 
@@ -47,15 +47,18 @@ def _elapsed_ms(started_s: float) -> float:
 
 
 def _database_probe(runtime: ApiRuntime) -> tuple[float, HeartbeatRow | None]:
-    factory = runtime.session_factory
-    if factory is None:
-        raise RuntimeError("the API runtime has no database session factory")
-    with factory() as session:
+    database = runtime.database
+    if database is None:
+        raise RuntimeError("the API runtime has no database")
+
+    def probe(conn: SqlConnection) -> tuple[float, HeartbeatRow | None]:
         started_s = time.perf_counter()
-        session.execute(text("SELECT 1"))
+        conn.tuples("SELECT 1")
         latency_ms = _elapsed_ms(started_s)
-        beats = HeartbeatRepository(session).latest()
-    return latency_ms, beats[0] if beats else None
+        beats = latest_heartbeats(conn)
+        return latency_ms, beats[0] if beats else None
+
+    return database.read(probe)
 
 
 async def _database_and_worker(runtime: ApiRuntime, timeout_s: float, reasons: list[str]) -> tuple[View, View]:

@@ -2,7 +2,7 @@
 open stream; ``Cursor`` is a stream's position, sent as the SSE event id and read back from ``Last-Event-ID``.
 
 Invariants:
-- New runs are learnt from the database feed (``app.storage.run_feed``), woken by the publish notification (the
+- New runs are learnt from the database feed (``app.storage.queries.run_feed``), woken by the publish notification (the
   in-process cache's callback or the Redis channel, delivered within a second) and polled every
   ``poll_interval_s`` while a stream is open (notifications are best effort: Redis pub/sub does not queue, and a
   publish whose cache write failed sends none). The hub polls nothing while no stream is open.
@@ -28,9 +28,9 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import structlog
-from sqlalchemy.orm import Session, sessionmaker
 
-from app.storage.run_feed import PublishedRun, RunFeedRepository
+from app.storage.queries.run_feed import PublishedRun, RunFeedRepository
+from app.storage.sql import Database
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -114,11 +114,11 @@ class RunHub:
     def __init__(
         self,
         *,
-        session_factory: sessionmaker[Session],
+        database: Database,
         exchanges: Iterable[str],
         poll_interval_s: float,
     ) -> None:
-        self._session_factory = session_factory
+        self._database = database
         self._exchanges = tuple(exchanges)
         self._poll_interval_s = poll_interval_s
         self._subscriptions: set[Subscription] = set()
@@ -187,11 +187,7 @@ class RunHub:
     async def read(self, read: Callable[[RunFeedRepository], T]) -> T:
         """Run ``read`` with a feed repository in the threadpool."""
 
-        def work() -> T:
-            with self._session_factory() as session:
-                return read(RunFeedRepository(session))
-
-        return await asyncio.to_thread(work)
+        return await asyncio.to_thread(self._database.read, lambda conn: read(RunFeedRepository(conn)))
 
     async def _tracked(self) -> Mapping[str, PublishedRun | None]:
         if self._latest is None:

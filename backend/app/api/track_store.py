@@ -2,7 +2,7 @@
 
 Invariants:
 - A body is keyed by everything it depends on: the exchange's track-record version
-  (``TrackRecordRepository.latest_scored_at``, which moves whenever the scorer saves scores), the request's
+  (``TrackRecordReads.latest_scored_at``, which moves whenever the scorer saves scores), the request's
   normalised parameters and, for windowed views, the window's end. A body is never served for a version other than
   its own; new scores reach this process at most ``version_check_interval_s`` (1 s) after their commit.
 - The version is re-read from the database at most once per ``version_check_interval_s`` per exchange (a cheap
@@ -32,16 +32,16 @@ from typing import Any, Generic, Protocol, TypeVar
 import orjson
 import redis
 import structlog
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.api.responses import dump_json
 from app.single_flight import SingleFlight, Spawn, in_background
-from app.storage.track_record import TrackRecordRepository
+from app.storage.queries.track_record import TrackRecordReads
+from app.storage.sql import Database
 
 log = structlog.get_logger(__name__)
 
 View = dict[str, Any]
-Load = Callable[[TrackRecordRepository], View]
+Load = Callable[[TrackRecordReads], View]
 MEMORY = "memory"
 REDIS = "redis"
 DATABASE = "database"
@@ -127,14 +127,14 @@ class TrackRecordStore:
     def __init__(
         self,
         *,
-        session_factory: sessionmaker[Session],
+        database: Database,
         shared: SharedTier | None = None,
         version_check_interval_s: float = 1.0,
         max_entries: int = 256,
         clock_s: Callable[[], float] = time.monotonic,
         spawn: Spawn = in_background,
     ) -> None:
-        self._session_factory = session_factory
+        self._database = database
         self._shared = shared
         self._interval_s = version_check_interval_s
         self._clock_s = clock_s
@@ -166,8 +166,7 @@ class TrackRecordStore:
         if found is not None:
             return found
         checked_at_s = self._clock_s()
-        with self._session_factory() as session:
-            latest = TrackRecordRepository(session).latest_scored_at(exchange=exchange)
+        latest = self._database.read(lambda conn: TrackRecordReads(conn).latest_scored_at(exchange=exchange))
         version = NOTHING_SCORED if latest is None else latest.isoformat()
         with self._lock:
             self._versions[exchange] = (version, checked_at_s)
@@ -187,8 +186,7 @@ class TrackRecordStore:
             if found is not None:
                 self._remember(key, found)
                 return found, REDIS
-        with self._session_factory() as session:
-            view = load(TrackRecordRepository(session))
+        view = self._database.read(lambda conn: load(TrackRecordReads(conn)))
         if use_cache:
             self._remember(key, view)
             self._to_redis(exchange, key, view)

@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from app.cli.command import Command
 from app.cli.table import aligned
 from app.cli.table import when as _when
 from app.config import Settings
 from app.errors import UsageError
-from app.storage.api_keys import ApiKeyRepository, ApiKeyRow
-from app.storage.db import unit_of_work
+from app.storage.queries.keys import ApiKeyRow
+
+if TYPE_CHECKING:
+    from app.storage.api_keys import ApiKeyRepository
 
 DEFAULT_RATE_LIMIT = "600/min"
 _RATE = re.compile(r"^\s*(\d+)\s*(?:/\s*(s|sec|second|m|min|minute|h|hour))?\s*$", re.IGNORECASE)
@@ -35,13 +40,23 @@ def parse_rate_limit(text: str) -> int:
     return int(per_min)
 
 
+@contextmanager
+def _repository(settings: Settings) -> Iterator[ApiKeyRepository]:
+    """The keys of the configured database in one unit of work (SQLAlchemy loads here, not with the CLI)."""
+    from app.storage.api_keys import ApiKeyRepository
+    from app.storage.db import unit_of_work
+
+    with unit_of_work(settings.resolved_database_url) as session:
+        yield ApiKeyRepository(session)
+
+
 def _create(args: argparse.Namespace, settings: Settings) -> int:
     name = args.name.strip()
     if not name or len(name) > 128:
         raise UsageError("--name must be 1 to 128 characters")
     rate_limit_per_min = parse_rate_limit(args.rate_limit)
-    with unit_of_work(settings.resolved_database_url) as session:
-        key_id, secret = ApiKeyRepository(session).create(name=name, rate_limit_per_min=rate_limit_per_min)
+    with _repository(settings) as repository:
+        key_id, secret = repository.create(name=name, rate_limit_per_min=rate_limit_per_min)
     print(f"created key {key_id} ({name}, {rate_limit_per_min}/min)")
     print("secret (shown only now; send it as 'Authorization: Bearer <secret>'):")
     print(secret)
@@ -60,8 +75,8 @@ def format_rows(rows: list[ApiKeyRow]) -> list[str]:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    with unit_of_work(settings.resolved_database_url) as session:
-        rows = ApiKeyRepository(session).list()
+    with _repository(settings) as repository:
+        rows = repository.list()
     if not rows:
         print("no API keys; create one with: dantaro keys create --name NAME")
         return 0
@@ -71,8 +86,7 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _revoke(args: argparse.Namespace, settings: Settings) -> int:
     key_id = args.key_id.strip()
-    with unit_of_work(settings.resolved_database_url) as session:
-        repository = ApiKeyRepository(session)
+    with _repository(settings) as repository:
         known = {row.key_id: row for row in repository.list()}
         if key_id not in known:
             raise UsageError(f"no API key with id {key_id!r}; see `dantaro keys list`")

@@ -10,16 +10,32 @@ other ``dantaro`` command starts without it.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from app.cli.command import Command
 from app.cli.table import aligned, when
 from app.config import Settings
+from app.domain import DeliveryState
 from app.errors import UsageError
-from app.storage.db import unit_of_work
-from app.storage.outbox import Attempt, DeliveryRepository, DeliveryRow, DeliveryState
-from app.storage.webhooks import WebhookRepository, WebhookRow
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from app.storage.outbox import Attempt, DeliveryRow
+    from app.storage.webhooks import WebhookRow
 
 MAX_LIST = 500
+
+
+@contextmanager
+def _session(settings: Settings) -> Iterator[Session]:
+    """One unit of work on the configured database (SQLAlchemy loads here, not with the CLI)."""
+    from app.storage.db import unit_of_work
+
+    with unit_of_work(settings.resolved_database_url) as session:
+        yield session
 
 
 def _add(args: argparse.Namespace, settings: Settings) -> int:
@@ -60,7 +76,9 @@ def format_webhooks(rows: list[WebhookRow]) -> list[str]:
 
 
 def _list(args: argparse.Namespace, settings: Settings) -> int:
-    with unit_of_work(settings.resolved_database_url) as session:
+    from app.storage.webhooks import WebhookRepository
+
+    with _session(settings) as session:
         rows = WebhookRepository(session).list()
     if not rows:
         print("no webhooks; add one with: dantaro webhooks add --url URL --events run.published")
@@ -71,7 +89,9 @@ def _list(args: argparse.Namespace, settings: Settings) -> int:
 
 def _remove(args: argparse.Namespace, settings: Settings) -> int:
     webhook_id = args.webhook_id.strip()
-    with unit_of_work(settings.resolved_database_url) as session:
+    from app.storage.webhooks import WebhookRepository
+
+    with _session(settings) as session:
         if not WebhookRepository(session).remove(webhook_id):
             raise UsageError(f"no webhook with id {webhook_id!r}; see `dantaro webhooks list`")
     print(f"removed webhook {webhook_id} and its deliveries")
@@ -114,7 +134,10 @@ def _deliveries(args: argparse.Namespace, settings: Settings) -> int:
     if not 1 <= args.limit <= MAX_LIST:
         raise UsageError(f"--limit must be 1 to {MAX_LIST}, not {args.limit}")
     state = DeliveryState(args.state) if args.state else None
-    with unit_of_work(settings.resolved_database_url) as session:
+    from app.storage.outbox import DeliveryRepository
+    from app.storage.webhooks import WebhookRepository
+
+    with _session(settings) as session:
         if args.webhook_id and WebhookRepository(session).get(args.webhook_id) is None:
             raise UsageError(f"no webhook with id {args.webhook_id!r}; see `dantaro webhooks list`")
         deliveries = DeliveryRepository(session)

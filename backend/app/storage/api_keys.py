@@ -10,48 +10,20 @@ Invariants:
 from __future__ import annotations
 
 import builtins
-import hashlib
-import hmac
 import secrets
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.domain import utc_now
+from app.storage.db import sql_connection
 from app.storage.models import ApiKeyModel
+from app.storage.queries import keys
+from app.storage.queries.keys import SECRET_PREFIX, ApiKeyRow, hash_secret, parse_key_id
 
-SECRET_PREFIX = "dk_"
+__all__ = ["SECRET_PREFIX", "ApiKeyRepository", "ApiKeyRow", "hash_secret", "parse_key_id"]
 KEY_ID_BYTES = 6
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRow:
-    """One API key as stored (without its secret)."""
-
-    key_id: str
-    name: str
-    rate_limit_per_min: int
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-
-
-def hash_secret(secret: str) -> str:
-    """The stored form of a secret: sha256 hex."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
-
-
-def parse_key_id(secret: str) -> str | None:
-    """The ``key_id`` inside a well-formed secret, or None."""
-    if not secret.startswith(SECRET_PREFIX):
-        return None
-    key_id, separator, token = secret[len(SECRET_PREFIX) :].partition("_")
-    if not separator or not token or not key_id or len(key_id) > 32:
-        return None
-    return key_id
 
 
 class ApiKeyRepository:
@@ -80,15 +52,7 @@ class ApiKeyRepository:
 
     def verify(self, secret: str) -> ApiKeyRow | None:
         """The active key this secret belongs to, or None (unknown, wrong secret or revoked)."""
-        key_id = parse_key_id(secret)
-        if key_id is None:
-            return None
-        row = self._session.get(ApiKeyModel, key_id)
-        if row is None or not hmac.compare_digest(row.key_hash, hash_secret(secret)):
-            return None
-        if row.revoked_at is not None:
-            return None
-        return _to_row(row)
+        return keys.verify_key(sql_connection(self._session), secret)
 
     def revoke(self, key_id: str, *, revoked_at: datetime | None = None) -> bool:
         """Revoke an active key; False if it does not exist or was already revoked."""
@@ -103,29 +67,9 @@ class ApiKeyRepository:
         """Move ``last_used_at`` forward for many keys in one batched statement."""
         if not used_at:
             return
-        stmt = (
-            update(ApiKeyModel)
-            .where(ApiKeyModel.key_id == bindparam("b_key_id"))
-            .where(or_(ApiKeyModel.last_used_at.is_(None), ApiKeyModel.last_used_at < bindparam("b_used_at")))
-            .values(last_used_at=bindparam("b_used_at"))
-        )
-        params = [{"b_key_id": key_id, "b_used_at": when} for key_id, when in used_at.items()]
-        self._session.flush()
-        self._session.connection().execute(stmt, params)
+        keys.touch_last_used(sql_connection(self._session), used_at=used_at)
         self._session.expire_all()
 
     def list(self) -> builtins.list[ApiKeyRow]:
         """Every key, revoked ones included, oldest first."""
-        rows = self._session.execute(select(ApiKeyModel).order_by(ApiKeyModel.created_at, ApiKeyModel.key_id)).scalars()
-        return [_to_row(row) for row in rows]
-
-
-def _to_row(row: ApiKeyModel) -> ApiKeyRow:
-    return ApiKeyRow(
-        key_id=row.key_id,
-        name=row.name,
-        rate_limit_per_min=row.rate_limit_per_min,
-        created_at=row.created_at,
-        revoked_at=row.revoked_at,
-        last_used_at=row.last_used_at,
-    )
+        return keys.list_keys(sql_connection(self._session))

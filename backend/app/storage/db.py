@@ -12,18 +12,29 @@ Nothing here runs at import time.
 
 from __future__ import annotations
 
-import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import Dialect as SqlDialect
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-SQLITE_BUSY_TIMEOUT_MS = 5_000
+from app.storage.sql import (
+    SQLITE_BUSY_TIMEOUT_MS,
+    Database,
+    DatabaseError,
+    Dialect,
+    SqlConnection,
+    configure_sqlite,
+    create_private_file,
+)
+
 POSTGRES_POOL_SIZE = 5
 POSTGRES_MAX_OVERFLOW = 5
 
@@ -65,23 +76,14 @@ def _make_sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
-        path = Path(database).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # created private; SQLite's -wal/-shm follow it
+        create_private_file(Path(database).expanduser())
     engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False})
     event.listen(engine, "connect", _configure_sqlite_connection)
     return engine
 
 
 def _configure_sqlite_connection(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
+    configure_sqlite(dbapi_connection)
 
 
 def dialect_insert(session: Session, model: type[Any]) -> Any:
@@ -96,3 +98,55 @@ def dialect_insert(session: Session, model: type[Any]) -> Any:
 
         return postgresql_insert(model)
     raise ValueError(f"unsupported database dialect {name!r}: use SQLite or PostgreSQL")
+
+
+def sql_connection(session: Session) -> SqlConnection:
+    """The session's own DB-API connection (its transaction, pending changes flushed) for ``app.storage.sql`` reads."""
+    session.flush()
+    raw = session.connection().connection.driver_connection
+    bind = session.get_bind()
+    return SqlConnection(raw, dialect=_dialect(bind), errors=partial(_sqlalchemy_error, bind.dialect))
+
+
+def _sqlalchemy_error(dialect: SqlDialect, exc: Exception, statement: str) -> Exception:
+    """A driver error as SQLAlchemy would have raised it (``OperationalError``, ...): the worker handles those."""
+    dbapi = dialect.loaded_dbapi
+    if not isinstance(exc, dbapi.Error):
+        return exc
+    return DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=dialect)
+
+
+def engine_database(engine: Engine) -> Database:
+    """A ``Database`` borrowing ``engine``'s pooled connections (one process sharing its engine with the API)."""
+    return Database(_EnginePool(engine))
+
+
+class _EnginePool:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self.dialect = _dialect(engine)
+
+    def acquire(self) -> Any:
+        try:
+            return self._engine.raw_connection()
+        except SQLAlchemyError as exc:
+            raise DatabaseError(f"cannot connect: {exc}") from exc
+
+    def release(self, raw: Any, *, broken: bool) -> None:
+        if broken:
+            raw.invalidate()
+        else:
+            raw.close()  # back to the engine's pool
+
+    def is_broken(self, raw: Any) -> bool:
+        return bool(getattr(raw.driver_connection, "closed", 0))
+
+    def dispose(self) -> None:
+        return  # the engine's owner disposes it
+
+
+def _dialect(engine: Engine | Any) -> Dialect:
+    name = engine.dialect.name
+    if name not in ("sqlite", "postgresql"):
+        raise ValueError(f"unsupported database dialect {name!r}: use SQLite or PostgreSQL")
+    return cast(Dialect, name)

@@ -6,28 +6,16 @@ beat first. The repository flushes, never commits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain import utc_now
-from app.storage.db import dialect_insert
+from app.storage.db import dialect_insert, sql_connection
 from app.storage.models import WorkerHeartbeatModel
+from app.storage.queries.heartbeats import HeartbeatRow, latest_heartbeats
 
-
-@dataclass(frozen=True, slots=True)
-class HeartbeatRow:
-    """The last heartbeat of one worker."""
-
-    worker_id: str
-    hostname: str
-    pid: int
-    started_at: datetime
-    last_beat_at: datetime
-    state: str
-    current_run_id: str | None
+__all__ = ["HeartbeatRepository", "HeartbeatRow"]
 
 
 class HeartbeatRepository:
@@ -66,20 +54,4 @@ class HeartbeatRepository:
 
     def latest(self) -> list[HeartbeatRow]:
         """Every worker's last heartbeat, newest first."""
-        rows = self._session.execute(
-            select(WorkerHeartbeatModel).order_by(
-                WorkerHeartbeatModel.last_beat_at.desc(), WorkerHeartbeatModel.worker_id
-            )
-        ).scalars()
-        return [
-            HeartbeatRow(
-                worker_id=row.worker_id,
-                hostname=row.hostname,
-                pid=row.pid,
-                started_at=row.started_at,
-                last_beat_at=row.last_beat_at,
-                state=row.state,
-                current_run_id=row.current_run_id,
-            )
-            for row in rows
-        ]
+        return latest_heartbeats(sql_connection(self._session))

@@ -18,7 +18,6 @@ Invariants:
 
 from __future__ import annotations
 
-import enum
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -28,19 +27,11 @@ import orjson
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from app.domain import Candle, Snapshot, timeframe_ms, utc_now
+from app.domain import Candle, DeliveryState, Snapshot, timeframe_ms, utc_now
 from app.events import NEEDS_PREVIOUS, Event, EventType, candle_window, run_events
 from app.storage.models import CandleModel, WebhookAttemptModel, WebhookDeliveryModel, WebhookModel
 from app.storage.runs import RunRepository
 from app.storage.webhooks import WebhookRepository
-
-
-class DeliveryState(enum.StrEnum):
-    """Where a delivery stands."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
 
 
 @dataclass(frozen=True, slots=True)

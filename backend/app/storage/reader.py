@@ -24,12 +24,12 @@ from dataclasses import dataclass
 from functools import partial
 
 import structlog
-from sqlalchemy.orm import Session, sessionmaker
 
 from app.domain import Snapshot
 from app.single_flight import SingleFlight, Spawn, in_background
 from app.storage.cache import CacheError, SnapshotCache
-from app.storage.runs import RunRepository
+from app.storage.queries import runs
+from app.storage.sql import Database, SqlConnection
 
 log = structlog.get_logger(__name__)
 
@@ -49,14 +49,14 @@ class SnapshotReader:
     def __init__(
         self,
         *,
-        session_factory: sessionmaker[Session],
+        database: Database,
         cache: SnapshotCache | None,
         memory_check_interval_s: float = 1.0,
         cache_retry_after_s: float = 5.0,
         clock_s: Callable[[], float] = time.monotonic,
         spawn: Spawn = in_background,
     ) -> None:
-        self._session_factory = session_factory
+        self._database = database
         self._cache = cache
         self._interval_s = memory_check_interval_s
         self._retry_after_s = cache_retry_after_s
@@ -69,8 +69,7 @@ class SnapshotReader:
     def get(self, exchange: str, *, use_cache: bool = True) -> tuple[Snapshot, str] | None:
         """``(snapshot, data_source)`` for the exchange's newest run, or None if nothing was published."""
         if not use_cache:
-            with self._session_factory() as session:
-                snapshot = RunRepository(session).latest_snapshot(exchange=exchange)
+            snapshot = self._database.read(lambda conn: runs.latest_snapshot(conn, exchange=exchange))
             return None if snapshot is None else (snapshot, DATABASE)
         now_s = self._clock_s()
         with self._lock:
@@ -146,17 +145,18 @@ class SnapshotReader:
         return self._remember(exchange, snapshot, now_s), cache.source_name
 
     def _from_database(self, exchange: str, entry: _Entry | None, now_s: float) -> tuple[Snapshot, str] | None:
-        with self._session_factory() as session:
-            runs = RunRepository(session)
-            run_id = runs.latest_run_id(exchange=exchange)
-            if run_id is None:
-                return None
-            if entry is not None and entry.snapshot.run_id == run_id:
-                return self._remember(exchange, entry.snapshot, now_s), MEMORY
-            snapshot = runs.latest_snapshot(exchange=exchange)
+        kept = None if entry is None else entry.snapshot
+
+        def newest(conn: SqlConnection) -> Snapshot | None:
+            run_id = runs.latest_run_id(conn, exchange=exchange)
+            if run_id is None or (kept is not None and kept.run_id == run_id):
+                return None if run_id is None else kept
+            return runs.latest_snapshot(conn, exchange=exchange)
+
+        snapshot = self._database.read(newest)
         if snapshot is None:
             return None
-        return self._remember(exchange, snapshot, now_s), DATABASE
+        return self._remember(exchange, snapshot, now_s), MEMORY if snapshot is kept else DATABASE
 
     def _remember(self, exchange: str, snapshot: Snapshot, now_s: float) -> Snapshot:
         with self._lock:

@@ -6,8 +6,9 @@ Invariants:
   and a published run's rows were written in the same transaction, so no reader sees half a run.
 - ``latest_snapshot`` rebuilds exactly the ``Snapshot`` that was saved (recommendations ordered by rank).
 - Rows and domain objects convert generically, with no per-field code: ``codec.to_columns`` writes a dataclass's
-  fields as columns (``ROW_MODELS``), ``codec.decode`` rebuilds the ``Snapshot`` from the rows' columns (a run whose
-  rows do not decode raises ``ValueError``).
+  fields as columns (``ROW_MODELS``); the reads are ``app.storage.queries.runs`` (shared with the API), where
+  ``codec.decode`` rebuilds the ``Snapshot`` from the rows' columns (a run whose rows do not decode raises
+  ``ValueError``).
 - All datetimes are aware UTC. The repository flushes, never commits.
 """
 
@@ -17,11 +18,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.domain import MarketStatus, Recommendation, RunStatus, Snapshot, SupportLevels, utc_now
-from app.storage.codec import decode, to_columns
+from app.storage.codec import to_columns
+from app.storage.db import sql_connection
 from app.storage.models import (
     AnalysisRunModel,
     Base,
@@ -29,6 +30,7 @@ from app.storage.models import (
     RecommendationModel,
     SupportLevelsModel,
 )
+from app.storage.queries import runs as run_reads
 
 # Where each domain object is stored: its fields are the columns of one row per item (keyed by run_id); nested
 # values (tuples, mappings, Levels) live in JSON columns. The Snapshot's own fields are columns of its run row,
@@ -105,57 +107,21 @@ class RunRepository:
 
     def latest_snapshot(self, *, exchange: str) -> Snapshot | None:
         """The newest published snapshot of the exchange, or None."""
-        run = self._session.execute(
-            select(AnalysisRunModel)
-            .where(AnalysisRunModel.exchange == exchange, AnalysisRunModel.published_at.is_not(None))
-            .order_by(AnalysisRunModel.published_at.desc(), AnalysisRunModel.run_id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        return None if run is None else self._rebuild(run)
+        return run_reads.latest_snapshot(sql_connection(self._session), exchange=exchange)
 
     def published_snapshot(self, *, run_id: str) -> Snapshot | None:
         """The snapshot the run published, or None when the run is unknown or was not published."""
-        run = self._session.get(AnalysisRunModel, run_id)
-        return None if run is None or run.published_at is None else self._rebuild(run)
+        return run_reads.published_snapshot(sql_connection(self._session), run_id=run_id)
 
     def latest_run_id(self, *, exchange: str, excluding: str | None = None) -> str | None:
         """The run id of the newest published snapshot of the exchange (other than ``excluding``), or None."""
-        stmt = select(AnalysisRunModel.run_id).where(
-            AnalysisRunModel.exchange == exchange, AnalysisRunModel.published_at.is_not(None)
-        )
-        if excluding is not None:
-            stmt = stmt.where(AnalysisRunModel.run_id != excluding)
-        return self._session.execute(
-            stmt.order_by(AnalysisRunModel.published_at.desc(), AnalysisRunModel.run_id.desc()).limit(1)
-        ).scalar_one_or_none()
+        return run_reads.latest_run_id(sql_connection(self._session), exchange=exchange, excluding=excluding)
 
     def _get(self, run_id: str) -> AnalysisRunModel:
         run = self._session.get(AnalysisRunModel, run_id)
         if run is None:
             raise RunNotFoundError(f"analysis run {run_id!r} was never started")
         return run
-
-    def _rebuild(self, run: AnalysisRunModel) -> Snapshot:
-        session = self._session
-        recommendations = session.execute(
-            select(RecommendationModel)
-            .where(RecommendationModel.run_id == run.run_id)
-            .order_by(RecommendationModel.rank, RecommendationModel.symbol)
-        ).scalars()
-        levels = session.execute(select(SupportLevelsModel).where(SupportLevelsModel.run_id == run.run_id)).scalars()
-        market = session.get_one(MarketStatusModel, run.run_id)
-        row = _columns(run)
-        row["recommendations"] = [_columns(item) for item in recommendations]
-        row["levels"] = {item.symbol: _columns(item) for item in levels}
-        row["market"] = _columns(market)
-        try:
-            return decode(Snapshot, row)
-        except ValueError as exc:
-            raise ValueError(f"published run {run.run_id} does not rebuild a snapshot: {exc}") from exc
-
-
-def _columns(row: Base) -> dict[str, Any]:
-    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
 
 def _snapshot_rows(snapshot: Snapshot) -> list[Base]:

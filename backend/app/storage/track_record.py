@@ -8,9 +8,8 @@ Invariants:
   untouched (a rescore changes nothing, not even ``scored_at``, the version the API's ETags derive from); a
   different result replaces the score and the run's outcomes at that horizon (INSERT ... ON CONFLICT DO UPDATE, so
   two concurrent writers cannot fail on the primary key).
-- ``page`` pages newest first by (as_of, run_id); its cursor (``page_cursor``) is an opaque URL-safe string
-  encoding the last row's (as_of, run_id): stable, so a run scored while a client pages never shifts the pages
-  already read. ``parse_cursor`` raises ``InvalidCursorError`` (a ``ValueError``) for anything else.
+- The reads (scores, ``page`` and its cursor, outcomes, the version) are ``app.storage.queries.track_record``,
+  shared with the API; this repository runs them in its session.
 - ``unscored`` lists the (run, horizon) pairs of published runs without a score, oldest first, keyset-paged by
   (as_of, run_id): only ids and times are read (no JSON), so a long backlog costs little to list.
 - Time windows are inclusive: ``since <= as_of <= until``. All datetimes are aware UTC.
@@ -19,25 +18,22 @@ Invariants:
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, func, literal, or_, select, union_all
+from sqlalchemy import ColumnElement, and_, delete, exists, literal, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from app.domain import RunScore, SymbolOutcome
 from app.storage.codec import decode, to_columns
-from app.storage.db import dialect_insert
+from app.storage.db import dialect_insert, sql_connection
 from app.storage.models import AnalysisRunModel, Base, RunScoreModel, SymbolOutcomeModel
+from app.storage.queries.track_record import InvalidCursorError, TrackRecordReads, page_cursor, parse_cursor
 
-_CURSOR_SEPARATOR = ":"
+__all__ = ["InvalidCursorError", "PendingScore", "TrackRecordRepository", "page_cursor", "parse_cursor"]
 _KEY_COLUMNS = ("run_id", "horizon")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,30 +43,6 @@ class PendingScore:
     run_id: str
     horizon: str
     as_of: datetime
-
-
-class InvalidCursorError(ValueError):
-    """A ``before`` cursor that ``page_cursor`` did not make."""
-
-
-def page_cursor(score: RunScore) -> str:
-    """The opaque cursor after ``score``: pass it as ``before`` to get the next (older) page."""
-    as_of_us = (score.as_of - _EPOCH) // _MICROSECOND
-    key = f"{as_of_us}{_CURSOR_SEPARATOR}{score.run_id}"
-    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
-
-
-def parse_cursor(cursor: str) -> tuple[datetime, str]:
-    """(as_of, run_id) encoded by ``page_cursor``; ``InvalidCursorError`` for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        as_of_us, run_id = raw.split(_CURSOR_SEPARATOR, 1)
-        as_of = _EPOCH + int(as_of_us) * _MICROSECOND
-    except (binascii.Error, UnicodeDecodeError, ValueError, OverflowError):
-        raise InvalidCursorError(f"{cursor!r} is not a track-record cursor: use the one a page returned") from None
-    if not run_id or not as_of_us.isdigit():
-        raise InvalidCursorError(f"{cursor!r} is not a track-record cursor: use the one a page returned")
-    return as_of, run_id
 
 
 class TrackRecordRepository:
@@ -135,51 +107,25 @@ class TrackRecordRepository:
     def scores(
         self, *, exchange: str, horizon: str, since: datetime | None = None, until: datetime | None = None
     ) -> list[RunScore]:
-        """The exchange's scores at ``horizon`` with ``since <= as_of <= until`` (either bound optional), oldest
-        first."""
-        query = select(RunScoreModel).where(RunScoreModel.exchange == exchange, RunScoreModel.horizon == horizon)
-        if since is not None:
-            query = query.where(RunScoreModel.as_of >= since)
-        if until is not None:
-            query = query.where(RunScoreModel.as_of <= until)
-        rows = self._session.execute(query.order_by(RunScoreModel.as_of, RunScoreModel.run_id)).scalars()
-        return [_decode_score(row) for row in rows]
+        """``TrackRecordReads.scores`` in this session."""
+        return self._reads().scores(exchange=exchange, horizon=horizon, since=since, until=until)
 
     def page(self, *, exchange: str, horizon: str, limit: int, before: str | None = None) -> list[RunScore]:
-        """Up to ``limit`` scores at ``horizon``, newest first, older than the ``before`` cursor (``page_cursor``);
-        ``InvalidCursorError`` for a cursor it did not make."""
-        query = select(RunScoreModel).where(RunScoreModel.exchange == exchange, RunScoreModel.horizon == horizon)
-        if before is not None:
-            as_of, run_id = parse_cursor(before)
-            query = query.where(
-                or_(
-                    RunScoreModel.as_of < as_of,
-                    and_(RunScoreModel.as_of == as_of, RunScoreModel.run_id < run_id),
-                )
-            )
-        query = query.order_by(RunScoreModel.as_of.desc(), RunScoreModel.run_id.desc()).limit(max(0, limit))
-        return [_decode_score(row) for row in self._session.execute(query).scalars()]
+        """``TrackRecordReads.page`` in this session."""
+        return self._reads().page(exchange=exchange, horizon=horizon, limit=limit, before=before)
 
     def symbol_outcomes(
         self, *, exchange: str, symbol: str, horizon: str, since: datetime | None = None
     ) -> list[SymbolOutcome]:
-        """The symbol's calls at ``horizon`` with ``as_of >= since`` and their outcomes, oldest first."""
-        query = select(SymbolOutcomeModel).where(
-            SymbolOutcomeModel.exchange == exchange,
-            SymbolOutcomeModel.symbol == symbol,
-            SymbolOutcomeModel.horizon == horizon,
-        )
-        if since is not None:
-            query = query.where(SymbolOutcomeModel.as_of >= since)
-        rows = self._session.execute(query.order_by(SymbolOutcomeModel.as_of, SymbolOutcomeModel.run_id)).scalars()
-        return [decode(SymbolOutcome, _columns(row)) for row in rows]
+        """``TrackRecordReads.symbol_outcomes`` in this session."""
+        return self._reads().symbol_outcomes(exchange=exchange, symbol=symbol, horizon=horizon, since=since)
 
     def latest_scored_at(self, *, exchange: str) -> datetime | None:
-        """When the exchange's track record last changed (the newest ``scored_at``), or None before any score."""
-        value: datetime | None = self._session.execute(
-            select(func.max(RunScoreModel.scored_at)).where(RunScoreModel.exchange == exchange)
-        ).scalar_one()
-        return value
+        """``TrackRecordReads.latest_scored_at`` in this session."""
+        return self._reads().latest_scored_at(exchange=exchange)
+
+    def _reads(self) -> TrackRecordReads:
+        return TrackRecordReads(sql_connection(self._session))
 
 
 def _unscored_at(exchange: str, horizon: str, until: datetime) -> list[ColumnElement[bool]]:

@@ -26,8 +26,8 @@ import structlog
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings, webhook_key_bytes
-from app.domain import utc_now
-from app.storage.outbox import Attempt, DeliveryRepository, DeliveryState, DueDelivery
+from app.domain import DeliveryState, utc_now
+from app.storage.outbox import Attempt, DeliveryRepository, DueDelivery
 from app.storage.secret_box import SecretUnreadableError, open_secret
 from app.webhooks.addresses import (
     GuardedResolver,

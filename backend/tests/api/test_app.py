@@ -54,6 +54,7 @@ NOT_SERVED = (
     "rich",
     "pygments",
     "pydantic.v1",
+    "sqlalchemy",  # the API reads through app.storage.sql (DB-API); SQLAlchemy is the worker's and migrations'
 )
 
 

@@ -7,7 +7,6 @@ import threading
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy.exc import OperationalError
 from structlog.testing import capture_logs
 
 from app.api.app import ConfigurationError, create_app
@@ -15,6 +14,7 @@ from app.api.auth import DEVELOPMENT_PRINCIPAL, ApiPrincipal, KeyStoreUnavailabl
 from app.api.ratelimit import RateLimiter
 from app.config import DEVELOPMENT_KEY, get_settings
 from app.storage.api_keys import ApiKeyRepository
+from app.storage.sql import DatabaseError
 from tests.support.api import (
     DEV_AUTH,
     Database,
@@ -120,7 +120,7 @@ def test_rate_limit_answers_429_with_retry_after(published: Database) -> None:
 def test_positive_verifications_are_cached_for_the_ttl_and_revocation_follows(published: Database) -> None:
     key_id, secret = published.create_key()
     lookups: list[str] = []
-    real_lookup = database_key_lookup(published.session_factory)
+    real_lookup = database_key_lookup(published.database)
 
     def counting_lookup(candidate: str) -> ApiPrincipal | None:
         lookups.append(candidate)
@@ -194,7 +194,7 @@ class _OutageLookup:
 
     def __call__(self, secret: str) -> ApiPrincipal | None:
         if self.down:
-            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+            raise DatabaseError("cannot connect: connection refused")
         return self.principal if secret == "dk_known_secret" else None
 
 
@@ -260,7 +260,7 @@ def test_a_failing_background_refresh_is_logged_never_raised_and_keeps_the_grace
     with capture_logs() as logs:
         spawned.pop()()  # the refresh's verify raises KeyStoreUnavailableError: logged, not raised
     assert [(e["event"], e["error_type"]) for e in logs] == [
-        ("key_store_unavailable", "OperationalError"),
+        ("key_store_unavailable", "DatabaseError"),
         ("key_refresh_failed", "KeyStoreUnavailableError"),
     ]
     with pytest.raises(KeyStoreUnavailableError):

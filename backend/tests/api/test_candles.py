@@ -196,7 +196,7 @@ def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(stack: 
     dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
     breaker = Breaker()
     store = CandleStore(
-        session_factory=stack.backend.session_factory,
+        database=stack.backend.database,
         shared=SharedTier(dead, prefix="dantaro-test", ttl_s=60, breaker=breaker),
     )
     as_of_ms = int(stack.run.data_as_of.timestamp() * 1000)

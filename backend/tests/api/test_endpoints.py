@@ -186,7 +186,7 @@ def test_every_data_payload_says_where_the_24h_statistics_came_from(
 def test_use_cache_false_reads_the_database(database: Database, snapshot: Snapshot) -> None:
     cache = MemoryCache()
     cache.put(snapshot)
-    state = ApiState(cache=cache, session_factory=database.session_factory)
+    state = ApiState(cache=cache, database=database.database)
     with running_client(make_settings(database.url), state=state) as client:
         cached = client.get("/api/v1/recommendations", headers=DEV_AUTH).json()
         fresh = client.get("/api/v1/recommendations", params={"use_cache": "false"}, headers=DEV_AUTH).json()
@@ -197,7 +197,7 @@ def test_use_cache_false_reads_the_database(database: Database, snapshot: Snapsh
 
 def test_a_newer_run_replaces_the_served_one(database: Database, snapshot: Snapshot) -> None:
     cache = MemoryCache()
-    state = ApiState(cache=cache, session_factory=database.session_factory)
+    state = ApiState(cache=cache, database=database.database)
     with running_client(make_settings(database.url), state=state) as client:
         newer = build_snapshot(bases=("ETH", "SOL"))
         database.publish(newer, cache=cache)

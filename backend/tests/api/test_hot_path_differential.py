@@ -34,8 +34,9 @@ from app.config import DEVELOPMENT_KEY, Settings
 from app.domain import Snapshot, utc_now
 from app.storage.api_keys import ApiKeyRepository
 from app.storage.cache import MemoryCache, RedisCache, SnapshotCache
-from app.storage.db import make_engine, make_session_factory
+from app.storage.db import engine_database, make_engine, make_session_factory
 from app.storage.publish import publish
+from app.storage.sql import Database
 from tests.support.api import make_settings
 from tests.support.clocks import ManualClock
 from tests.support.snapshots import build_snapshot
@@ -70,6 +71,7 @@ class Stack:
     name: str
     url: str
     session_factory: sessionmaker[Session]
+    database: Database  # the API's view of the same database
     publish_caches: list[SnapshotCache]
     state_cache: SnapshotCache | None  # shared in-process cache (SQLite), or None: each app opens Redis itself
     overrides: dict[bool, dict[str, Any]]  # settings of the hot (True) and the plain app
@@ -115,7 +117,9 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path)
     if request.param != "sqlite-memory":
         empty_tables(engine)
     try:
-        yield Stack(request.param, url, make_session_factory(engine), caches, shared, overrides)
+        yield Stack(
+            request.param, url, make_session_factory(engine), engine_database(engine), caches, shared, overrides
+        )
     finally:
         engine.dispose()
 
@@ -185,7 +189,7 @@ def _settings(stack: Stack, *, hot: bool) -> Settings:
 def _state(stack: Stack, settings: Settings, pair_clocks: tuple[WallClock, ManualClock]) -> ApiState:
     wall, keys_clock = pair_clocks
     keys = KeyVerifier(
-        lookup=database_key_lookup(stack.session_factory),
+        lookup=database_key_lookup(stack.database),
         dev_key_active=settings.dev_key_active(),
         clock=keys_clock,
         spawn=lambda job: job(),  # re-checks run at once: both apps see a revocation at the same request

@@ -189,7 +189,7 @@ def test_usage_recorder_moves_last_used_forward_in_one_batch(published: StorageB
     first_id, _ = _create_key(published)
     second_id, _ = _create_key(published)
     now_s = [1_700_000_000.0]
-    recorder = UsageRecorder(published.session_factory, clock=lambda: now_s[0])
+    recorder = UsageRecorder(published.database, clock=lambda: now_s[0])
     recorder.record(first_id)
     now_s[0] += 10
     recorder.record(second_id)

@@ -79,7 +79,7 @@ def test_not_ready_without_any_heartbeat_or_with_a_broken_database(database: Dat
             session.commit()
         response = client.get("/health/ready")
     assert response.status_code == 503
-    assert response.json()["reasons"] == ["database unreachable: OperationalError"]  # type only, no SQL
+    assert response.json()["reasons"] == ["database unreachable: DatabaseError"]  # type only, no SQL
     assert response.json()["checks"]["database"] == {"ok": False, "latency_ms": None}
 
 

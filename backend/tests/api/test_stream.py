@@ -26,8 +26,9 @@ from app.api.run_stream import (
 from app.api.stream_slots import LocalStreamSlots, RedisStreamSlots
 from app.domain import Snapshot, utc_now
 from app.storage.cache import MemoryCache
+from app.storage.db import sql_connection
 from app.storage.publish import publish
-from app.storage.run_feed import PublishedRun, RunFeedRepository
+from app.storage.queries.run_feed import PublishedRun, RunFeedRepository
 from tests.support.api import DEV_AUTH
 from tests.support.breakers import RecordingBreaker
 from tests.support.clocks import ManualClock
@@ -63,7 +64,7 @@ def test_the_feed_lists_published_runs_per_exchange_in_publish_order(
     _publish_runs(backend, make_snapshot, "a1", "a2", "a3")
     _publish_runs(backend, make_snapshot, "u1", exchange="upbit")
     with backend.session_factory() as session:
-        feed = RunFeedRepository(session)
+        feed = RunFeedRepository(sql_connection(session))
         latest = feed.latest(exchange="binance")
         assert latest is not None and latest.run_id == "a3"
         assert [run.run_id for run in feed.newest(exchange="binance", limit=2)] == ["a2", "a3"]
@@ -95,7 +96,7 @@ def test_resume_replays_the_runs_after_the_last_event_id(  # noqa: PLR0917 (the 
 ) -> None:
     _publish_runs(backend, make_snapshot, "a1", "a2", "a3", "a4", "a5")
     _publish_runs(backend, make_snapshot, "u1", exchange="upbit")
-    hub = RunHub(session_factory=backend.session_factory, exchanges=["binance", "upbit"], poll_interval_s=60)
+    hub = RunHub(database=backend.database, exchanges=["binance", "upbit"], poll_interval_s=60)
 
     async def plan() -> tuple[list[str], bool, str]:
         subscription = await hub.subscribe(["binance"])
@@ -118,8 +119,8 @@ async def test_the_hub_delivers_a_notified_run_at_once_and_a_silent_one_by_polli
 ) -> None:
     _publish_runs(backend, make_snapshot, "a1")
     cache = MemoryCache()
-    woken = RunHub(session_factory=backend.session_factory, exchanges=["binance"], poll_interval_s=3600)
-    polling = RunHub(session_factory=backend.session_factory, exchanges=["binance"], poll_interval_s=0.1)
+    woken = RunHub(database=backend.database, exchanges=["binance"], poll_interval_s=3600)
+    polling = RunHub(database=backend.database, exchanges=["binance"], poll_interval_s=0.1)
     cache.subscribe(woken.notify)
     for hub in (woken, polling):
         hub.start()

@@ -84,7 +84,7 @@ def test_a_new_run_reaches_the_api_sharing_an_in_process_cache(
 ) -> None:
     cache = MemoryCache()
     publish(make_snapshot(run_id="run-a"), session_factory=backend.session_factory, cache=cache)
-    state = ApiState(cache=cache, session_factory=backend.session_factory)
+    state = ApiState(cache=cache, database=backend.database)
     with running_client(_settings(backend), state=state) as client:
         assert _run_id(client) == "run-a"
         publish(make_snapshot(run_id="run-b"), session_factory=backend.session_factory, cache=cache)
@@ -142,9 +142,7 @@ def test_the_reader_leaves_a_failing_cache_and_returns_when_it_is_back(
     backend: StorageBackend, cache: SnapshotCache, make_snapshot: MakeSnapshot
 ) -> None:
     flaky, clock = FlakyCache(cache), ManualClock(500.0)
-    reader = SnapshotReader(
-        session_factory=backend.session_factory, cache=flaky, clock_s=clock, cache_retry_after_s=5.0
-    )
+    reader = SnapshotReader(database=backend.database, cache=flaky, clock_s=clock, cache_retry_after_s=5.0)
     publish(make_snapshot(run_id="run-a"), session_factory=backend.session_factory, cache=flaky)
     assert reader.get("binance") is not None and reader.get("binance")[1] == "memory"  # type: ignore[index]
     flaky.down = True
@@ -167,7 +165,7 @@ def test_the_reader_leaves_a_failing_cache_and_returns_when_it_is_back(
 
 def test_notifications_drop_only_superseded_copies(backend: StorageBackend, make_snapshot: MakeSnapshot) -> None:
     cache, clock = MemoryCache(), ManualClock(500.0)
-    reader = SnapshotReader(session_factory=backend.session_factory, cache=cache, clock_s=clock)
+    reader = SnapshotReader(database=backend.database, cache=cache, clock_s=clock)
     publish(make_snapshot(run_id="run-a"), session_factory=backend.session_factory, cache=cache)
     assert reader.get("binance") is not None
     reader.on_published("binance", "run-a")
@@ -188,7 +186,7 @@ def test_every_tier_serves_each_horizon_with_its_model(
 ) -> None:
     snapshot = make_snapshot(run_id="run-horizons")
     publish(snapshot, session_factory=backend.session_factory, cache=cache)
-    state = ApiState(cache=cache, session_factory=backend.session_factory)
+    state = ApiState(cache=cache, database=backend.database)
     for horizon in ("1h", "4h", "24h"):
         with running_client(_settings(backend), state=state) as client:  # a fresh app per tier: nothing memoised
             tiers = [_at_horizon(client, horizon), _at_horizon(client, horizon)]

@@ -3,17 +3,17 @@ second, ETag / 304 until new scores arrive, a failing Redis. SQLite + memory and
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, cast
 
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import event
 
 from app.api.track_store import DATABASE, MEMORY, REDIS, SharedTier, TrackRecordStore, body_key
 from app.domain import Snapshot
 from app.storage.publish import publish
+from app.storage.sql import Database, SqlConnection
 from tests.support.api import DEV_AUTH, Breaker, make_settings, running_client
 from tests.support.clocks import ManualClock
 from tests.support.network import free_port
@@ -69,10 +69,14 @@ def test_etag_answers_304_until_new_scores_are_saved(backend: StorageBackend, tr
 
 
 def test_the_version_is_read_at_most_once_per_interval(track_db: StorageBackend) -> None:
-    clock = ManualClock()
-    store = TrackRecordStore(session_factory=track_db.session_factory, clock_s=clock)
-    statements: list[str] = []
-    event.listen(track_db.engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    clock, statements = ManualClock(), []
+
+    class Counting:  # each version read is one call of one statement
+        def read(self, call: Callable[[SqlConnection], Any]) -> Any:
+            statements.append(call)
+            return track_db.database.read(call)
+
+    store = TrackRecordStore(database=cast(Database, Counting()), clock_s=clock)
     version = store.version("binance")
     assert store.version("binance") == version and store.cached_version("binance") == version
     clock.now_s += 0.9
@@ -85,7 +89,7 @@ def test_the_version_is_read_at_most_once_per_interval(track_db: StorageBackend)
 
 def test_an_overdue_version_is_served_while_one_background_read_renews_it(track_db: StorageBackend) -> None:
     clock, started = ManualClock(), []
-    store = TrackRecordStore(session_factory=track_db.session_factory, clock_s=clock, spawn=started.append)
+    store = TrackRecordStore(database=track_db.database, clock_s=clock, spawn=started.append)
     assert store.known_version("binance") is None  # nothing read yet: the route reads it (blocking)
     version = store.version("binance")
     clock.now_s += 1.5
@@ -100,7 +104,7 @@ def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(track_d
     dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
     breaker = Breaker()
     shared = SharedTier(dead, prefix="dantaro-test", ttl_s=60, breaker=breaker)
-    store = TrackRecordStore(session_factory=track_db.session_factory, shared=shared)
+    store = TrackRecordStore(database=track_db.database, shared=shared)
     loads: list[int] = []
 
     def load(repository: object) -> dict[str, object]:

@@ -10,7 +10,7 @@ import pytest
 
 from app.cli.main import main
 from app.config import get_settings, webhook_key_bytes
-from app.storage.outbox import DeliveryState
+from app.domain import DeliveryState
 from app.storage.publish import publish
 from app.storage.webhooks import WebhookRepository
 from tests.support.snapshots import MakeSnapshot

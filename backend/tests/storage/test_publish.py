@@ -10,14 +10,13 @@ from typing import Any, cast
 import orjson
 import pytest
 import redis
-from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session, sessionmaker
 from structlog.testing import capture_logs
 
 from app.storage.cache import PAYLOAD_GRACE_S, MemoryCache, RedisCache, SnapshotCache, make_redis
 from app.storage.publish import publish
 from app.storage.reader import SnapshotReader
 from app.storage.runs import RunRepository
+from app.storage.sql import Database, DatabaseError, SqlConnection
 from tests.support.clocks import ManualClock
 from tests.support.network import free_port
 from tests.support.snapshots import SNAPSHOT_AS_OF_MS, MakeSnapshot
@@ -27,7 +26,7 @@ HOUR_MS = 3_600_000
 
 
 def _reader(backend: StorageBackend, cache: SnapshotCache | None, clock: ManualClock, **kwargs: Any) -> SnapshotReader:
-    return SnapshotReader(session_factory=backend.session_factory, cache=cache, clock_s=clock, **kwargs)
+    return SnapshotReader(database=backend.database, cache=cache, clock_s=clock, **kwargs)
 
 
 def test_reader_serves_memory_cache_and_database_tiers(
@@ -200,13 +199,13 @@ def test_a_failing_refresh_is_logged_and_the_copy_still_served(
     clock, down = ManualClock(), threading.Event()
     spawned: list[Callable[[], None]] = []
 
-    def sessions() -> Session:
-        if down.is_set():
-            raise OperationalError("SELECT 1", {}, Exception("connection refused"))
-        return backend.session_factory()
+    class Refusing:
+        def read(self, call: Callable[[SqlConnection], Any]) -> Any:
+            if down.is_set():
+                raise DatabaseError("cannot connect: connection refused")
+            return backend.database.read(call)
 
-    factory = cast("sessionmaker[Session]", sessions)
-    reader = SnapshotReader(session_factory=factory, cache=None, clock_s=clock, spawn=spawned.append)
+    reader = SnapshotReader(database=cast(Database, Refusing()), cache=None, clock_s=clock, spawn=spawned.append)
     first = make_snapshot(run_id="run-1")
     publish(first, session_factory=backend.session_factory, cache=None)
     assert reader.get("binance") == (first, "database")
@@ -216,6 +215,6 @@ def test_a_failing_refresh_is_logged_and_the_copy_still_served(
     with capture_logs() as logs:
         spawned.pop()()  # never raises
     assert [(e["event"], e["exchange"], e["error_type"]) for e in logs] == [
-        ("snapshot_refresh_failed", "binance", "OperationalError")
+        ("snapshot_refresh_failed", "binance", "DatabaseError")
     ]
     assert reader.serve_stale("binance") == (first, "memory") and len(spawned) == 1  # the next request retries

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import func, select, text
 
 from app.config import webhook_key_bytes
-from app.domain import utc_now
+from app.domain import DeliveryState, utc_now
 from app.events import Event, EventType
 from app.storage.models import WebhookAttemptModel, WebhookDeliveryModel
-from app.storage.outbox import Attempt, DeliveryRepository, DeliveryState, enqueue, enqueue_run_events
+from app.storage.outbox import Attempt, DeliveryRepository, enqueue, enqueue_run_events
 from app.storage.publish import publish
 from app.storage.retention import RetentionPolicy, apply_retention
 from app.storage.runs import RunRepository

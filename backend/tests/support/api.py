@@ -20,10 +20,11 @@ from app.config import DEVELOPMENT_KEY, Settings
 from app.domain import Snapshot, utc_now
 from app.storage.api_keys import ApiKeyRepository
 from app.storage.cache import MemoryCache
-from app.storage.db import make_engine, make_session_factory
+from app.storage.db import engine_database, make_engine, make_session_factory
 from app.storage.heartbeats import HeartbeatRepository
 from app.storage.migrate import upgrade
 from app.storage.publish import publish
+from app.storage.sql import Database as SqlDatabase
 
 DEV_AUTH = {"Authorization": f"Bearer {DEVELOPMENT_KEY}"}
 EXCHANGES = ["binance", "upbit"]  # upbit is configured but never published to
@@ -41,6 +42,7 @@ class Database:
 
     url: str
     session_factory: sessionmaker[Session]
+    database: SqlDatabase  # the API's view of the same file (app.storage.sql)
 
     def publish(self, snapshot: Snapshot, *, cache: MemoryCache | None = None) -> None:
         """Publish ``snapshot`` to the database (and ``cache`` when given)."""
@@ -67,7 +69,7 @@ def migrated_database(directory: Path) -> Iterator[Database]:
     upgrade(url)
     engine = make_engine(url)
     try:
-        yield Database(url=url, session_factory=make_session_factory(engine))
+        yield Database(url=url, session_factory=make_session_factory(engine), database=engine_database(engine))
     finally:
         engine.dispose()
 

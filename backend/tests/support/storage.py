@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 from sqlalchemy import Engine, delete
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.storage.db import engine_database
 from app.storage.models import Base
+from app.storage.sql import Database
 
 
-@dataclass(frozen=True)
+@dataclass
 class StorageBackend:
     """A migrated database for one test."""
 
@@ -18,6 +21,11 @@ class StorageBackend:
     url: str
     engine: Engine
     session_factory: sessionmaker[Session]
+
+    @cached_property
+    def database(self) -> Database:
+        """The API's view of the same database (``app.storage.sql``), on the engine's connections."""
+        return engine_database(self.engine)
 
 
 def empty_tables(engine: Engine) -> None:

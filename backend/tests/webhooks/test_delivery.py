@@ -12,9 +12,10 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import text
 
+from app.domain import DeliveryState
 from app.events import Event, EventType
 from app.storage.cache import SnapshotCache
-from app.storage.outbox import DeliveryState, enqueue
+from app.storage.outbox import enqueue
 from app.storage.publish import publish
 from app.storage.runs import RunRepository
 from app.webhooks.dispatcher import WebhookDispatcher

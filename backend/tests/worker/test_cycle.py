@@ -104,7 +104,7 @@ async def test_cycles_publish_whole_runs_one_candle_apart(
         await source.close()
     assert (first.status, second.status) == (RunStatus.SUCCEEDED, RunStatus.SUCCEEDED)
     assert first.symbols_ok == second.symbols_ok == len(BASES)
-    reader = SnapshotReader(session_factory=backend.session_factory, cache=cache)
+    reader = SnapshotReader(database=backend.database, cache=cache)
     served = reader.get("binance")
     assert served is not None
     snapshot, _source = served
@@ -121,7 +121,7 @@ async def test_as_of_advances_one_candle_per_cycle(backend: StorageBackend, repl
     settings = _settings(backend, replay_dir)
     source = build_source(settings, "binance", resume_from_ms=None)
     cycle = _cycle(settings, backend, cache=None, source=source)
-    reader = SnapshotReader(session_factory=backend.session_factory, cache=None)
+    reader = SnapshotReader(database=backend.database, cache=None)
     as_of_ms: list[int] = []
     try:
         for _ in range(3):
@@ -146,7 +146,7 @@ async def test_unreachable_exchange_keeps_last_good_snapshot(
         await source.close()
     assert bad.status is RunStatus.FAILED
     assert set(bad.errors) == {f"{b}/USDT" for b in BASES}
-    served = SnapshotReader(session_factory=backend.session_factory, cache=cache).get("binance")
+    served = SnapshotReader(database=backend.database, cache=cache).get("binance")
     assert served is not None and served[0].run_id == good.run_id
     with backend.session_factory() as session:
         failed = session.get(AnalysisRunModel, bad.run_id)
@@ -163,7 +163,7 @@ async def test_one_failing_symbol_publishes_the_others(backend: StorageBackend, 
     assert outcome.status is RunStatus.PARTIAL
     assert list(outcome.errors) == ["ETH/USDT"]
     assert "simulated outage" in outcome.errors["ETH/USDT"]
-    served = SnapshotReader(session_factory=backend.session_factory, cache=None).get("binance", use_cache=False)
+    served = SnapshotReader(database=backend.database, cache=None).get("binance", use_cache=False)
     assert served is not None
     assert "ETH/USDT" not in {r.symbol for r in served[0].recommendations}
     assert len(served[0].recommendations) == len(BASES) - 1
@@ -236,6 +236,6 @@ async def test_data_hazards_are_logged_and_recorded(backend: StorageBackend, rep
     )
     events = [e for e in logs if e["event"] == "analysis_hazard"]
     assert [(e["exchange"], e["symbol"], e["reason"]) for e in events] == [("binance", "SOL/USDT", reason)]
-    served = SnapshotReader(session_factory=backend.session_factory, cache=None).get("binance", use_cache=False)
+    served = SnapshotReader(database=backend.database, cache=None).get("binance", use_cache=False)
     assert served is not None and served[0].errors == {"SOL/USDT": reason}
     assert len(served[0].recommendations) == len(BASES)

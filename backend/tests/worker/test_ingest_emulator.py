@@ -91,7 +91,7 @@ async def test_unreachable_exchange_keeps_the_last_good_snapshot(backend: Storag
     assert good.status is RunStatus.SUCCEEDED and bad.status is RunStatus.FAILED
     assert bad.error is not None and "ExchangeUnavailable" in bad.error
     assert len(slept) == 3  # bounded: four attempts, then the run gives up (a closed port fails fast)
-    served = SnapshotReader(session_factory=backend.session_factory, cache=None).get(emulator.kind, use_cache=False)
+    served = SnapshotReader(database=backend.database, cache=None).get(emulator.kind, use_cache=False)
     assert served is not None and served[0].run_id == good.run_id
     recovered = make_cycle(backend, emulator, [])
     try:
@@ -114,7 +114,7 @@ async def test_worker_runs_upbit_and_binance_side_by_side(backend: StorageBacken
         ("upbit", RunStatus.SUCCEEDED),
         ("binance", RunStatus.SUCCEEDED),
     ]
-    reader = SnapshotReader(session_factory=backend.session_factory, cache=None)
+    reader = SnapshotReader(database=backend.database, cache=None)
     for exchange, emulated in (("upbit", upbit), ("binance", binance)):
         served = reader.get(exchange, use_cache=False)
         assert served is not None and {r.symbol for r in served[0].recommendations} <= {
@@ -157,7 +157,7 @@ async def test_a_storm_cycle_is_partial_and_the_next_calm_cycle_fills_the_gaps(
     assert 0 < storm_waits_s <= STORM_BUDGET_S  # the others were retried; bounded by the cycle's retry budget
     assert {e["symbol"] for e in logs if e["event"] == "collect_failed"} == {eth}
     assert [e["fallback"] for e in logs if e["event"] == "tickers_fallback"] == ["candles"]
-    served = SnapshotReader(session_factory=backend.session_factory, cache=None).get(emulator.kind, use_cache=False)
+    served = SnapshotReader(database=backend.database, cache=None).get(emulator.kind, use_cache=False)
     assert served is not None and served[0].run_id == after.run_id
     assert after.status is RunStatus.SUCCEEDED and after.errors == {} and after.tickers_source is TickersSource.EXCHANGE
     assert_exact(backend, emulator, emulator.kind)  # nothing lost, nothing invented

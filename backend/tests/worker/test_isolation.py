@@ -22,7 +22,7 @@ from app.config import Settings
 from app.domain import Candle, Market, RunStatus, Snapshot, Ticker, TickersSource
 from app.exchange import ExchangeError, MarketSource, RateLimited, build_source
 from app.storage import migrate
-from app.storage.db import make_engine, make_session_factory
+from app.storage.db import engine_database, make_engine, make_session_factory
 from app.storage.reader import SnapshotReader
 from app.worker.cycle import CycleOutcome, ExchangeCycle
 from tests.support.candles import copy_replay_pairs, write_candle_file
@@ -85,9 +85,7 @@ async def run_cycle(
         )
         with capture_logs() as logs:
             outcome = await cycle.run_once()
-        served = SnapshotReader(session_factory=make_session_factory(engine), cache=None).get(
-            "binance", use_cache=False
-        )
+        served = SnapshotReader(database=engine_database(engine), cache=None).get("binance", use_cache=False)
     finally:
         await source.close()
         engine.dispose()

@@ -81,7 +81,7 @@ class Deployment:
             return ModelRepository(session).load(exchange="binance")
 
     def served(self, *, use_cache: bool = True) -> Snapshot:
-        reader = SnapshotReader(session_factory=self.backend.session_factory, cache=self.cache)
+        reader = SnapshotReader(database=self.backend.database, cache=self.cache)
         served = reader.get("binance", use_cache=use_cache)
         assert served is not None
         return served[0]

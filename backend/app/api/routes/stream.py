@@ -41,7 +41,7 @@ from app.api.run_stream import (
     parse_cursor,
 )
 from app.api.schemas import ERROR_RESPONSES, ErrorResponse
-from app.storage.run_feed import PublishedRun, RunFeedRepository
+from app.storage.queries.run_feed import PublishedRun, RunFeedRepository
 
 router = APIRouter(tags=["integrations"])
 

@@ -31,7 +31,7 @@ from app.api.track_record import Window, calls_view, run_row_view, summary_view
 from app.api.track_schemas import SymbolTrackRecordResponse, TrackRecordResponse, TrackRecordRunsResponse
 from app.api.track_store import MEMORY, Load, TrackRecordStore, View, body_key
 from app.domain import Snapshot
-from app.storage.track_record import TrackRecordRepository, page_cursor, parse_cursor
+from app.storage.queries.track_record import TrackRecordReads, page_cursor, parse_cursor
 
 router = APIRouter(tags=["track-record"])
 
@@ -158,7 +158,7 @@ async def get_track_record(snapshots: SnapshotsDep, days: DaysQuery = DAYS_DEFAU
     window = Window.ending(served.loaded.snapshot.data_as_of, days=days)
     exchange, horizon = snapshots.exchange, served.horizon
 
-    def load(repository: TrackRecordRepository) -> View:
+    def load(repository: TrackRecordReads) -> View:
         scores = repository.scores(exchange=exchange, horizon=horizon, since=window.since, until=window.until)
         return summary_view(scores, window=window)
 
@@ -182,7 +182,7 @@ async def get_track_record_runs(
     served = await _served(snapshots)
     exchange, horizon = snapshots.exchange, served.horizon
 
-    def load(repository: TrackRecordRepository) -> View:
+    def load(repository: TrackRecordReads) -> View:
         rows = repository.page(exchange=exchange, horizon=horizon, limit=limit + 1, before=before)
         more = len(rows) > limit
         page = rows[:limit]
@@ -225,7 +225,7 @@ async def get_symbol_track_record(
     window = Window.ending(snapshot.data_as_of, days=days)
     exchange = snapshots.exchange
 
-    def load(repository: TrackRecordRepository) -> View:
+    def load(repository: TrackRecordReads) -> View:
         for candidate in ordered:
             outcomes = repository.symbol_outcomes(
                 exchange=exchange, symbol=candidate, horizon=horizon, since=window.since
