@@ -26,7 +26,7 @@ from app.domain import Snapshot
 from app.storage import migrate
 from app.storage.cache import RedisCache, SnapshotCache, make_redis
 from app.storage.candles import CandleRepository
-from app.storage.db import make_engine, make_session_factory
+from app.storage.db import engine_database, make_engine, make_session_factory
 from app.storage.publish import publish
 from tests.support.api import Database, migrated_database
 from tests.support.candles import closed
@@ -162,7 +162,7 @@ def postgres_stack(directory: Path, *, database_url: str, redis_url: str) -> Ite
     engine = make_engine(database_url)
     prefix = f"dantaro_test_{secrets.token_hex(6)}"
     cache = RedisCache(client, prefix=prefix, ttl_s=300)
-    database = Database(database_url, make_session_factory(engine))
+    database = Database(database_url, make_session_factory(engine), engine_database(engine))
     try:
         with _running(
             "postgres", directory, database, cache, DANTARO_REDIS_URL=redis_url, DANTARO_REDIS_PREFIX=prefix
