@@ -15,25 +15,28 @@ Invariants:
   costs no failed request; only idempotent statements run through here. Driver errors (and a pool that stays
   full for ``POOL_WAIT_S``) surface as ``DatabaseError``; other errors of the call pass through unchanged. On a
   session's connection (``app.storage.db.sql_connection``) driver errors are raised as SQLAlchemy raises them.
-- SQLite connections run with the pragmas of every connection of ours (WAL, foreign keys, busy timeout); the file is
-  created 0600 when missing. Nothing connects at import time; the pool connects on first use.
+- The drivers load on first use, so a process holds only its own. SQLite connections run with the pragmas of every
+  connection of ours (WAL, foreign keys, busy timeout); the file is created 0600 when missing. Nothing connects at
+  import time; the pool connects on first use.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import orjson
+
+if TYPE_CHECKING:
+    import sqlite3
 
 Dialect = Literal["sqlite", "postgresql"]
 Translate = Callable[[Exception, str], Exception]  # (driver error, statement) -> the error to raise instead
@@ -250,6 +253,8 @@ class DatabaseError(Exception):
 
 def _driver_errors(dialect: Dialect) -> tuple[type[Exception], ...]:
     if dialect == "sqlite":
+        import sqlite3  # loaded already: a SQLite connection was made with it
+
         return (sqlite3.Error,)
     import psycopg2  # loaded already: a PostgreSQL connection was made with it
 
@@ -348,6 +353,8 @@ def create_private_file(path: Path) -> None:
 
 def connect_sqlite(path: str) -> sqlite3.Connection:
     """A SQLite connection usable from any one thread at a time, configured like every connection of ours."""
+    import sqlite3  # only a SQLite deployment loads the driver (and libsqlite3, about 1 MB)
+
     raw = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     configure_sqlite(raw)
     return raw
