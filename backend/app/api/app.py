@@ -14,8 +14,8 @@ Invariants:
   (a redirect's URL would come from the ``Host`` header): such a path is a 404.
 - ``begin_shutdown(app)`` ends every open live stream: the server calls it before waiting for open responses
   (``app.server``); the lifespan's shutdown does it too.
-- Resources passed in via ``ApiState`` (``dantaro run`` shares its in-process cache and session factory with the
-  worker) are used as-is and left for their owner to dispose.
+- Resources passed in via ``ApiState`` (``dantaro run`` shares its in-process cache with the worker; tests pass
+  a ``Database`` on their own engine) are used as-is and left for their owner to dispose.
 - An exception that escapes a route becomes a logged, generic 500 inside the middleware stack
   (``UnhandledErrorMiddleware``), so the 500 still carries ``X-Request-ID``, is counted and logged once, and never
   reaches the server (a Starlette ``Exception`` handler would answer outside the stack and re-raise).
@@ -79,7 +79,8 @@ from app.config import Settings, get_settings
 from app.domain import utc_now
 from app.storage.cache import MemoryCache, RedisCache, RunNotificationListener, SnapshotCache, make_redis
 from app.storage.reader import SnapshotReader
-from app.storage.sql import Database, open_database
+from app.storage.sql import Database
+from app.storage.sql_drivers import POOL_MAX, open_database
 
 log = structlog.get_logger(__name__)
 
@@ -276,7 +277,7 @@ def _lifespan(
 def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, metrics: ApiMetrics) -> ApiRuntime:
     database = state.database
     if database is None:
-        database = open_database(settings.resolved_database_url)
+        database = open_database(settings.resolved_database_url, max_connections=max(POOL_MAX, settings.api_threads))
         owned.callback(database.dispose)
     cache = state.cache
     if cache is None and settings.redis_url:

@@ -22,18 +22,11 @@ from typing import Any, cast
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import Dialect as SqlDialect
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from app.storage.sql import (
-    SQLITE_BUSY_TIMEOUT_MS,
-    Database,
-    DatabaseError,
-    Dialect,
-    SqlConnection,
-    configure_sqlite,
-    create_private_file,
-)
+from app.storage.sql import Dialect, SqlConnection
+from app.storage.sql_drivers import SQLITE_BUSY_TIMEOUT_MS, configure_sqlite, create_private_file
 
 POSTGRES_POOL_SIZE = 5
 POSTGRES_MAX_OVERFLOW = 5
@@ -114,35 +107,6 @@ def _sqlalchemy_error(dialect: SqlDialect, exc: Exception, statement: str) -> Ex
     if not isinstance(exc, dbapi.Error):
         return exc
     return DBAPIError.instance(statement, None, exc, dbapi.Error, dialect=dialect)
-
-
-def engine_database(engine: Engine) -> Database:
-    """A ``Database`` borrowing ``engine``'s pooled connections (one process sharing its engine with the API)."""
-    return Database(_EnginePool(engine))
-
-
-class _EnginePool:
-    def __init__(self, engine: Engine) -> None:
-        self._engine = engine
-        self.dialect = _dialect(engine)
-
-    def acquire(self) -> Any:
-        try:
-            return self._engine.raw_connection()
-        except SQLAlchemyError as exc:
-            raise DatabaseError(f"cannot connect: {exc}") from exc
-
-    def release(self, raw: Any, *, broken: bool) -> None:
-        if broken:
-            raw.invalidate()
-        else:
-            raw.close()  # back to the engine's pool
-
-    def is_broken(self, raw: Any) -> bool:
-        return bool(getattr(raw.driver_connection, "closed", 0))
-
-    def dispose(self) -> None:
-        return  # the engine's owner disposes it
 
 
 def _dialect(engine: Engine | Any) -> Dialect:

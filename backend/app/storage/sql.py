@@ -10,41 +10,30 @@ Invariants:
 - Rows read with a ``Table`` come back decoded as SQLAlchemy's models decode them: its datetime columns as aware
   UTC datetimes, its JSON columns as values on both backends. ``TABLES`` states these schema facts for the tables
   read here; ``tests/storage/test_sql.py`` checks them against ``app.storage.models``.
-- A connection serves one call at a time. ``read`` rolls back at the end, ``write`` commits. A call that failed
-  because its PostgreSQL connection broke (a restarted server) is retried once on a new connection, so a restart
-  costs no failed request; only idempotent statements run through here. Driver errors (and a pool that stays
-  full for ``POOL_WAIT_S``) surface as ``DatabaseError``; other errors of the call pass through unchanged. On a
-  session's connection (``app.storage.db.sql_connection``) driver errors are raised as SQLAlchemy raises them.
-- The drivers load on first use, so a process holds only its own. SQLite connections run with the pragmas of every
-  connection of ours (WAL, foreign keys, busy timeout); the file is created 0600 when missing. Nothing connects at
-  import time; the pool connects on first use.
+- A connection serves one call at a time. ``read`` rolls back at the end, ``write`` commits; a connection that
+  could not roll back, or whose call was interrupted, is dropped. A call that failed because its PostgreSQL
+  connection broke (a restarted server) drops every idle connection and runs once more on a new one, so a restart
+  costs no failed request; only idempotent statements run through here. Driver errors (and a full pool) surface as
+  ``DatabaseError``; other errors of the call pass through unchanged. On a session's connection
+  (``app.storage.db.sql_connection``) driver errors, fetching included, are raised as SQLAlchemy raises them.
+- Where connections come from is a ``Pool``: ``app.storage.sql_drivers`` (the drivers themselves, pooled) for the
+  API, an engine's pool in tests. Nothing connects at import time.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
-from urllib.parse import unquote, urlsplit
+from typing import Any, Literal, Protocol, TypeVar
 
 import orjson
-
-if TYPE_CHECKING:
-    import sqlite3
 
 Dialect = Literal["sqlite", "postgresql"]
 Translate = Callable[[Exception, str], Exception]  # (driver error, statement) -> the error to raise instead
 T = TypeVar("T")
-SQLITE_BUSY_TIMEOUT_MS = 5_000
-POOL_IDLE = 5  # connections kept open between calls
-POOL_MAX = 10  # connections open at once; a call beyond waits up to POOL_WAIT_S
-POOL_WAIT_S = 30.0
 _SQLITE_TIME = "%Y-%m-%d %H:%M:%S.%f"  # SQLAlchemy's storage format for DateTime on SQLite
 _PARAMETER = re.compile(r":([A-Za-z_]\w*)")
 
@@ -92,12 +81,8 @@ class SqlConnection:
 
     def rows(self, statement: str, *, table: Table | None = None, **params: Any) -> list[dict[str, Any]]:
         """Every row as a dict by column name, decoded as ``table``'s columns when it is given."""
-        cursor = self._run(statement, params)
-        try:
-            names = [column[0] for column in cursor.description]
-            found = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        names, fetched = self._fetch(statement, params)
+        found = [dict(zip(names, row, strict=True)) for row in fetched]
         if table is not None:
             for row in found:
                 self._decode(row, table)
@@ -105,11 +90,7 @@ class SqlConnection:
 
     def tuples(self, statement: str, **params: Any) -> list[tuple[Any, ...]]:
         """Every row as a plain tuple, undecoded (numbers and text only)."""
-        cursor = self._run(statement, params)
-        try:
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            cursor.close()
+        return [tuple(row) for row in self._fetch(statement, params)[1]]
 
     def execute_many(self, statement: str, params: Sequence[Mapping[str, Any]]) -> None:
         """Run one statement per parameter set (the caller's ``write`` commits)."""
@@ -121,14 +102,16 @@ class SqlConnection:
         finally:
             cursor.close()
 
-    def _run(self, statement: str, params: Mapping[str, Any]) -> Any:
+    def _fetch(self, statement: str, params: Mapping[str, Any]) -> tuple[list[str], list[Any]]:
+        """The column names and every row; a driver error while executing or fetching is translated."""
         cursor = self.raw.cursor()
         try:
             cursor.execute(self._text(statement), self._bound(params))
+            return [column[0] for column in cursor.description], cursor.fetchall()
         except Exception as exc:
-            cursor.close()
             raise self._translated(exc, statement) from exc
-        return cursor
+        finally:
+            cursor.close()
 
     def _translated(self, exc: Exception, statement: str) -> Exception:
         return exc if self._errors is None else self._errors(exc, statement)
@@ -215,7 +198,8 @@ class Database:
     def _call(self, call: Callable[[SqlConnection], T], *, commit: bool) -> T:
         try:
             return self._once(call, commit=commit)
-        except _BrokenConnectionError:  # the server went away: a new connection, once
+        except _BrokenConnectionError:  # the server went away: its other idle connections are gone too
+            self._pool.dispose()
             try:
                 return self._once(call, commit=commit)
             except _BrokenConnectionError as again:
@@ -227,17 +211,25 @@ class Database:
             answer = call(SqlConnection(raw, dialect=self.dialect))
             raw.commit() if commit else raw.rollback()
         except Exception as exc:
-            broken = self._pool.is_broken(raw)
-            if not broken:
-                _quietly(raw.rollback)
-            self._pool.release(raw, broken=broken)
-            if broken:
-                raise _BrokenConnectionError(exc) from exc
-            if isinstance(exc, _driver_errors(self.dialect)):
-                raise DatabaseError(f"{type(exc).__name__}: {exc}".strip()) from exc
+            error = self._failed(raw, exc)
+            if error is exc:
+                raise
+            raise error from exc
+        except BaseException:
+            self._pool.release(raw, broken=True)  # interrupted mid-call: never hand it out again
             raise
         self._pool.release(raw, broken=False)
         return answer
+
+    def _failed(self, raw: Any, exc: Exception) -> Exception:
+        """Release ``raw`` after ``exc``; the error to raise (``_BrokenConnectionError`` when the server went away)."""
+        lost = self._pool.is_broken(raw)
+        self._pool.release(raw, broken=lost or not _rolled_back(raw))
+        if lost:
+            return _BrokenConnectionError(exc)
+        if isinstance(exc, _driver_errors(self.dialect)):
+            return DatabaseError(f"{type(exc).__name__}: {exc}".strip())
+        return exc
 
     def _acquire(self) -> Any:
         failures: tuple[type[Exception], ...] = (TimeoutError, *_driver_errors(self.dialect))
@@ -267,112 +259,17 @@ class _BrokenConnectionError(Exception):
         self.cause = cause
 
 
-def _quietly(action: Callable[[], object]) -> None:
+def _rolled_back(raw: Any) -> bool:
+    try:
+        raw.rollback()
+    except Exception:  # a connection that cannot roll back is not handed out again
+        return False
+    return True
+
+
+def quietly(action: Callable[[], object]) -> None:
+    """Run ``action`` (a close), ignoring its failure: the connection is being dropped anyway."""
     try:
         action()
-    except Exception:  # the connection is released anyway; its error was the one raised
+    except Exception:  # the connection is dropped anyway; its error was the one raised
         return
-
-
-class DriverPool:
-    """Connections made by the driver itself (``sqlite3`` or ``psycopg2``): up to ``POOL_IDLE`` kept, newest first."""
-
-    def __init__(self, connect: Callable[[], Any], *, dialect: Dialect) -> None:
-        self.dialect = dialect
-        self._connect = connect
-        self._idle: list[Any] = []
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(POOL_MAX)
-
-    def acquire(self) -> Any:
-        """An idle connection that is still open, else a new one."""
-        if not self._slots.acquire(timeout=POOL_WAIT_S):
-            raise TimeoutError(f"no database connection free within {POOL_WAIT_S:g} s ({POOL_MAX} in use)")
-        try:
-            while True:
-                with self._lock:
-                    raw = self._idle.pop() if self._idle else None
-                if raw is None:
-                    return self._connect()
-                if not self.is_broken(raw):
-                    return raw
-                _quietly(raw.close)
-        except BaseException:
-            self._slots.release()
-            raise
-
-    def release(self, raw: Any, *, broken: bool) -> None:
-        """Keep the connection for the next call unless it broke or enough are idle."""
-        try:
-            with self._lock:
-                if not broken and len(self._idle) < POOL_IDLE:
-                    self._idle.append(raw)
-                    return
-            _quietly(raw.close)
-        finally:
-            self._slots.release()
-
-    def is_broken(self, raw: Any) -> bool:
-        """psycopg2 marks a connection whose server went away ``closed``; SQLite's never break."""
-        return bool(getattr(raw, "closed", 0))
-
-    def dispose(self) -> None:
-        """Close every idle connection."""
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for raw in idle:
-            _quietly(raw.close)
-
-
-def open_database(url: str) -> Database:
-    """A pooled ``Database`` for ``sqlite:///path`` or ``postgresql[+psycopg2]://...`` (connects on first use)."""
-    scheme = url.partition("://")[0]
-    if scheme == "sqlite":
-        path = sqlite_path(url)
-        return Database(DriverPool(lambda: connect_sqlite(path), dialect="sqlite"))
-    if scheme in ("postgresql", "postgresql+psycopg2", "postgres"):
-        dsn = "postgresql://" + url.partition("://")[2]
-        return Database(DriverPool(lambda: _connect_postgres(dsn), dialect="postgresql"))
-    raise ValueError(f"unsupported database URL scheme {scheme!r}: use sqlite:/// or postgresql+psycopg2://")
-
-
-def sqlite_path(url: str) -> str:
-    """The file of a ``sqlite:///`` URL (created 0600 with its directory when missing); ``:memory:`` is refused."""
-    path = unquote(urlsplit(url).path)[1:]  # sqlite:///relative, sqlite:////absolute
-    if not path or path == ":memory:":
-        raise ValueError("an in-memory SQLite database cannot be shared: give a file, sqlite:///path/to/file")
-    create_private_file(Path(path).expanduser())
-    return path
-
-
-def create_private_file(path: Path) -> None:
-    """Create the database file (and its directory) readable by its owner only; an existing file keeps its mode."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))  # SQLite's -wal/-shm follow the file's mode
-
-
-def connect_sqlite(path: str) -> sqlite3.Connection:
-    """A SQLite connection usable from any one thread at a time, configured like every connection of ours."""
-    import sqlite3  # only a SQLite deployment loads the driver (and libsqlite3, about 1 MB)
-
-    raw = sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
-    configure_sqlite(raw)
-    return raw
-
-
-def configure_sqlite(raw: sqlite3.Connection) -> None:
-    """WAL, enforced foreign keys, a busy timeout and NORMAL sync: shared by the worker's and the API's threads."""
-    cursor = raw.cursor()
-    try:
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA synchronous=NORMAL")
-    finally:
-        cursor.close()
-
-
-def _connect_postgres(dsn: str) -> Any:
-    import psycopg2  # only a PostgreSQL deployment loads the driver
-
-    return psycopg2.connect(dsn)

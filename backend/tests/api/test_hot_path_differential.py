@@ -34,13 +34,13 @@ from app.config import DEVELOPMENT_KEY, Settings
 from app.domain import Snapshot, utc_now
 from app.storage.api_keys import ApiKeyRepository
 from app.storage.cache import MemoryCache, RedisCache, SnapshotCache
-from app.storage.db import engine_database, make_engine, make_session_factory
+from app.storage.db import make_engine, make_session_factory
 from app.storage.publish import publish
 from app.storage.sql import Database
 from tests.support.api import make_settings
 from tests.support.clocks import ManualClock
 from tests.support.snapshots import build_snapshot
-from tests.support.storage import empty_tables
+from tests.support.storage import empty_tables, engine_database
 from tests.support.track_rows import save_history, scored_history
 from tests.support.waiting import wait_for
 

@@ -16,7 +16,8 @@ from app.storage.models import Base, UTCDateTime
 from app.storage.publish import publish
 from app.storage.queries import runs
 from app.storage.queries.keys import list_keys
-from app.storage.sql import TABLES, DatabaseError, SqlConnection, _pyformat, open_database
+from app.storage.sql import TABLES, DatabaseError, SqlConnection, _pyformat
+from app.storage.sql_drivers import open_database, sqlite_target
 from tests.support.snapshots import MakeSnapshot
 from tests.support.storage import StorageBackend
 
@@ -93,17 +94,23 @@ def test_driver_errors_surface_as_database_errors_and_the_call_can_run_again(bac
 
 
 @pytest.mark.postgres
-def test_a_connection_the_server_dropped_costs_a_retry_not_a_failed_read(postgres_migrated_url: str) -> None:
+def test_a_restarted_server_costs_a_retry_not_a_failed_read(postgres_migrated_url: str) -> None:
     database = open_database(postgres_migrated_url)
     try:
-        first_pid = database.read(_backend_pid)
+        held = database.read(
+            lambda a: database.read(lambda b: database.read(lambda c: [_backend_pid(x) for x in (a, b, c)]))
+        )
         admin = psycopg2.connect(postgres_migrated_url.replace("+psycopg2", ""))
         admin.autocommit = True
-        with admin.cursor() as cursor:
-            cursor.execute("SELECT pg_terminate_backend(%s)", (first_pid,))
+        with admin.cursor() as cursor:  # every connection of the pool dies, as in a restart
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
         admin.close()
-        second_pid = database.read(_backend_pid)  # the pooled connection is dead: one retry on a new one
-        assert second_pid != first_pid
+        assert len(set(held)) == 3
+        assert database.read(_backend_pid) not in held  # the dead idle ones are dropped, one retry on a new one
+        assert database.read(_backend_pid) not in held
     finally:
         database.dispose()
 
@@ -130,3 +137,29 @@ def test_a_new_sqlite_file_is_private_and_memory_or_other_schemes_are_refused(tm
             open_database(url)
     with pytest.raises(ValueError, match="unsupported database URL scheme 'mysql'"):
         open_database("mysql://x@y/z")
+
+
+def test_an_interrupted_call_gives_back_its_slot_and_drops_its_connection(tmp_path: Path) -> None:
+    database = open_database(f"sqlite:///{tmp_path / 'db.sqlite3'}", max_connections=2)
+
+    def interrupted(conn: SqlConnection) -> None:
+        raise KeyboardInterrupt
+
+    for _ in range(3):  # more than the pool's slots: a leaked slot would block the read below for 30 s
+        with pytest.raises(KeyboardInterrupt):
+            database.read(interrupted)
+    assert database.read(lambda conn: conn.tuples("SELECT 1")) == [(1,)]
+    database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("url", "target", "uri"),
+    [
+        ("sqlite:///{dir}/plain.sqlite3", "{dir}/plain.sqlite3", False),
+        ("sqlite:///{dir}/with#hash.sqlite3", "{dir}/with#hash.sqlite3", False),
+        ("sqlite:///{dir}/with%20space.sqlite3", "{dir}/with space.sqlite3", False),
+        ("sqlite:///file:{dir}/u.sqlite3?mode=rwc&uri=true", "file:{dir}/u.sqlite3?mode=rwc", True),
+    ],
+)
+def test_sqlite_urls_open_the_file_sqlalchemy_opens(tmp_path: Path, url: str, target: str, uri: bool) -> None:
+    assert sqlite_target(url.format(dir=tmp_path)) == (target.format(dir=tmp_path), uri)

@@ -20,11 +20,12 @@ from app.config import DEVELOPMENT_KEY, Settings
 from app.domain import Snapshot, utc_now
 from app.storage.api_keys import ApiKeyRepository
 from app.storage.cache import MemoryCache
-from app.storage.db import engine_database, make_engine, make_session_factory
+from app.storage.db import make_engine, make_session_factory
 from app.storage.heartbeats import HeartbeatRepository
 from app.storage.migrate import upgrade
 from app.storage.publish import publish
 from app.storage.sql import Database as SqlDatabase
+from tests.support.storage import engine_database
 
 DEV_AUTH = {"Authorization": f"Bearer {DEVELOPMENT_KEY}"}
 EXCHANGES = ["binance", "upbit"]  # upbit is configured but never published to

@@ -26,7 +26,7 @@ from app.domain import Snapshot
 from app.storage import migrate
 from app.storage.cache import RedisCache, SnapshotCache, make_redis
 from app.storage.candles import CandleRepository
-from app.storage.db import engine_database, make_engine, make_session_factory
+from app.storage.db import make_engine, make_session_factory
 from app.storage.publish import publish
 from tests.support.api import Database, migrated_database
 from tests.support.candles import closed
@@ -34,6 +34,7 @@ from tests.support.paths import REPO_ROOT
 from tests.support.processes import ApiServer, dantaro_env
 from tests.support.services import unavailable
 from tests.support.snapshots import build_snapshot
+from tests.support.storage import engine_database
 from tests.support.track_rows import save_history, scored_history
 from tests.support.waiting import wait_for
 

@@ -22,12 +22,12 @@ from app.config import Settings
 from app.domain import Candle, Market, RunStatus, Snapshot, Ticker, TickersSource
 from app.exchange import ExchangeError, MarketSource, RateLimited, build_source
 from app.storage import migrate
-from app.storage.db import engine_database, make_engine, make_session_factory
+from app.storage.db import make_engine, make_session_factory
 from app.storage.reader import SnapshotReader
 from app.worker.cycle import CycleOutcome, ExchangeCycle
 from tests.support.candles import copy_replay_pairs, write_candle_file
 from tests.support.damage import DAMAGES, read_rows
-from tests.support.storage import StorageBackend
+from tests.support.storage import StorageBackend, engine_database
 
 BASES = ("BTC", "ETH", "SOL", "XRP", "ADA")
 DAMAGED = "ADA/USDT"

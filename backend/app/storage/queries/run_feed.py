@@ -76,6 +76,7 @@ class RunFeedRepository:
 
     def _runs(self, statement: str, **params: Any) -> list[PublishedRun]:
         rows = self._conn.rows(statement, table=TABLES["analysis_runs"], **params)
+        assert all(row["data_as_of"] is not None for row in rows)  # set with published_at, by the same save
         return [
             PublishedRun(run_id=row["run_id"], exchange=row["exchange"], as_of=row["data_as_of"],
                          published_at=row["published_at"])
