@@ -98,8 +98,10 @@ def test_dantaro_run_drains_its_worker_before_the_signal_ends_it(
         returncode = served.process.wait(timeout=60)
     finally:
         served.kill()
-    events = [event["event"] for event in log_events(served.log_text())]
-    assert returncode == exit_status  # the signal still says how it ended (uvicorn's convention) ...
+    log_text = served.log_text()
+    events = [event["event"] for event in log_events(log_text)]
+    # the signal still says how it ended (uvicorn's convention) ...; the log's end tells why when it does not
+    assert returncode == exit_status, log_text[-4000:]
     assert "worker_stopped" in events and events.index("worker_stopped") > events.index("api_stopping")  # ... after
     assert "running" not in {status for status, _ in _runs(tmp_path)}
 
