@@ -62,15 +62,7 @@ class TrackRecordReads:
         """The exchange's scores at ``horizon`` with ``since <= as_of <= until`` (either bound optional), oldest
         first."""
         window, params = _window(since=since, until=until)
-        rows = self._conn.rows(
-            f"SELECT * FROM run_scores WHERE exchange = :exchange AND horizon = :horizon{window}"
-            " ORDER BY as_of, run_id",
-            table=_SCORES,
-            exchange=exchange,
-            horizon=horizon,
-            **params,
-        )
-        return [decode(RunScore, row) for row in rows]
+        return self._scores(exchange, horizon, f"{window} ORDER BY as_of, run_id", **params)
 
     def page(self, *, exchange: str, horizon: str, limit: int, before: str | None = None) -> list[RunScore]:
         """Up to ``limit`` scores at ``horizon``, newest first, older than the ``before`` cursor (``page_cursor``);
@@ -80,13 +72,16 @@ class TrackRecordReads:
             as_of, run_id = parse_cursor(before)
             older = " AND (as_of < :as_of OR (as_of = :as_of AND run_id < :run_id))"
             params = {"as_of": as_of, "run_id": run_id}
+        order = " ORDER BY as_of DESC, run_id DESC LIMIT :limit"
+        return self._scores(exchange, horizon, older + order, limit=max(0, limit), **params)
+
+    def _scores(self, exchange: str, horizon: str, rest: str, **params: Any) -> list[RunScore]:
+        """The exchange's scores at ``horizon`` matching ``rest`` (more conditions, the order, the limit)."""
         rows = self._conn.rows(
-            f"SELECT * FROM run_scores WHERE exchange = :exchange AND horizon = :horizon{older}"
-            " ORDER BY as_of DESC, run_id DESC LIMIT :limit",
+            f"SELECT * FROM run_scores WHERE exchange = :exchange AND horizon = :horizon{rest}",
             table=_SCORES,
             exchange=exchange,
             horizon=horizon,
-            limit=max(0, limit),
             **params,
         )
         return [decode(RunScore, row) for row in rows]
