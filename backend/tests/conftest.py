@@ -22,8 +22,10 @@ from sqlalchemy.engine import make_url
 
 from app import logging as app_logging
 from app.storage import migrate
-from app.storage.cache import MemoryCache, RedisCache, SnapshotCache, make_redis
+from app.storage.cache import MemoryCache, RedisCache, SnapshotCache
 from app.storage.db import make_engine, make_session_factory
+from app.storage.redis_client import RedisClient
+from app.storage.redis_py import RedisPyClient
 from tests.support.api import Database, migrated_database
 from tests.support.services import delete_keys, unavailable
 from tests.support.snapshots import MakeSnapshot, build_snapshot
@@ -142,13 +144,29 @@ def redis_url() -> str:
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    """A client for the test Redis (skips or fails when unreachable)."""
-    client = make_redis(redis_url, timeout_s=2.0)
+    """A redis-py client for the test Redis, to look at what our code stored (skips or fails when unreachable)."""
+    client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     try:
         client.ping()
     except redis.RedisError as exc:
         client.close()
         unavailable(f"Redis at {redis_url} unreachable: {exc}")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def resp_client(redis_client: redis.Redis, redis_url: str) -> Iterator[RedisClient]:
+    """The API's client (``app.storage.redis_client``) for the test Redis."""
+    client = RedisClient.from_url(redis_url, timeout_s=2.0)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def worker_redis(redis_client: redis.Redis, redis_url: str) -> Iterator[RedisPyClient]:
+    """The worker's client (redis-py behind ``app.storage.redis_py``) for the test Redis."""
+    client = RedisPyClient.from_url(redis_url, timeout_s=2.0)
     yield client
     client.close()
 
@@ -163,10 +181,10 @@ def redis_prefix(redis_client: redis.Redis) -> Iterator[str]:
 
 @pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
 def cache(request: pytest.FixtureRequest) -> SnapshotCache:
-    """An empty snapshot cache: in-process and Redis."""
+    """An empty snapshot cache: in-process, and Redis through the API's client."""
     if request.param == "memory":
         return MemoryCache()
-    client: redis.Redis = request.getfixturevalue("redis_client")
+    client: RedisClient = request.getfixturevalue("resp_client")
     return RedisCache(client, prefix=request.getfixturevalue("redis_prefix"), ttl_s=300)
 
 

@@ -77,8 +77,9 @@ from app.api.stream_slots import LocalStreamSlots, RedisStreamSlots, StreamSlots
 from app.api.track_store import SharedTier, TrackRecordStore
 from app.config import Settings, get_settings
 from app.domain import utc_now
-from app.storage.cache import MemoryCache, RedisCache, RunNotificationListener, SnapshotCache, make_redis
+from app.storage.cache import MemoryCache, RedisCache, RunNotificationListener, SnapshotCache
 from app.storage.reader import SnapshotReader
+from app.storage.redis_client import RedisClient
 from app.storage.sql import Database
 from app.storage.sql_drivers import POOL_MAX, open_database
 
@@ -283,10 +284,11 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
     if cache is None and settings.redis_url:
         cache = _own_redis_cache(settings, owned)
     reader = SnapshotReader(database=database, cache=cache, cache_retry_after_s=settings.redis_retry_after_s)
-    if isinstance(cache, RedisCache):
+    redis = _redis_of(cache)
+    if redis is not None:
         metrics.enable_redis_gauge()
-    limiter = state.limiter or _counter(settings, cache, reader, owned, namespace="ratelimit")
-    failed_keys = _counter(settings, cache, reader, owned, namespace=FAILED_KEYS_NAMESPACE)
+    limiter = state.limiter or _counter(settings, redis, reader, owned, namespace="ratelimit")
+    failed_keys = _counter(settings, redis, reader, owned, namespace=FAILED_KEYS_NAMESPACE)
     hub = RunHub(database=database, exchanges=settings.exchanges, poll_interval_s=settings.stream_poll_interval_s)
     _wire_notifications(cache, [reader.on_published, hub.notify], owned)
     keys = state.keys or KeyVerifier(lookup=database_key_lookup(database), dev_key_active=settings.dev_key_active())
@@ -301,39 +303,46 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
         usage=UsageRecorder(database),
         metrics=metrics,
         database=database,
-        redis_client=cache.client if isinstance(cache, RedisCache) else None,
+        redis_client=redis,
         extra_metrics=state.extra_metrics,
-        track_record=TrackRecordStore(database=database, shared=_shared_tier(settings, cache, reader)),
+        track_record=TrackRecordStore(database=database, shared=_shared_tier(settings, redis, reader)),
         clock=state.clock,
-        candles=CandleStore(database=database, shared=_shared_tier(settings, cache, reader)),
+        candles=CandleStore(database=database, shared=_shared_tier(settings, redis, reader)),
         runs=hub,
-        stream_slots=_stream_slots(settings, cache, reader),
+        stream_slots=_stream_slots(settings, redis, reader),
     )
 
 
+def _redis_of(cache: SnapshotCache | None) -> RedisClient | None:
+    """The Redis client the API shares between its tiers, limiters and listener (None without Redis)."""
+    if not isinstance(cache, RedisCache):
+        return None
+    if not isinstance(cache.client, RedisClient):
+        raise TypeError("the API's RedisCache must use app.storage.redis_client.RedisClient")
+    return cache.client
+
+
 def _counter(
-    settings: Settings, cache: SnapshotCache | None, reader: SnapshotReader, owned: AsyncExitStack, *, namespace: str
+    settings: Settings, redis: RedisClient | None, reader: SnapshotReader, owned: AsyncExitStack, *, namespace: str
 ) -> Limiter:
     """Per-minute counts under ``namespace``: shared through Redis (with the reader's breaker) when the snapshots
     use it, counted in this process otherwise (and while Redis is skipped)."""
     local = RateLimiter()
-    if not isinstance(cache, RedisCache):
+    if redis is None:
         return local
-    shared = RedisRateLimiter(
-        cache.client, prefix=settings.redis_prefix, namespace=namespace, fallback=local, breaker=reader
-    )
+    shared = RedisRateLimiter(redis, prefix=settings.redis_prefix, namespace=namespace, fallback=local, breaker=reader)
     shared.start()
     owned.callback(shared.stop)
     return shared
 
 
-def _stream_slots(settings: Settings, cache: SnapshotCache | None, reader: SnapshotReader) -> StreamSlots:
+def _stream_slots(settings: Settings, redis: RedisClient | None, reader: SnapshotReader) -> StreamSlots:
     """Open streams per key: Redis leases shared by every process (sharing the reader's breaker), else local."""
     local = LocalStreamSlots()
-    if not isinstance(cache, RedisCache):
+    if redis is None:
         return local
     lease_s = 3 * settings.stream_heartbeat_s
-    return RedisStreamSlots(cache.client, prefix=settings.redis_prefix, lease_s=lease_s, breaker=reader, fallback=local)
+    return RedisStreamSlots(redis, prefix=settings.redis_prefix, lease_s=lease_s, breaker=reader, fallback=local)
 
 
 def begin_shutdown(app: FastAPI) -> None:
@@ -343,17 +352,17 @@ def begin_shutdown(app: FastAPI) -> None:
         runtime.runs.close()
 
 
-def _shared_tier(settings: Settings, cache: SnapshotCache | None, reader: SnapshotReader) -> SharedTier | None:
+def _shared_tier(settings: Settings, redis: RedisClient | None, reader: SnapshotReader) -> SharedTier | None:
     """Redis for the bodies the routes build (sharing the reader's breaker) when the snapshots use it."""
-    if not isinstance(cache, RedisCache):
+    if redis is None:
         return None
-    return SharedTier(cache.client, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s, breaker=reader)
+    return SharedTier(redis, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s, breaker=reader)
 
 
 def _own_redis_cache(settings: Settings, owned: AsyncExitStack) -> RedisCache:
     assert settings.redis_url is not None
     # No retry: a failing Redis costs one timeout, then the reader and the limiter skip it for a while.
-    client = make_redis(settings.redis_url, timeout_s=settings.redis_timeout_s, retries=0)
+    client = RedisClient.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s, retries=0)
     owned.callback(client.close)
     return RedisCache(client, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s)
 
@@ -367,8 +376,8 @@ def _wire_notifications(
 
     if isinstance(cache, MemoryCache):
         cache.subscribe(announce)
-    elif isinstance(cache, RedisCache):
-        subscriber = RunNotificationListener(cache.client, channel=cache.channel, listener=announce)
+    elif isinstance(cache, RedisCache) and (redis := _redis_of(cache)) is not None:
+        subscriber = RunNotificationListener(redis, channel=cache.channel, listener=announce)
         subscriber.start()
         owned.callback(subscriber.stop)
 

@@ -20,7 +20,6 @@ from datetime import datetime
 from functools import partial
 from typing import Annotated, Protocol, cast
 
-import redis
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CollectorRegistry
@@ -52,6 +51,7 @@ from app.api.track_store import TrackRecordStore
 from app.config import Settings
 from app.domain import Snapshot, utc_now
 from app.single_flight import Joined
+from app.storage.redis_client import RedisClient
 from app.storage.sql import Database
 
 MAX_RETRY_AFTER_S = 10.0
@@ -96,7 +96,7 @@ class ApiRuntime:
     fragments: FragmentMemo = field(default_factory=FragmentMemo)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
     database: Database | None = None  # for the readiness check
-    redis_client: redis.Redis | None = None  # set only when Redis is configured
+    redis_client: RedisClient | None = None  # set only when Redis is configured
     extra_metrics: CollectorRegistry | None = None  # `dantaro run`: the in-process worker's registry
     track_record: TrackRecordStore | None = None  # built by the lifespan (the track-record routes' tiers)
     clock: Callable[[], datetime] = utc_now  # the wall clock of the freshness fields and max-age (tests freeze it)

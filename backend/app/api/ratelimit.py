@@ -23,8 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import redis
 import structlog
+
+from app.storage.redis_client import RedisClient
+from app.storage.resp import Arg, RedisError
 
 log = structlog.get_logger(__name__)
 
@@ -124,7 +126,7 @@ class RedisRateLimiter:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         prefix: str,
         fallback: Limiter,
@@ -189,13 +191,13 @@ class RedisRateLimiter:
             batch = {key: count.pending for key, count in self._counts.items()}
         if not batch or not self._breaker.cache_usable():
             return
-        pipe = self._client.pipeline(transaction=False)
+        commands: list[list[Arg]] = []
         for (key_id, window), pending in batch.items():
-            pipe.incrby(self.counter_key(key_id, window), pending)
-            pipe.expire(self.counter_key(key_id, window), COUNTER_TTL_S)
+            counter = self.counter_key(key_id, window)
+            commands += (["INCRBY", counter, pending], ["EXPIRE", counter, COUNTER_TTL_S])
         try:
-            replies = pipe.execute()
-        except redis.RedisError as exc:
+            replies = self._client.pipeline(commands)
+        except RedisError as exc:
             self._breaker.trip_cache(f"rate limiter: redis {type(exc).__name__}: {exc}")
             log.warning("rate_limit_redis_failed", error=str(exc))
             return

@@ -21,23 +21,24 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
 
-import redis
 import structlog
 
 from app.api.ratelimit import Breaker
+from app.storage.redis_client import RedisClient, Script
+from app.storage.resp import RedisError
 
 log = structlog.get_logger(__name__)
 
 LOCAL = "local:"  # prefix of the tokens of slots taken in this process
 
 # KEYS[1] the key's set; ARGV: now, expiry, limit, member, ttl (s). Returns 1 when the slot was taken, else 0.
-_ACQUIRE = """
+_ACQUIRE = Script("""
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return 1
-"""
+""")
 
 
 class StreamSlots(Protocol):
@@ -87,7 +88,7 @@ class RedisStreamSlots:
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: RedisClient,
         *,
         prefix: str,
         lease_s: float,
@@ -101,7 +102,6 @@ class RedisStreamSlots:
         self._breaker = breaker
         self._fallback = fallback
         self._clock_s = clock_s
-        self._script = client.register_script(_ACQUIRE)
 
     def key(self, key_id: str) -> str:
         """The sorted set of ``key_id``'s open streams."""
@@ -115,8 +115,8 @@ class RedisStreamSlots:
         now_s = self._clock_s()
         args: list[float | int | str] = [now_s, now_s + self._lease_s, limit, token, int(self._lease_s) + 1]
         try:
-            taken = self._script(keys=[self.key(key_id)], args=args)
-        except redis.RedisError as exc:
+            taken = self._client.run_script(_ACQUIRE, keys=[self.key(key_id)], args=args)
+        except RedisError as exc:
             self._trip("acquire", exc)
             return self._fallback.acquire(key_id, limit=limit)
         return token if int(taken) == 1 else None
@@ -126,11 +126,13 @@ class RedisStreamSlots:
         if token.startswith(LOCAL) or not self._breaker.cache_usable():
             return
         try:
-            pipe = self._client.pipeline(transaction=False)
-            pipe.zadd(self.key(key_id), {token: self._clock_s() + self._lease_s}, xx=True)
-            pipe.expire(self.key(key_id), int(self._lease_s) + 1)
-            pipe.execute()
-        except redis.RedisError as exc:
+            self._client.pipeline(
+                [
+                    ["ZADD", self.key(key_id), "XX", self._clock_s() + self._lease_s, token],
+                    ["EXPIRE", self.key(key_id), int(self._lease_s) + 1],
+                ]
+            )
+        except RedisError as exc:
             self._trip("renew", exc)
 
     def release(self, key_id: str, token: str) -> None:
@@ -139,10 +141,10 @@ class RedisStreamSlots:
             self._fallback.release(key_id, token)
             return
         try:
-            self._client.zrem(self.key(key_id), token)
-        except redis.RedisError as exc:
+            self._client.execute("ZREM", self.key(key_id), token)
+        except RedisError as exc:
             self._trip("release", exc)
 
-    def _trip(self, operation: str, exc: redis.RedisError) -> None:
+    def _trip(self, operation: str, exc: RedisError) -> None:
         self._breaker.trip_cache(f"stream slots: redis {type(exc).__name__}: {exc}")
         log.warning("stream_slots_redis_failed", operation=operation, error=str(exc))

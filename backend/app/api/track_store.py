@@ -30,12 +30,13 @@ from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
 import orjson
-import redis
 import structlog
 
 from app.api.responses import dump_json
 from app.single_flight import SingleFlight, Spawn, in_background
 from app.storage.queries.track_record import TrackRecordReads
+from app.storage.redis_client import RedisClient
+from app.storage.resp import RedisError
 from app.storage.sql import Database
 
 log = structlog.get_logger(__name__)
@@ -66,7 +67,7 @@ class Breaker(Protocol):
 class SharedTier:
     """Where bodies are shared between API processes (also the candle bodies of ``app.api.candle_store``)."""
 
-    client: redis.Redis
+    client: RedisClient
     prefix: str
     ttl_s: int
     breaker: Breaker
@@ -77,8 +78,8 @@ class SharedTier:
         if not self.breaker.cache_usable():
             return None
         try:
-            payload = self.client.get(f"{self.prefix}:{name}")
-        except redis.RedisError as exc:
+            payload = self.client.execute("GET", f"{self.prefix}:{name}")
+        except RedisError as exc:
             self.breaker.trip_cache(f"{what}: redis {type(exc).__name__}: {exc}")
             return None
         return payload if isinstance(payload, bytes) else None
@@ -88,8 +89,8 @@ class SharedTier:
         if not self.breaker.cache_usable():
             return
         try:
-            self.client.set(f"{self.prefix}:{name}", payload, ex=self.ttl_s)
-        except redis.RedisError as exc:
+            self.client.execute("SET", f"{self.prefix}:{name}", payload, "EX", self.ttl_s)
+        except RedisError as exc:
             self.breaker.trip_cache(f"{what}: redis {type(exc).__name__}: {exc}")
 
 

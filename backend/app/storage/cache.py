@@ -7,7 +7,8 @@ Invariants:
 - Payloads are ``codec`` JSON (never pickle). Redis keys: ``{prefix}:snapshot:{exchange}:{run_id}`` (TTL),
   pointer ``{prefix}:current:{exchange}`` (TTL), notifications on channel ``{prefix}:runs``.
 - Every cache failure (connection, timeout, malformed payload) raises ``CacheError``; callers fall back to the
-  database. Redis clients are built by ``make_redis`` on demand, never at import time.
+  database. ``RedisCache`` talks through ``RedisCommands``: the API's ``app.storage.redis_client.RedisClient``
+  or the worker's redis-py (``app.storage.redis_py``); both connect on first use, never at import time.
 - ``RunNotificationListener`` turns channel messages into ``listener(exchange, run_id)`` calls on its own thread;
   notifications are best effort (pub/sub does not queue), so readers also poll the pointer.
 """
@@ -16,17 +17,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import orjson
-import redis
 import structlog
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from app.domain import Snapshot
 from app.storage.codec import decode_snapshot, encode_snapshot
+from app.storage.redis_client import RedisClient, Subscription
+from app.storage.resp import Arg, RedisError
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +37,22 @@ RunListener = Callable[[str, str], None]
 
 class CacheError(Exception):
     """The cache could not be read or written."""
+
+
+class RedisCommands(Protocol):
+    """The Redis calls ``RedisCache`` makes; failures raise ``app.storage.resp.RedisError``."""
+
+    def execute(self, *args: Arg) -> Any:
+        """Run one command and return its reply."""
+        ...
+
+    def pipeline(self, commands: Sequence[Sequence[Arg]], *, transaction: bool = False) -> list[Any]:
+        """Run the commands in one round trip (MULTI/EXEC when ``transaction``)."""
+        ...
+
+    def close(self) -> None:
+        """Close the client's connections."""
+        ...
 
 
 class SnapshotCache(Protocol):
@@ -112,23 +128,12 @@ class MemoryCache:
             del self._snapshots[key]
 
 
-def make_redis(url: str, *, timeout_s: float, retries: int = 1) -> redis.Redis:
-    """A Redis client with short socket timeouts and ``retries`` immediate retries (connects lazily)."""
-    return redis.Redis.from_url(
-        url,
-        socket_timeout=timeout_s,
-        socket_connect_timeout=timeout_s,
-        retry=Retry(NoBackoff(), retries),
-        health_check_interval=30,
-    )
-
-
 class RedisCache:
     """Snapshots shared through Redis between worker and API processes."""
 
     source_name = "redis"
 
-    def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: float) -> None:
+    def __init__(self, client: RedisCommands, *, prefix: str, ttl_s: float) -> None:
         if ttl_s <= 0:
             raise ValueError("ttl_s must be positive")
         self._client = client
@@ -137,7 +142,7 @@ class RedisCache:
         self._payload_ttl_ms = int((ttl_s + PAYLOAD_GRACE_S) * 1000)
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> RedisCommands:
         """The Redis client (the API shares it with its notification listener and rate limiter)."""
         return self._client
 
@@ -158,20 +163,24 @@ class RedisCache:
         """Payload, then pointer, then PUBLISH, in one MULTI/EXEC."""
         exchange, run_id = snapshot.exchange, snapshot.run_id
         message = orjson.dumps({"exchange": exchange, "run_id": run_id})
-        pipe = self._client.pipeline(transaction=True)
-        pipe.set(self.payload_key(exchange, run_id), encode_snapshot(snapshot), px=self._payload_ttl_ms)
-        pipe.set(self.pointer_key(exchange), run_id, px=self._pointer_ttl_ms)
-        pipe.publish(self.channel, message)
-        self._call(pipe.execute)
+        commands: list[list[Arg]] = [
+            ["SET", self.payload_key(exchange, run_id), encode_snapshot(snapshot), "PX", self._payload_ttl_ms],
+            ["SET", self.pointer_key(exchange), run_id, "PX", self._pointer_ttl_ms],
+            ["PUBLISH", self.channel, message],
+        ]
+        try:
+            self._client.pipeline(commands, transaction=True)
+        except RedisError as exc:
+            raise _cache_error(exc) from exc
 
     def current_run_id(self, exchange: str) -> str | None:
         """The exchange's current run id, or None."""
-        value = self._call(self._client.get, self.pointer_key(exchange))
+        value = self._get(self.pointer_key(exchange))
         return None if value is None else _text(value)
 
     def get(self, exchange: str, run_id: str) -> Snapshot | None:
         """The cached snapshot of that run, or None."""
-        data = self._call(self._client.get, self.payload_key(exchange, run_id))
+        data = self._get(self.payload_key(exchange, run_id))
         if data is None:
             return None
         try:
@@ -182,11 +191,15 @@ class RedisCache:
             raise CacheError(f"cached snapshot under {exchange}/{run_id} is {snapshot.exchange}/{snapshot.run_id}")
         return snapshot
 
-    def _call(self, function: Callable[..., Any], *args: Any) -> Any:
+    def _get(self, key: str) -> Any:
         try:
-            return function(*args)
-        except redis.RedisError as exc:
-            raise CacheError(f"redis {type(exc).__name__}: {exc}") from exc
+            return self._client.execute("GET", key)
+        except RedisError as exc:
+            raise _cache_error(exc) from exc
+
+
+def _cache_error(exc: RedisError) -> CacheError:
+    return CacheError(f"redis {type(exc).__name__}: {exc}")
 
 
 def _text(value: Any) -> str:
@@ -215,7 +228,7 @@ class RunNotificationListener:
     """
 
     def __init__(
-        self, client: redis.Redis, *, channel: str, listener: RunListener, poll_s: float = 0.2, reconnect_s: float = 1.0
+        self, client: RedisClient, *, channel: str, listener: RunListener, poll_s: float = 0.2, reconnect_s: float = 1.0
     ) -> None:
         self._client = client
         self._channel = channel
@@ -240,23 +253,22 @@ class RunNotificationListener:
         while not self._stop.is_set():
             try:
                 self._listen_once()
-            except (redis.RedisError, OSError) as exc:
+            except (RedisError, OSError) as exc:
                 self.subscribed.clear()
                 log.warning("run_listener_disconnected", channel=self._channel, error=str(exc))
                 self._stop.wait(self._reconnect_s)
 
     def _listen_once(self) -> None:
-        pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        subscription: Subscription = self._client.subscribe(self._channel)
         try:
-            pubsub.subscribe(self._channel)
             self.subscribed.set()
             while not self._stop.is_set():
-                message = pubsub.get_message(timeout=self._poll_s)
-                if message is not None and message.get("type") == "message":
-                    self._deliver(message.get("data"))
+                data = subscription.get_message(timeout_s=self._poll_s)
+                if data is not None:
+                    self._deliver(data)
         finally:
             self.subscribed.clear()
-            pubsub.close()
+            subscription.close()
 
     def _deliver(self, data: Any) -> None:
         parsed = parse_run_message(data)

@@ -22,9 +22,10 @@ from app.candle_data import check_folder
 from app.config import Settings
 from app.domain import RunStatus, timeframe_ms
 from app.exchange import MarketSource, build_source
-from app.storage.cache import MemoryCache, RedisCache, SnapshotCache, make_redis
+from app.storage.cache import MemoryCache, RedisCache, SnapshotCache
 from app.storage.db import make_engine, make_session_factory
 from app.storage.migrate import require_head
+from app.storage.redis_py import RedisPyClient
 from app.storage.repositories import CandleRepository
 from app.worker.cycle import ExchangeCycle
 from app.worker.metrics import start_metrics_server
@@ -50,7 +51,7 @@ def _resume_point_ms(engine: Engine, settings: Settings, exchange: str) -> int |
 def build_cache(settings: Settings, *, shared: MemoryCache | None = None) -> SnapshotCache | None:
     """Redis when configured, else the ``shared`` in-process cache (``dantaro run``), else none."""
     if settings.redis_url:
-        client = make_redis(settings.redis_url, timeout_s=settings.redis_timeout_s)
+        client = RedisPyClient.from_url(settings.redis_url, timeout_s=settings.redis_timeout_s)
         return RedisCache(client, prefix=settings.redis_prefix, ttl_s=settings.snapshot_ttl_s)
     return shared
 

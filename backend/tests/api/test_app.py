@@ -55,6 +55,7 @@ NOT_SERVED = (
     "pygments",
     "pydantic.v1",
     "sqlalchemy",  # the API reads through app.storage.sql (DB-API); SQLAlchemy is the worker's and migrations'
+    "redis",  # the API talks RESP itself (app.storage.redis_client); redis-py is the worker's
 )
 
 

@@ -18,6 +18,7 @@ from app.config import Settings
 from app.domain import Candle, Snapshot, timeframe_ms
 from app.storage.candles import CandleRepository
 from app.storage.publish import publish
+from app.storage.redis_client import RedisClient
 from tests.support.api import DEV_AUTH, Breaker, make_settings, running_client
 from tests.support.candles import bundled_candles
 from tests.support.network import free_port
@@ -193,7 +194,7 @@ def test_a_second_api_process_reads_the_candles_from_redis(stack: Stack) -> None
 
 
 def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(stack: Stack) -> None:
-    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
+    dead = RedisClient.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
     breaker = Breaker()
     store = CandleStore(
         database=stack.backend.database,
@@ -203,7 +204,7 @@ def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(stack: 
     query = CandleQuery("binance", "run-candles", "1d", 3, as_of_ms, ("BTC/USDT",), "BTC/USDT")
     body, source = store.get(query)
     assert source == DATABASE and body.count == 3 and body.symbol == "BTC/USDT"
-    assert len(breaker.trips) == 1 and "candles: redis ConnectionError" in breaker.trips[0]
+    assert len(breaker.trips) == 1 and "candles: redis RedisConnectionError: cannot connect" in breaker.trips[0]
     assert store.get(query)[1] == MEMORY
 
 

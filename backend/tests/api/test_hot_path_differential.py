@@ -109,7 +109,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path)
     else:
         url, shared = request.getfixturevalue("postgres_migrated_url"), None
         prefixes = {hot: f"{request.getfixturevalue('redis_prefix')}:{hot}" for hot in (True, False)}
-        client = request.getfixturevalue("redis_client")
+        client = request.getfixturevalue("worker_redis")
         caches = [RedisCache(client, prefix=prefix, ttl_s=300) for prefix in prefixes.values()]
         redis_url = request.getfixturevalue("redis_url")
         overrides = {hot: {"redis_url": redis_url, "redis_prefix": prefix} for hot, prefix in prefixes.items()}

@@ -14,8 +14,8 @@ from app.api.auth import UsageRecorder
 from app.api.ratelimit import RateLimiter, RedisRateLimiter
 from app.config import Settings
 from app.storage.api_keys import ApiKeyRepository, ApiKeyRow
-from app.storage.cache import make_redis
 from app.storage.publish import publish
+from app.storage.redis_client import RedisClient
 from tests.support.api import inside_one_rate_window, running_client
 from tests.support.snapshots import MakeSnapshot
 from tests.support.storage import StorageBackend
@@ -107,7 +107,7 @@ def _unused_port() -> int:
 
 
 def test_a_failing_redis_falls_back_to_in_process_counting_and_never_fails() -> None:
-    client = make_redis(f"redis://127.0.0.1:{_unused_port()}/0", timeout_s=0.2, retries=0)
+    client = RedisClient.from_url(f"redis://127.0.0.1:{_unused_port()}/0", timeout_s=0.2)
     breaker = TrippedOnce()
     limiter = RedisRateLimiter(client, prefix="dantaro_dead", fallback=RateLimiter(), breaker=breaker)
     try:
@@ -121,10 +121,12 @@ def test_a_failing_redis_falls_back_to_in_process_counting_and_never_fails() -> 
 
 
 @pytest.mark.redis
-def test_redis_limiter_windows_and_retry_after(redis_client: redis.Redis, redis_prefix: str) -> None:
+def test_redis_limiter_windows_and_retry_after(
+    redis_client: redis.Redis, resp_client: RedisClient, redis_prefix: str
+) -> None:
     now_s = [1_699_999_990.0]  # 10 s into a minute
     limiter = RedisRateLimiter(
-        redis_client,
+        resp_client,
         prefix=redis_prefix,
         fallback=RateLimiter(),
         breaker=TrippedOnce(),

@@ -14,8 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.api.app import ApiState
 from app.domain import utc_now
-from app.storage.cache import RedisCache, make_redis
+from app.storage.cache import RedisCache
 from app.storage.publish import publish
+from app.storage.redis_py import RedisPyClient
 from tests.support.api import (
     DEV_AUTH,
     Database,
@@ -113,7 +114,7 @@ def test_every_api_metric_the_alerts_and_dashboard_use_is_exported(
 ) -> None:
     referenced = _referenced_api_metrics()
     assert {"dantaro_api_requests_total", "dantaro_api_redis_up", "dantaro_api_data_stale"} <= referenced
-    client_redis = make_redis(redis_url, timeout_s=2.0)
+    client_redis = RedisPyClient.from_url(redis_url, timeout_s=2.0)
     snapshot = build_snapshot(bases=("BTC", "ETH"))
     publish(
         snapshot,

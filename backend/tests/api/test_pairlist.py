@@ -64,7 +64,7 @@ def stack(backend: StorageBackend, request: pytest.FixtureRequest) -> Iterator[S
         state = ApiState(cache=cache)
     else:
         prefix = request.getfixturevalue("redis_prefix")
-        cache = RedisCache(request.getfixturevalue("redis_client"), prefix=prefix, ttl_s=300)
+        cache = RedisCache(request.getfixturevalue("worker_redis"), prefix=prefix, ttl_s=300)
         settings.update(redis_url=request.getfixturevalue("redis_url"), redis_prefix=prefix)
         state = None
     publish(build_snapshot(run_id="run-1"), session_factory=backend.session_factory, cache=cache)

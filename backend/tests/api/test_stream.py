@@ -29,6 +29,7 @@ from app.storage.cache import MemoryCache
 from app.storage.db import sql_connection
 from app.storage.publish import publish
 from app.storage.queries.run_feed import PublishedRun, RunFeedRepository
+from app.storage.redis_client import RedisClient
 from tests.support.api import DEV_AUTH
 from tests.support.breakers import RecordingBreaker
 from tests.support.clocks import ManualClock
@@ -154,13 +155,13 @@ def test_local_slots_count_open_streams_per_key() -> None:
 
 @pytest.mark.redis
 def test_redis_slots_are_shared_by_processes_and_expire_with_a_killed_one(
-    redis_client: redis.Redis, redis_prefix: str
+    redis_client: redis.Redis, resp_client: RedisClient, redis_prefix: str
 ) -> None:
     clock = ManualClock(now_s=1_000_000.0)
 
     def process() -> RedisStreamSlots:
         return RedisStreamSlots(
-            redis_client,
+            resp_client,
             prefix=redis_prefix,
             lease_s=45,
             breaker=RecordingBreaker(),
@@ -181,7 +182,7 @@ def test_redis_slots_are_shared_by_processes_and_expire_with_a_killed_one(
 
 
 def test_a_dead_redis_falls_back_to_this_process_and_trips_the_breaker() -> None:
-    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
+    dead = RedisClient.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
     breaker, local = RecordingBreaker(), LocalStreamSlots()
     slots = RedisStreamSlots(dead, prefix="dantaro-test", lease_s=45, breaker=breaker, fallback=local)
     token = slots.acquire("k1", limit=1)

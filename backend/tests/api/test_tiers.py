@@ -21,6 +21,7 @@ from app.domain import Snapshot
 from app.storage.cache import CacheError, MemoryCache, RedisCache, SnapshotCache
 from app.storage.publish import publish
 from app.storage.reader import SnapshotReader
+from app.storage.redis_py import RedisPyClient
 from tests.support.api import DEV_AUTH, make_settings, running_client
 from tests.support.clocks import ManualClock
 from tests.support.snapshots import MakeSnapshot
@@ -54,7 +55,7 @@ def _run_id(client: TestClient) -> str:
 def test_a_new_run_reaches_two_api_processes_by_notification(
     backend: StorageBackend, redis_client: redis.Redis, redis_url: str, redis_prefix: str, make_snapshot: MakeSnapshot
 ) -> None:
-    worker_cache = RedisCache(redis_client, prefix=redis_prefix, ttl_s=300)
+    worker_cache = RedisCache(RedisPyClient(redis_client), prefix=redis_prefix, ttl_s=300)
     publish(make_snapshot(run_id="run-a"), session_factory=backend.session_factory, cache=worker_cache)
     settings = _settings(backend, redis_url=redis_url, redis_prefix=redis_prefix)
     with running_client(settings) as first, running_client(settings) as second:

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from app.api.track_store import DATABASE, MEMORY, REDIS, SharedTier, TrackRecordStore, body_key
 from app.domain import Snapshot
 from app.storage.publish import publish
+from app.storage.redis_client import RedisClient
 from app.storage.sql import Database, SqlConnection
 from tests.support.api import DEV_AUTH, Breaker, make_settings, running_client
 from tests.support.clocks import ManualClock
@@ -101,7 +102,7 @@ def test_an_overdue_version_is_served_while_one_background_read_renews_it(track_
 
 
 def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(track_db: StorageBackend) -> None:
-    dead = redis.Redis(host="127.0.0.1", port=free_port(), socket_timeout=0.5, socket_connect_timeout=0.5)
+    dead = RedisClient.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5)
     breaker = Breaker()
     shared = SharedTier(dead, prefix="dantaro-test", ttl_s=60, breaker=breaker)
     store = TrackRecordStore(database=track_db.database, shared=shared)
@@ -113,7 +114,7 @@ def test_a_redis_that_refuses_trips_the_breaker_and_the_database_answers(track_d
 
     key = body_key("binance", store.version("binance"), "test")
     assert store.get("binance", key, load) == ({"runs": 1}, DATABASE)
-    assert len(breaker.trips) == 1 and "track record: redis ConnectionError" in breaker.trips[0]
+    assert len(breaker.trips) == 1 and "track record: redis RedisConnectionError: cannot connect" in breaker.trips[0]
     assert store.get("binance", key, load) == ({"runs": 1}, MEMORY)
 
 

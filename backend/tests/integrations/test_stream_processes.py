@@ -20,6 +20,7 @@ from app.storage import migrate
 from app.storage.cache import RedisCache
 from app.storage.db import make_engine, make_session_factory
 from app.storage.publish import publish
+from app.storage.redis_py import RedisPyClient
 from tests.support.api import DEV_AUTH
 from tests.support.candles import copy_replay_pairs
 from tests.support.processes import ApiServer, dantaro_env, log_events
@@ -57,6 +58,7 @@ def test_two_api_processes_stream_every_run_within_a_second_and_resume_after_a_r
     tmp_path: Path,
     postgres_database_factory: object,
     redis_client: redis.Redis,
+    worker_redis: RedisPyClient,
     redis_url: str,
     redis_prefix: str,
     make_snapshot: MakeSnapshot,
@@ -64,7 +66,7 @@ def test_two_api_processes_stream_every_run_within_a_second_and_resume_after_a_r
     url = postgres_database_factory()  # type: ignore[operator]
     migrate.upgrade(url)
     engine = make_engine(url)
-    cache = RedisCache(redis_client, prefix=redis_prefix, ttl_s=300)
+    cache = RedisCache(worker_redis, prefix=redis_prefix, ttl_s=300)
 
     def worker_publishes(run_id: str) -> float:
         """Publish a run as the worker does; the monotonic time its publish (commit, then notification) returned."""

@@ -21,6 +21,7 @@ from app.storage.api_keys import ApiKeyRepository
 from app.storage.cache import RedisCache
 from app.storage.db import make_engine, make_session_factory
 from app.storage.publish import publish
+from app.storage.redis_py import RedisPyClient
 from tests.support.api import inside_one_rate_window
 from tests.support.processes import dantaro_env
 from tests.support.snapshots import build_snapshot
@@ -37,10 +38,11 @@ def _run_id(sock: socket.socket, auth: dict[str, str]) -> str:
     return str(json.loads(response.body)["run_id"])
 
 
-def test_two_processes_share_runs_rate_limits_and_revocations(
+def test_two_processes_share_runs_rate_limits_and_revocations(  # noqa: PLR0917
     tmp_path: Path,
     postgres_database_factory: Callable[[], str],
     redis_client: redis.Redis,
+    worker_redis: RedisPyClient,
     redis_url: str,
     redis_prefix: str,
 ) -> None:
@@ -48,7 +50,7 @@ def test_two_processes_share_runs_rate_limits_and_revocations(
     migrate.upgrade(url)
     engine = make_engine(url)
     factory = make_session_factory(engine)
-    cache = RedisCache(redis_client, prefix=redis_prefix, ttl_s=300)
+    cache = RedisCache(worker_redis, prefix=redis_prefix, ttl_s=300)
     publish(build_snapshot(run_id="run-a", bases=("BTC", "ETH")), session_factory=factory, cache=cache)
     with factory.begin() as session:
         keys = ApiKeyRepository(session)

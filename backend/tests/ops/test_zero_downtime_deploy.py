@@ -14,12 +14,12 @@ from pathlib import Path
 
 import psutil
 import pytest
-import redis
 
 from app.storage.api_keys import ApiKeyRepository
 from app.storage.cache import RedisCache
 from app.storage.db import make_engine, make_session_factory
 from app.storage.publish import publish
+from app.storage.redis_py import RedisPyClient
 from benchmarks.load_generators import Endpoint, background_load
 from tests.ops.test_deploy import _deploy, _live, source  # noqa: F401  (source: the fixture)
 from tests.support.snapshots import build_snapshot
@@ -43,7 +43,7 @@ def installed(
     postgres_database_factory: Callable[[], str],
     redis_url: str,
     redis_prefix: str,
-    redis_client: redis.Redis,
+    worker_redis: RedisPyClient,
 ) -> Iterator[tuple[Path, str]]:
     """The first release installed under a prefix on a fresh PostgreSQL database, one run published (database and
     Redis); yields the prefix and an API key."""
@@ -66,7 +66,7 @@ def installed(
     engine = make_engine(database_url)
     try:
         factory = make_session_factory(engine)
-        cache = RedisCache(redis_client, prefix=redis_prefix, ttl_s=600)
+        cache = RedisCache(worker_redis, prefix=redis_prefix, ttl_s=600)
         publish(build_snapshot(run_id="run-1", bases=("BTC", "ETH", "SOL")), session_factory=factory, cache=cache)
         with factory.begin() as session:
             _, secret = ApiKeyRepository(session).create(name="load", rate_limit_per_min=1_000_000_000)

@@ -12,9 +12,10 @@ import pytest
 import redis
 from structlog.testing import capture_logs
 
-from app.storage.cache import PAYLOAD_GRACE_S, MemoryCache, RedisCache, SnapshotCache, make_redis
+from app.storage.cache import PAYLOAD_GRACE_S, MemoryCache, RedisCache, SnapshotCache
 from app.storage.publish import publish
 from app.storage.reader import SnapshotReader
+from app.storage.redis_client import RedisClient
 from app.storage.runs import RunRepository
 from app.storage.sql import Database, DatabaseError, SqlConnection
 from tests.support.clocks import ManualClock
@@ -100,7 +101,7 @@ def test_readers_never_see_a_pointer_without_its_payload(cache: SnapshotCache, m
 
 @pytest.fixture
 def dead_redis_cache() -> Iterator[RedisCache]:
-    client = make_redis(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
+    client = RedisClient.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.2)
     yield RedisCache(client, prefix="dantaro_dead", ttl_s=60)
     client.close()
 
@@ -126,10 +127,15 @@ def test_memory_cache_notifies_after_the_flip(make_snapshot: MakeSnapshot) -> No
 
 
 @pytest.mark.redis
+@pytest.mark.parametrize("client", ["resp_client", "worker_redis"])
 def test_redis_publishes_the_new_run_and_outlives_pointers_with_payloads(
-    redis_client: redis.Redis, redis_prefix: str, make_snapshot: MakeSnapshot
+    client: str,
+    redis_client: redis.Redis,
+    redis_prefix: str,
+    make_snapshot: MakeSnapshot,
+    request: pytest.FixtureRequest,
 ) -> None:
-    cache = RedisCache(redis_client, prefix=redis_prefix, ttl_s=120)
+    cache = RedisCache(request.getfixturevalue(client), prefix=redis_prefix, ttl_s=120)
     pubsub = redis_client.pubsub()
     pubsub.subscribe(cache.channel)
     try:
@@ -147,9 +153,13 @@ def test_redis_publishes_the_new_run_and_outlives_pointers_with_payloads(
 
 @pytest.mark.redis
 def test_a_corrupt_redis_payload_falls_back_to_the_database(
-    backend: StorageBackend, redis_client: redis.Redis, redis_prefix: str, make_snapshot: MakeSnapshot
+    backend: StorageBackend,
+    redis_client: redis.Redis,
+    resp_client: RedisClient,
+    redis_prefix: str,
+    make_snapshot: MakeSnapshot,
 ) -> None:
-    cache = RedisCache(redis_client, prefix=redis_prefix, ttl_s=120)
+    cache = RedisCache(resp_client, prefix=redis_prefix, ttl_s=120)
     snapshot = make_snapshot(run_id="run-c")
     publish(snapshot, session_factory=backend.session_factory, cache=cache)
     redis_client.set(cache.payload_key("binance", "run-c"), b"\x80\x04not json")

@@ -18,16 +18,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
-import redis
 from dantaro_client import AsyncDantaroClient, DantaroClient
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.domain import Snapshot
 from app.storage import migrate
-from app.storage.cache import RedisCache, SnapshotCache, make_redis
+from app.storage.cache import RedisCache, SnapshotCache
 from app.storage.candles import CandleRepository
 from app.storage.db import make_engine, make_session_factory
 from app.storage.publish import publish
+from app.storage.redis_py import RedisPyClient
+from app.storage.resp import RedisError
 from tests.support.api import Database, migrated_database
 from tests.support.candles import closed
 from tests.support.paths import REPO_ROOT
@@ -153,10 +154,10 @@ def embedded_stack(directory: Path) -> Iterator[ClientStack]:
 @contextmanager
 def postgres_stack(directory: Path, *, database_url: str, redis_url: str) -> Iterator[ClientStack]:
     """The API on a fresh PostgreSQL database and Redis under a throwaway key prefix (deleted afterwards)."""
-    client = make_redis(redis_url, timeout_s=2.0)
+    client = RedisPyClient.from_url(redis_url, timeout_s=2.0)
     try:
-        client.ping()
-    except redis.RedisError as exc:
+        client.execute("PING")
+    except RedisError as exc:
         client.close()
         unavailable(f"Redis at {redis_url} unreachable: {exc}")
     migrate.upgrade(database_url)
