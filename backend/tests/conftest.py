@@ -18,6 +18,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 import redis
+import structlog
 from sqlalchemy.engine import make_url
 
 from app import logging as app_logging
@@ -32,6 +33,15 @@ from tests.support.snapshots import MakeSnapshot, build_snapshot
 from tests.support.storage import StorageBackend, empty_tables
 
 app_logging.CACHE_LOGGERS = False  # commands run in-process must not hide later tests' logs from capture_logs
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config_restored() -> Iterator[None]:
+    """Each test leaves structlog as it found it: a command run in-process configures logging (e.g. at WARNING, whose
+    filtering logger would drop a later test's info events before ``capture_logs`` sees them)."""
+    config = structlog.get_config()
+    yield
+    structlog.configure(**config)
 
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
