@@ -43,6 +43,7 @@ def _structlog_config_restored() -> Iterator[None]:
     yield
     structlog.configure(**config)
 
+
 DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 

@@ -4,13 +4,15 @@ The API process uses it instead of redis-py, whose import alone costs 3.6 MB of 
 (docs/performance.md). It implements what the readers need and nothing else.
 
 Invariants:
-- URLs: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://`` (TLS, system CAs, host name checked) and
-  ``unix://[[user]:password@]/path[?db=N]``; a new connection authenticates and selects its database first.
-- Every wait (connect, send, receive) is bounded by ``timeout_s``. A failed connection is closed, never reused; a
-  connection failure is retried ``retries`` times on a new connection, and once more when a connection taken from
-  the pool turns out closed by the server before it answered (a Redis restart: the command never ran).
+- URLs as ``app.storage.redis_url`` reads them; a new connection authenticates and selects its database first.
+- Every wait (connect, send, receive) is bounded by ``timeout_s``. A failed connection is closed, never reused.
+  A pooled connection is checked before each use: one with something to read (the server closed it, e.g. a Redis
+  restart) is dropped unused, so no command is ever sent twice because of it. ``retries`` (0 in the API) re-runs a
+  call that failed on the connection, as redis-py's ``Retry`` does: only for commands that may run twice.
 - Error replies raise ``RedisReplyError`` after the whole pipeline was read, so the connection stays usable.
 - Connections idle longer than ``IDLE_S`` are closed instead of reused; at most ``MAX_IDLE`` are kept.
+- A subscription sends PING after ``HEALTH_CHECK_S`` without traffic and fails when no answer comes within
+  ``PONG_WAIT_S`` (a connection a firewall dropped silently), so its listener reconnects.
 """
 
 from __future__ import annotations
@@ -22,72 +24,16 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
+from app.storage.redis_url import RedisAddress, parse_redis_url, wrap_tls
 from app.storage.resp import Arg, RedisConnectionError, RedisError, RedisReplyError, Reply, RespConnection
 
 IDLE_S = 60.0
 MAX_IDLE = 16
-DEFAULT_PORT = 6379
+HEALTH_CHECK_S = 30.0
+PONG_WAIT_S = 5.0
 
 Command = Sequence[Arg]
-
-
-@dataclass(frozen=True)
-class RedisAddress:
-    """Where and how to connect, parsed from a Redis URL."""
-
-    host: str = "127.0.0.1"
-    port: int = DEFAULT_PORT
-    unix_path: str | None = None
-    db: int = 0
-    username: str | None = None
-    password: str | None = None
-    tls: bool = False
-
-    def handshake(self) -> list[list[Arg]]:
-        """The commands a new connection sends before any other."""
-        commands: list[list[Arg]] = []
-        if self.password is not None:
-            user: list[Arg] = [] if self.username is None else [self.username]
-            commands.append(["AUTH", *user, self.password])
-        if self.db:
-            commands.append(["SELECT", self.db])
-        return commands
-
-
-def parse_redis_url(url: str) -> RedisAddress:
-    """The address in a ``redis://``, ``rediss://`` or ``unix://`` URL (``ValueError`` says what is wrong)."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"a Redis URL starts with redis://, rediss:// or unix://, not {parts.scheme or url!r}")
-    username = unquote(parts.username) if parts.username else None
-    password = unquote(parts.password) if parts.password is not None else None
-    query = parse_qs(parts.query)
-    if parts.scheme == "unix":
-        if not parts.path:
-            raise ValueError("a unix:// Redis URL needs the socket path: unix:///run/redis/redis.sock")
-        db_text = query.get("db", ["0"])[0]
-        return RedisAddress(unix_path=parts.path, db=_db(db_text), username=username, password=password)
-    try:
-        port = parts.port or DEFAULT_PORT
-    except ValueError:
-        raise ValueError(f"the port in the Redis URL is not a number from 1 to 65535: {parts.netloc!r}") from None
-    db_text = parts.path.strip("/") or query.get("db", ["0"])[0]
-    return RedisAddress(
-        host=parts.hostname or "127.0.0.1",
-        port=port,
-        db=_db(db_text),
-        username=username,
-        password=password,
-        tls=parts.scheme == "rediss",
-    )
-
-
-def _db(text: str) -> int:
-    if not text.isdigit():
-        raise ValueError(f"the Redis database must be a number like /0, not {text!r}")
-    return int(text)
 
 
 @dataclass(frozen=True)
@@ -146,9 +92,9 @@ class RedisClient:
                 raise
         return self.execute("EVAL", script.source, len(keys), *keys, *args)
 
-    def subscribe(self, channel: str) -> Subscription:
+    def subscribe(self, channel: str, *, health_check_s: float = HEALTH_CHECK_S) -> Subscription:
         """A subscription to one channel on a connection of its own."""
-        return Subscription(self._connect(), channel, timeout_s=self._timeout_s)
+        return Subscription(self._connect(), channel, timeout_s=self._timeout_s, health_check_s=health_check_s)
 
     def close(self) -> None:
         """Close the idle connections; connections in use close when they come back."""
@@ -159,34 +105,41 @@ class RedisClient:
             connection.close()
 
     def _round_trip(self, commands: Sequence[Command]) -> list[Reply]:
-        attempts_left = self._retries
-        while True:
-            connection, reused = self._take()
+        for attempts_left in range(self._retries, -1, -1):
             try:
-                connection.send(commands)
-                replies = [connection.read_reply() for _ in commands]
-            except RedisConnectionError as exc:
-                connection.close()
-                stale = reused and connection.silent_since_send and not isinstance(exc.__cause__, TimeoutError)
-                if not stale and attempts_left <= 0:
+                return self._on_a_connection(commands)
+            except RedisConnectionError:
+                if attempts_left <= 0:
                     raise
-                attempts_left -= 0 if stale else 1
-                continue
-            except BaseException:
-                connection.close()
-                raise
-            self._give_back(connection)
-            return replies
+        raise AssertionError("unreachable")
 
-    def _take(self) -> tuple[RespConnection, bool]:
+    def _on_a_connection(self, commands: Sequence[Command]) -> list[Reply]:
+        connection = self._take()
+        try:
+            connection.send(commands)
+            replies = [connection.read_reply() for _ in commands]
+        except BaseException:
+            connection.close()
+            raise
+        self._give_back(connection)
+        return replies
+
+    def _take(self) -> RespConnection:
+        while (connection := self._idle_connection()) is not None:
+            if not connection.is_stale():
+                return connection
+            connection.close()
+        return self._connect()
+
+    def _idle_connection(self) -> RespConnection | None:
         now_s = time.monotonic()
         with self._lock:
             while self._idle:
                 connection, idle_since_s = self._idle.pop()
                 if now_s - idle_since_s <= IDLE_S:
-                    return connection, True
+                    return connection
                 connection.close()
-        return self._connect(), False
+        return None
 
     def _give_back(self, connection: RespConnection) -> None:
         with self._lock:
@@ -218,25 +171,14 @@ class RedisClient:
                 return sock
             sock = socket.create_connection((address.host, address.port), timeout=self._timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return _wrap_tls(sock, address.host) if address.tls else sock
+            return wrap_tls(sock, address) if address.tls else sock
         except OSError as exc:
-            where = address.unix_path or f"{address.host}:{address.port}"
-            raise RedisConnectionError(f"cannot connect to Redis at {where}: {exc}") from exc
+            raise RedisConnectionError(f"cannot connect to Redis at {address.where()}: {exc}") from exc
 
 
 def _connect_unix(sock: socket.socket, path: str) -> None:
     try:
         sock.connect(path)
-    except BaseException:
-        sock.close()
-        raise
-
-
-def _wrap_tls(sock: socket.socket, host: str) -> socket.socket:
-    import ssl  # only rediss:// needs it
-
-    try:
-        return ssl.create_default_context().wrap_socket(sock, server_hostname=host)
     except BaseException:
         sock.close()
         raise
@@ -256,36 +198,56 @@ def _transaction_replies(replies: list[Reply]) -> list[Reply]:
 class Subscription:
     """Messages published on one channel (the subscribe confirmation is read before this returns)."""
 
-    def __init__(self, connection: RespConnection, channel: str, *, timeout_s: float) -> None:
+    def __init__(
+        self,
+        connection: RespConnection,
+        channel: str,
+        *,
+        timeout_s: float,
+        health_check_s: float = HEALTH_CHECK_S,
+        pong_wait_s: float = PONG_WAIT_S,
+    ) -> None:
         self._connection = connection
         self.channel = channel
+        self._health_check_s = health_check_s
+        self._pong_wait_s = pong_wait_s
+        self._pinged_at_s: float | None = None
         try:
             connection.send([["SUBSCRIBE", channel]])
-            self._next_reply(timeout_s)
+            if not connection.wait_readable(timeout_s):
+                raise RedisConnectionError(f"no SUBSCRIBE confirmation within {timeout_s:g} s")
+            self._read()
         except BaseException:
             connection.close()
             raise
 
     def get_message(self, *, timeout_s: float) -> bytes | None:
         """The next message's data, or None when none arrives within ``timeout_s``."""
+        self._check_health()
         if not self._connection.wait_readable(timeout_s):
             return None
-        reply = self._connection.read_reply()
+        reply = self._read()
         if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
             data = reply[2]
             return data if isinstance(data, bytes) else None
-        if isinstance(reply, RedisReplyError):
-            raise reply
-        return None
+        return None  # a PING's answer, or a (un)subscribe confirmation
 
     def close(self) -> None:
         """Close the subscription's connection."""
         self._connection.close()
 
-    def _next_reply(self, timeout_s: float) -> Reply:
-        if not self._connection.wait_readable(timeout_s):
-            raise RedisConnectionError(f"no SUBSCRIBE confirmation within {timeout_s:g} s")
+    def _check_health(self) -> None:
+        now_s = time.monotonic()
+        if self._pinged_at_s is None:
+            if now_s - self._heard_at_s >= self._health_check_s:
+                self._connection.send([["PING"]])
+                self._pinged_at_s = now_s
+        elif now_s - self._pinged_at_s > self._pong_wait_s:
+            raise RedisConnectionError(f"the subscription's PING got no answer within {self._pong_wait_s:g} s")
+
+    def _read(self) -> Reply:
         reply = self._connection.read_reply()
+        self._heard_at_s, self._pinged_at_s = time.monotonic(), None
         if isinstance(reply, RedisReplyError):
             raise reply
         return reply

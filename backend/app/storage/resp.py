@@ -6,7 +6,8 @@ Invariants:
   an error reply is *returned* as a ``RedisReplyError`` so a pipeline reads every reply and the connection stays
   in step — callers raise it.
 - Every socket failure, timeout (each send and receive waits at most the socket's timeout) and malformed reply
-  raises ``RedisConnectionError``; a connection that raised once is never used again.
+  raises ``RedisConnectionError``; a connection that raised once is never used again. Readiness is asked with
+  ``poll`` (any descriptor number, unlike ``select``).
 """
 
 from __future__ import annotations
@@ -67,11 +68,9 @@ class RespConnection:
         self._sock = sock
         self._buffer = bytearray()
         self._pos = 0
-        self.silent_since_send = True  # no byte arrived since the last send (a pooled connection the server closed)
 
     def send(self, commands: Sequence[Sequence[Arg]]) -> None:
         """Write the commands in one go (a pipeline)."""
-        self.silent_since_send = True
         try:
             self._sock.sendall(b"".join(encode_command(args) for args in commands))
         except OSError as exc:
@@ -88,14 +87,20 @@ class RespConnection:
         return reply
 
     def wait_readable(self, timeout_s: float) -> bool:
-        """Whether a reply starts within ``timeout_s`` (already buffered bytes count)."""
+        """Whether a reply starts within ``timeout_s`` (already buffered bytes count; the end of the connection too,
+        which the next read reports)."""
         if self._pos < len(self._buffer) or getattr(self._sock, "pending", lambda: 0)():
             return True
+        poller = select.poll()
+        poller.register(self._sock, select.POLLIN)
         try:
-            readable, _, _ = select.select([self._sock], [], [], timeout_s)
+            return bool(poller.poll(max(0, round(timeout_s * 1000))))
         except (OSError, ValueError) as exc:
             raise RedisConnectionError(f"connection unusable: {exc}") from exc
-        return bool(readable)
+
+    def is_stale(self) -> bool:
+        """Whether an idle connection has something to read (the server closed it, or sent what nobody asked for)."""
+        return self.wait_readable(0.0)
 
     def close(self) -> None:
         """Close the socket."""
@@ -128,7 +133,8 @@ class RespConnection:
     def _exact(self, size: int) -> bytes:
         while len(self._buffer) - self._pos < size + 2:
             self._fill()
-        data = bytes(self._buffer[self._pos : self._pos + size])
+        with memoryview(self._buffer) as view:  # one copy of a large payload, not two
+            data = bytes(view[self._pos : self._pos + size])
         if self._buffer[self._pos + size : self._pos + size + 2] != b"\r\n":
             raise RedisConnectionError("a bulk string does not end with CRLF")
         self._pos += size + 2
@@ -138,7 +144,6 @@ class RespConnection:
         chunk = self._sock.recv(_CHUNK)
         if not chunk:
             raise RedisConnectionError("the server closed the connection")
-        self.silent_since_send = False
         self._buffer += chunk
 
 

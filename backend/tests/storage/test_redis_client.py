@@ -3,6 +3,8 @@ redis-py as an independent reader, and against loopback servers that misbehave o
 
 from __future__ import annotations
 
+import os
+import resource
 import secrets
 import socket
 import threading
@@ -12,9 +14,10 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from app.storage.redis_client import RedisAddress, RedisClient, Script, parse_redis_url
+from app.storage.redis_client import RedisClient, Script, Subscription
 from app.storage.redis_py import RedisPyClient
-from app.storage.resp import RedisConnectionError, RedisReplyError, encode_command
+from app.storage.redis_url import RedisAddress, parse_redis_url
+from app.storage.resp import RedisConnectionError, RedisReplyError, RespConnection, encode_command
 from tests.support.network import free_port
 
 
@@ -26,8 +29,15 @@ from tests.support.network import free_port
         ("redis://:s%40cret@h:6380/2", RedisAddress(host="h", port=6380, db=2, password="s@cret")),
         ("redis://app:pw@h/1", RedisAddress(host="h", db=1, username="app", password="pw")),
         ("redis://h?db=3", RedisAddress(host="h", db=3)),
+        ("redis://h/1?db=3", RedisAddress(host="h", db=3)),  # the query wins, as in redis-py (the worker's client)
+        ("redis://:@h", RedisAddress(host="h")),  # an empty password is not sent
         ("rediss://h:6390", RedisAddress(host="h", port=6390, tls=True)),
+        (
+            "rediss://h?ssl_ca_certs=/etc/ca.pem&ssl_cert_reqs=none",
+            RedisAddress(host="h", tls=True, ca_file="/etc/ca.pem", cert_reqs="none"),
+        ),
         ("unix:///run/redis.sock?db=4", RedisAddress(unix_path="/run/redis.sock", db=4)),
+        ("unix://:pw@/run/my%20redis.sock", RedisAddress(unix_path="/run/my redis.sock", password="pw")),
     ],
 )
 def test_urls_parse_into_addresses(url: str, address: RedisAddress) -> None:
@@ -37,16 +47,25 @@ def test_urls_parse_into_addresses(url: str, address: RedisAddress) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("http://h:6379", "starts with redis://"),
-        ("h:6379", "starts with redis://"),
-        ("redis://h:port/0", "port in the Redis URL"),
-        ("redis://h/zero", "must be a number"),
+        ("http://u:hunter2@h:6379", "starts with redis://"),
+        ("//:hunter2@h:6379", "starts with redis://"),
+        ("redis://u:hunter2@h:port/0", "port in the Redis URL"),
+        ("redis://:hun/ter2@h:6379", "port in the Redis URL"),  # an unencoded "/" cuts the password
+        ("redis://:hunter2@h/zero", "must be a number"),
+        ("redis://:hunter2@h?socket_timeout=1", "unsupported option"),
+        ("redis://:hunter2@h?ssl_ca_certs=/ca.pem", "unsupported option"),  # TLS options need rediss://
+        ("rediss://:hunter2@h?ssl_cert_reqs=maybe", "must be one of none, optional, required"),
         ("unix://", "needs the socket path"),
     ],
 )
-def test_bad_urls_say_what_to_fix(url: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
+def test_bad_urls_say_what_to_fix_without_the_password(url: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message) as raised:
         parse_redis_url(url)
+    assert "hunter2" not in str(raised.value) and "hun" not in str(raised.value)
+
+
+def test_an_address_keeps_its_password_out_of_its_repr() -> None:
+    assert "hunter2" not in repr(parse_redis_url("redis://app:hunter2@h/0"))
 
 
 @pytest.mark.parametrize(
@@ -225,3 +244,78 @@ def test_the_workers_client_reports_failures_as_the_apis_does(redis_url: str, re
     dead = RedisPyClient.from_url(f"redis://127.0.0.1:{free_port()}/0", timeout_s=0.5, retries=0)
     with pytest.raises(RedisConnectionError):
         dead.execute("PING")
+
+
+def _answers_ping_then_drops(received: list[bytes]) -> Callable[[socket.socket], None]:
+    def handle(conn: socket.socket) -> None:
+        while data := conn.recv(1024):
+            received.append(data)
+            if data != encode_command(["PING"]):
+                return  # the command "ran" here; the connection then dies before its reply
+            conn.sendall(b"+PONG\r\n")
+
+    return handle
+
+
+def test_a_command_whose_pooled_connection_died_unanswered_is_not_sent_again(
+    loopback: Callable[[Callable[[socket.socket], None]], int],
+) -> None:
+    received: list[bytes] = []
+    client = RedisClient.from_url(f"redis://127.0.0.1:{loopback(_answers_ping_then_drops(received))}", timeout_s=1.0)
+    assert client.ping()  # the connection goes back to the pool, alive
+    with pytest.raises(RedisConnectionError, match="closed the connection"):
+        client.execute("INCRBY", "counter", 1)
+    time.sleep(0.2)
+    assert received == [encode_command(["PING"]), encode_command(["INCRBY", "counter", 1])]
+
+
+@pytest.mark.redis
+def test_an_idle_subscription_pings_and_keeps_receiving(
+    resp_client: RedisClient, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    subscription = resp_client.subscribe(f"{redis_prefix}:runs", health_check_s=0.0)
+    try:
+        assert subscription.get_message(timeout_s=1.0) is None  # the PING's answer, consumed
+        redis_client.publish(f"{redis_prefix}:runs", b"after the ping")
+        assert subscription.get_message(timeout_s=2.0) == b"after the ping"
+    finally:
+        subscription.close()
+
+
+def _confirms_then_ignores(conn: socket.socket) -> None:
+    conn.recv(1024)
+    conn.sendall(b"*3\r\n$9\r\nsubscribe\r\n$4\r\nruns\r\n:1\r\n")
+    time.sleep(2.0)  # a PING gets no answer, as through a firewall that dropped the connection silently
+
+
+def test_a_subscription_whose_ping_goes_unanswered_fails(
+    loopback: Callable[[Callable[[socket.socket], None]], int],
+) -> None:
+    sock = socket.create_connection(("127.0.0.1", loopback(_confirms_then_ignores)), timeout=1.0)
+    subscription = Subscription(RespConnection(sock), "runs", timeout_s=1.0, health_check_s=0.0, pong_wait_s=0.3)
+    try:
+        with pytest.raises(RedisConnectionError, match="PING got no answer"):
+            for _ in range(20):
+                assert subscription.get_message(timeout_s=0.1) is None
+    finally:
+        subscription.close()
+
+
+@pytest.mark.redis
+def test_a_subscription_works_on_a_descriptor_above_1023(
+    resp_client: RedisClient, redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 1200:
+        pytest.fail(f"the descriptor limit ({hard}) is too low for this test: raise it to 1200 or more")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 1200), hard))
+    held = [os.dup(0) for _ in range(1100)]  # the subscription's socket gets a number above select()'s 1023
+    try:
+        subscription = resp_client.subscribe(f"{redis_prefix}:runs")
+        redis_client.publish(f"{redis_prefix}:runs", b"high")
+        assert subscription.get_message(timeout_s=2.0) == b"high"
+        subscription.close()
+    finally:
+        for descriptor in held:
+            os.close(descriptor)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
