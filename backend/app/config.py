@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from app.domain import Horizon, default_horizons, horizon_for
+from app.redis_url import parse_redis_url
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 BUNDLED_DATA_DIR = PACKAGE_DIR / "data" / "binance-spot"
@@ -50,7 +51,8 @@ JsonObject = Annotated[dict[str, Any], NoDecode]
 class Settings(BaseSettings):
     """All configuration of Dantaro Central; see ``.env.example`` for every variable."""
 
-    model_config = SettingsConfigDict(env_prefix="DANTARO_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a URL with its password must not reach a log through a validation error
+    model_config = SettingsConfigDict(env_prefix="DANTARO_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     env: Literal["development", "production"] = "development"
     data_dir: Path = Field(default_factory=_default_data_dir)
@@ -154,6 +156,13 @@ class Settings(BaseSettings):
         if not isinstance(value, dict):
             raise ValueError('must be a JSON object, e.g. {"upbit": {"timeout": 5000}}')
         return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value:
+            parse_redis_url(value)  # its ValueError says what to fix, never repeating the password
+        return value or None
 
     @field_validator("webhook_secrets_key")
     @classmethod

@@ -63,11 +63,15 @@ def test_exchange_options_parse_as_json(monkeypatch: pytest.MonkeyPatch) -> None
         ("TIMEFRAMES", "4h", "must include"),
         ("WEBHOOK_SECRETS_KEY", "CHANGE_ME", "base64 of 32 random bytes"),
         ("WEBHOOK_SECRETS_KEY", "c2hvcnQ=", "base64 of 32 random bytes"),
+        ("REDIS_URL", "http://:hunter2@cache:6379", "starts with redis://"),
+        ("REDIS_URL", "redis://:hunter2@cache:63a9/0", "port in the Redis URL"),
+        ("REDIS_URL", "redis://:hunter2@cache?socket_timeout=1", "unsupported option"),
     ],
 )
 def test_bad_settings_say_what_to_fix(monkeypatch: pytest.MonkeyPatch, name: str, value: str, message: str) -> None:
-    with pytest.raises(ValidationError, match=message):
+    with pytest.raises(ValidationError, match=message) as raised:
         _settings(monkeypatch, **{name: value})
+    assert "hunter2" not in str(raised.value)  # no input is repeated: a URL would carry its password
 
 
 def test_postgres_url_switches_database(monkeypatch: pytest.MonkeyPatch) -> None:

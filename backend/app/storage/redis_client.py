@@ -4,7 +4,7 @@ The API process uses it instead of redis-py, whose import alone costs 3.6 MB of 
 (docs/performance.md). It implements what the readers need and nothing else.
 
 Invariants:
-- URLs as ``app.storage.redis_url`` reads them; a new connection authenticates and selects its database first.
+- URLs as ``app.redis_url`` reads them; a new connection authenticates and selects its database first.
 - Every wait (connect, send, receive) is bounded by ``timeout_s``. A failed connection is closed, never reused.
   A pooled connection is checked before each use: one with something to read (the server closed it, e.g. a Redis
   restart) is dropped unused, so no command is ever sent twice because of it. ``retries`` (0 in the API) re-runs a
@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from app.storage.redis_url import RedisAddress, parse_redis_url, wrap_tls
+from app.redis_url import RedisAddress, parse_redis_url
 from app.storage.resp import Arg, RedisConnectionError, RedisError, RedisReplyError, Reply, RespConnection
 
 IDLE_S = 60.0
@@ -171,7 +171,7 @@ class RedisClient:
                 return sock
             sock = socket.create_connection((address.host, address.port), timeout=self._timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return wrap_tls(sock, address) if address.tls else sock
+            return _wrap_tls(sock, address) if address.tls else sock
         except OSError as exc:
             raise RedisConnectionError(f"cannot connect to Redis at {address.where()}: {exc}") from exc
 
@@ -179,6 +179,21 @@ class RedisClient:
 def _connect_unix(sock: socket.socket, path: str) -> None:
     try:
         sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def _wrap_tls(sock: socket.socket, address: RedisAddress) -> socket.socket:
+    """The socket inside TLS as the address asks (closes the socket when the handshake fails)."""
+    import ssl  # only rediss:// needs it
+
+    context = ssl.create_default_context(cafile=address.ca_file)
+    if address.cert_reqs != "required":
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_OPTIONAL if address.cert_reqs == "optional" else ssl.CERT_NONE
+    try:
+        return context.wrap_socket(sock, server_hostname=address.host)
     except BaseException:
         sock.close()
         raise

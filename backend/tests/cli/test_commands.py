@@ -151,6 +151,17 @@ def test_an_invalid_setting_is_one_line(environment: pytest.MonkeyPatch, capsys:
     assert "invalid setting DANTARO_API_PORT" in err and err.strip().count("\n") == 0
 
 
+def test_a_bad_redis_url_is_one_line_without_its_password(
+    environment: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    environment.setenv("DANTARO_REDIS_URL", "redis://app:hunter2@cache:6379/0?socket_timeout=2")
+    assert _exit_status(["migrate", "current"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid setting DANTARO_REDIS_URL" in err
+    assert "unsupported option(s) in the Redis URL: socket_timeout" in err
+    assert "hunter2" not in err and err.strip().count("\n") == 0
+
+
 def _exit_status(argv: list[str]) -> int:
     try:
         return main(argv)

@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from app.redis_url import RedisAddress, parse_redis_url
 from app.storage.redis_client import RedisClient, Script, Subscription
 from app.storage.redis_py import RedisPyClient
-from app.storage.redis_url import RedisAddress, parse_redis_url
 from app.storage.resp import RedisConnectionError, RedisReplyError, RespConnection, encode_command
 from tests.support.network import free_port
 

@@ -1,4 +1,5 @@
-"""Redis URLs for the API's client (``app.storage.redis_client``), read as redis-py reads them for the worker.
+"""Redis URLs (``DANTARO_REDIS_URL``) for the API's client (``app.storage.redis_client``), read as redis-py reads them
+for the worker; ``Settings`` checks the URL with ``parse_redis_url`` too, so every command refuses a bad one.
 
 Forms: ``redis://[[user]:password@]host[:port][/db]``, ``rediss://...`` (TLS: the system's CAs and a host name check,
 or ``?ssl_ca_certs=/path/ca.pem``, or ``?ssl_cert_reqs=none`` to skip verification) and
@@ -9,11 +10,8 @@ worker obeys), and no error message repeats the URL's credentials.
 
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
-
-from app.storage.resp import Arg
 
 DEFAULT_PORT = 6379
 CERT_REQS = ("none", "optional", "required")
@@ -34,11 +32,11 @@ class RedisAddress:
     ca_file: str | None = None
     cert_reqs: str = "required"
 
-    def handshake(self) -> list[list[Arg]]:
+    def handshake(self) -> list[list[str | int]]:
         """The commands a new connection sends before any other."""
-        commands: list[list[Arg]] = []
+        commands: list[list[str | int]] = []
         if self.password:
-            user: list[Arg] = [self.username] if self.username else []
+            user: list[str | int] = [self.username] if self.username else []
             commands.append(["AUTH", *user, self.password])
         if self.db:
             commands.append(["SELECT", self.db])
@@ -91,18 +89,3 @@ def _cert_reqs(text: str) -> str:
     if text.lower() not in CERT_REQS:
         raise ValueError(f"ssl_cert_reqs in the Redis URL must be one of {', '.join(CERT_REQS)}")
     return text.lower()
-
-
-def wrap_tls(sock: socket.socket, address: RedisAddress) -> socket.socket:
-    """The socket inside TLS as the address asks (closes the socket when the handshake fails)."""
-    import ssl  # only rediss:// needs it
-
-    context = ssl.create_default_context(cafile=address.ca_file)
-    if address.cert_reqs != "required":
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_OPTIONAL if address.cert_reqs == "optional" else ssl.CERT_NONE
-    try:
-        return context.wrap_socket(sock, server_hostname=address.host)
-    except BaseException:
-        sock.close()
-        raise
