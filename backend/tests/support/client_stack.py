@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2
+import redis
 from dantaro_client import AsyncDantaroClient, DantaroClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -28,12 +29,11 @@ from app.storage.candles import CandleRepository
 from app.storage.db import make_engine, make_session_factory
 from app.storage.publish import publish
 from app.storage.redis_py import RedisPyClient
-from app.storage.resp import RedisError
 from tests.support.api import Database, migrated_database
 from tests.support.candles import closed
 from tests.support.paths import REPO_ROOT
 from tests.support.processes import ApiServer, dantaro_env
-from tests.support.services import unavailable
+from tests.support.services import delete_keys, unavailable
 from tests.support.snapshots import build_snapshot
 from tests.support.storage import engine_database
 from tests.support.track_rows import save_history, scored_history
@@ -154,16 +154,16 @@ def embedded_stack(directory: Path) -> Iterator[ClientStack]:
 @contextmanager
 def postgres_stack(directory: Path, *, database_url: str, redis_url: str) -> Iterator[ClientStack]:
     """The API on a fresh PostgreSQL database and Redis under a throwaway key prefix (deleted afterwards)."""
-    client = RedisPyClient.from_url(redis_url, timeout_s=2.0)
+    client = redis.Redis.from_url(redis_url, socket_timeout=2.0, socket_connect_timeout=2.0)
     try:
-        client.execute("PING")
-    except RedisError as exc:
+        client.ping()
+    except redis.RedisError as exc:
         client.close()
         unavailable(f"Redis at {redis_url} unreachable: {exc}")
     migrate.upgrade(database_url)
     engine = make_engine(database_url)
     prefix = f"dantaro_test_{secrets.token_hex(6)}"
-    cache = RedisCache(client, prefix=prefix, ttl_s=300)
+    cache = RedisCache(RedisPyClient(client), prefix=prefix, ttl_s=300)  # the worker's client publishes
     database = Database(database_url, make_session_factory(engine), engine_database(engine))
     try:
         with _running(
@@ -171,8 +171,6 @@ def postgres_stack(directory: Path, *, database_url: str, redis_url: str) -> Ite
         ) as stack:
             yield stack
     finally:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-        if keys:
-            client.delete(*keys)
+        delete_keys(client, prefix)
         client.close()
         engine.dispose()
