@@ -60,33 +60,36 @@ OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 class HeadWatch:
     """The request heads still arriving on one event loop, checked every ``SWEEP_EVERY_S`` by one timer (a timer
-    per request cost about 5 µs of a 80 µs request); the timer stops while no head is arriving."""
+    per request cost about 5 µs of a 80 µs request); the timer stops while no head is arriving. It holds no reference
+    to its loop (the loop's timer holds it), so ``_WATCHES`` lets a closed loop go."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self._arriving: dict[HeaderDeadlineProtocol, float] = {}  # protocol -> since when (loop seconds)
-        self._timer: asyncio.TimerHandle | None = None
+        self.sweeping = False  # a sweep is scheduled
 
     def start(self, protocol: HeaderDeadlineProtocol) -> None:
-        """A head starts arriving now."""
-        self._arriving[protocol] = self._loop.time()
-        if self._timer is None:
-            self._timer = self._loop.call_later(SWEEP_EVERY_S, self._sweep)
+        """A head starts arriving now on ``protocol``'s connection."""
+        loop = protocol.loop
+        self._arriving[protocol] = loop.time()
+        if not self.sweeping:
+            self.sweeping = True
+            loop.call_later(SWEEP_EVERY_S, self._sweep, loop)
 
     def stop(self, protocol: HeaderDeadlineProtocol) -> None:
         """The head arrived (or the connection is gone)."""
         self._arriving.pop(protocol, None)
 
-    def _sweep(self) -> None:
-        self._timer = None
-        now_s = self._loop.time()
+    def _sweep(self, loop: asyncio.AbstractEventLoop) -> None:
+        now_s = loop.time()
         arriving = self._arriving.items()
         late = [protocol for protocol, since_s in arriving if now_s - since_s >= protocol.header_timeout_s]
         for protocol in late:
             del self._arriving[protocol]
+        self.sweeping = bool(self._arriving)
+        if self.sweeping:  # scheduled before closing the late ones: a failure there cannot stop the sweeps
+            loop.call_later(SWEEP_EVERY_S, self._sweep, loop)
+        for protocol in late:
             protocol.too_slow()
-        if self._arriving:
-            self._timer = self._loop.call_later(SWEEP_EVERY_S, self._sweep)
 
 
 _WATCHES: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, HeadWatch] = weakref.WeakKeyDictionary()
@@ -96,7 +99,7 @@ def head_watch(loop: asyncio.AbstractEventLoop) -> HeadWatch:
     """The loop's ``HeadWatch``."""
     watch = _WATCHES.get(loop)
     if watch is None:
-        watch = _WATCHES[loop] = HeadWatch(loop)
+        watch = _WATCHES[loop] = HeadWatch()
     return watch
 
 
@@ -132,8 +135,10 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         """The head arrived in time and within its size."""
+        # A head that arrived unarmed (pipelined behind a request in progress) was not measured: count it exactly.
+        self._head_received = self._head_bytes if self._head_arriving else self.max_header_bytes
+        self._head_bytes = 0
         self._disarm()
-        self._head_received, self._head_bytes = self._head_bytes, 0
         super().on_headers_complete()
         if self._draining and self.cycle is not None:
             self.cycle.keep_alive = False  # the answer says Connection: close; the client opens a new connection

@@ -4,17 +4,20 @@ the bound that lets a request skip counting its head (``head_bytes`` is at most 
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 
 import httptools
 import pytest
 
-from app.http_limits import SWEEP_EVERY_S, HeadWatch, head_bytes
+from app.http_limits import SWEEP_EVERY_S, HeadWatch, head_bytes, head_watch
 
 
 class Connection:
     """What ``HeadWatch`` needs of a protocol: its deadline and what to do past it."""
 
-    def __init__(self, header_timeout_s: float) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, header_timeout_s: float) -> None:
+        self.loop = loop
         self.header_timeout_s = header_timeout_s
         self.late_after_s: float | None = None
         self.started_s = 0.0
@@ -26,8 +29,8 @@ class Connection:
 def test_a_head_past_its_deadline_is_closed_one_sweep_late_at_most_and_the_timer_stops() -> None:
     async def scenario() -> tuple[Connection, Connection, Connection, bool]:
         loop = asyncio.get_running_loop()
-        watch = HeadWatch(loop)
-        slow, arrived, patient = Connection(0.3), Connection(0.3), Connection(5.0)
+        watch = HeadWatch()
+        slow, arrived, patient = Connection(loop, 0.3), Connection(loop, 0.3), Connection(loop, 5.0)
         for connection in (slow, arrived, patient):
             connection.started_s = loop.time()
             watch.start(connection)  # type: ignore[arg-type]
@@ -35,12 +38,26 @@ def test_a_head_past_its_deadline_is_closed_one_sweep_late_at_most_and_the_timer
         await asyncio.sleep(0.3 + 2 * SWEEP_EVERY_S)
         watch.stop(patient)  # type: ignore[arg-type]
         await asyncio.sleep(2 * SWEEP_EVERY_S)
-        return slow, arrived, patient, watch._timer is None
+        return slow, arrived, patient, not watch.sweeping
 
     slow, arrived, patient, stopped = asyncio.run(scenario())
     assert slow.late_after_s is not None and 0.3 <= slow.late_after_s <= 0.3 + SWEEP_EVERY_S + 0.1
     assert arrived.late_after_s is None and patient.late_after_s is None
     assert stopped  # no head arriving: no timer left running
+
+
+def test_a_loop_with_a_watch_can_still_be_collected() -> None:
+    async def watched() -> weakref.ref[asyncio.AbstractEventLoop]:
+        loop = asyncio.get_running_loop()
+        watch = head_watch(loop)
+        connection = Connection(loop, 5.0)
+        watch.start(connection)  # type: ignore[arg-type]
+        watch.stop(connection)  # type: ignore[arg-type]
+        return weakref.ref(loop)
+
+    loop_ref = asyncio.run(watched())  # closes its loop with the sweep still scheduled
+    gc.collect()
+    assert loop_ref() is None
 
 
 class Head:

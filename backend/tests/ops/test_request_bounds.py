@@ -4,6 +4,7 @@ HTTP, an oversized head, a request beyond the connection cap) is in the JSON err
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -97,6 +98,18 @@ def test_what_the_server_answers_itself_has_the_json_shape(api: ApiServer) -> No
     for response in (not_http, oversized, unfinished):
         assert response.headers["connection"] == "close"
     assert slashed.status == 404 and slashed.error()[0] == "not_found" and "location" not in slashed.headers
+
+
+def test_a_pipelined_head_over_the_limit_gets_its_431_too(api: ApiServer) -> None:
+    small = head("GET", "/health", {})
+    oversized = head("GET", "/health", {"X-Padding": "p" * (MAX_HEADER_BYTES + 1)})
+    received = b""
+    with _connect(api) as sock:
+        sock.sendall(small + oversized)  # the second head arrives while the first request is answered
+        while chunk := sock.recv(65536):
+            received += chunk
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", received) == [b"200", b"431"]  # the 200's body ends without a newline
+    assert b'"headers_too_large"' in received
 
 
 def test_a_head_just_under_the_limit_with_its_body_in_the_same_packet_is_served(api: ApiServer) -> None:
