@@ -10,7 +10,8 @@ Invariants:
   bodies itself).
 - A request head larger than ``max_header_bytes`` (its target plus every header line) is answered 431
   ``headers_too_large`` and the connection closed: at once while it is still arriving (so at most that plus one read,
-  256 KiB, of a head is ever held), or instead of the app when it arrived complete in one read.
+  256 KiB, of a head is ever held), or instead of the app when it arrived complete in one read (counted exactly when
+  the bytes read could exceed the limit, and always for a head pipelined behind a request in progress).
 - What the server answers itself is in the JSON error shape (``app.errors.error_document``) with
   ``Connection: close``: a request that is not valid HTTP (uvicorn's "Invalid HTTP request received.") is a 400
   ``bad_request``, a request beyond the connection cap (uvicorn's ``limit_concurrency``) a 503 ``overloaded`` with
