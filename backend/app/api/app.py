@@ -290,7 +290,7 @@ def _build_runtime(settings: Settings, state: ApiState, owned: AsyncExitStack, m
     limiter = state.limiter or _counter(settings, redis, reader, owned, namespace="ratelimit")
     failed_keys = _counter(settings, redis, reader, owned, namespace=FAILED_KEYS_NAMESPACE)
     hub = RunHub(database=database, exchanges=settings.exchanges, poll_interval_s=settings.stream_poll_interval_s)
-    _wire_notifications(cache, [reader.on_published, hub.notify], owned)
+    _wire_notifications(cache, redis, [reader.on_published, hub.notify], owned)
     keys = state.keys or KeyVerifier(lookup=database_key_lookup(database), dev_key_active=settings.dev_key_active())
     return ApiRuntime(
         settings=settings,
@@ -368,15 +368,20 @@ def _own_redis_cache(settings: Settings, owned: AsyncExitStack) -> RedisCache:
 
 
 def _wire_notifications(
-    cache: SnapshotCache | None, listeners: list[Callable[[str, str], None]], owned: AsyncExitStack
+    cache: SnapshotCache | None,
+    redis: RedisClient | None,
+    listeners: list[Callable[[str, str], None]],
+    owned: AsyncExitStack,
 ) -> None:
+    """Call ``listeners`` for every published run: the in-process cache's callback, or Redis's run channel."""
+
     def announce(exchange: str, run_id: str) -> None:
         for listener in listeners:
             listener(exchange, run_id)
 
     if isinstance(cache, MemoryCache):
         cache.subscribe(announce)
-    elif isinstance(cache, RedisCache) and (redis := _redis_of(cache)) is not None:
+    elif isinstance(cache, RedisCache) and redis is not None:  # redis is the cache's client (_redis_of)
         subscriber = RunNotificationListener(redis, channel=cache.channel, listener=announce)
         subscriber.start()
         owned.callback(subscriber.stop)

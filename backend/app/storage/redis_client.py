@@ -105,13 +105,14 @@ class RedisClient:
             connection.close()
 
     def _round_trip(self, commands: Sequence[Command]) -> list[Reply]:
-        for attempts_left in range(self._retries, -1, -1):
+        retries_left = self._retries
+        while True:
             try:
                 return self._on_a_connection(commands)
             except RedisConnectionError:
-                if attempts_left <= 0:
+                if retries_left <= 0:
                     raise
-        raise AssertionError("unreachable")
+                retries_left -= 1
 
     def _on_a_connection(self, commands: Sequence[Command]) -> list[Reply]:
         connection = self._take()
