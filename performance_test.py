@@ -307,7 +307,8 @@ def hot_share(port: int) -> float:
     """The share of data GETs the hot path answered, from ``/metrics``."""
     text = http_get(Endpoint("metrics", "GET", "/metrics"), port=port, headers={}).decode()
     counts = dict(re.findall(r'^dantaro_api_hot_path_total\{outcome="(\w+)"\} ([\d.e+]+)$', text, re.MULTILINE))
-    answered, passed = float(counts.get("answered", 0)), float(counts.get("passed", 0))
+    answered = float(counts.get("answered", 0)) + float(counts.get("answered_at_once", 0))
+    passed = float(counts.get("passed", 0))
     return answered / (answered + passed) if answered + passed else 0.0
 
 

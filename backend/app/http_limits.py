@@ -12,6 +12,15 @@ Invariants:
   ``headers_too_large`` and the connection closed: at once while it is still arriving (so at most that plus one read,
   256 KiB, of a head is ever held), or instead of the app when it arrived complete in one read (counted exactly when
   the bytes read could exceed the limit, and always for a head pipelined behind a request in progress).
+- A request the app can answer at once (``AnswerNow``: the API's hot path, ``app.api.hot_path``) is written by the
+  protocol as its head completes, without an ASGI task: only a ``GET`` whose connection stays open, with no response
+  of the connection in progress or queued, no paused writing, no shutdown under way, and at most
+  ``AT_ONCE_PER_READ`` per read (a read full of pipelined requests does not hold the event loop). Its
+  ``client``/``scheme`` are first set from trusted proxies' ``X-Forwarded-*`` headers by uvicorn's own
+  ``ProxyHeadersMiddleware`` (run on the scope alone; running it again on a request handed on changes nothing). The
+  answer is written after the server's default headers (``date``, ``server``), as uvicorn writes a response with a
+  ``content-length``; anything the app does not answer at once (``None``, or an exception, logged as
+  ``answer_now_failed``) gets the ASGI task as before.
 - What the server answers itself is in the JSON error shape (``app.errors.error_document``) with
   ``Connection: close``: a request that is not valid HTTP (uvicorn's "Invalid HTTP request received.") is a 400
   ``bad_request``, a request beyond the connection cap (uvicorn's ``limit_concurrency``) a 503 ``overloaded`` with
@@ -38,15 +47,17 @@ import os
 import resource
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, HTTPScope, Scope
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.flow_control import service_unavailable
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
+from app.answer_now import AnswerNow, no_receive, no_send, run_now, without_app
 from app.errors import error_document
 
 log = structlog.get_logger(__name__)
@@ -55,6 +66,7 @@ LOG_EVERY_S = 10.0
 DRAIN_IDLE_S = 1.0  # an idle connection of a stopping server gets this long to start one more request
 WATCH_EVERY_S = 1.0  # how often watch_descriptors counts the held descriptors
 SWEEP_EVERY_S = 0.25  # how often the request heads still arriving are checked against their deadline
+AT_ONCE_PER_READ = 8  # answers written at once per read; pipelined requests beyond take turns with other connections
 OVERLOADED_RETRY_AFTER_S = 1
 OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
@@ -105,10 +117,13 @@ def head_watch(loop: asyncio.AbstractEventLoop) -> HeadWatch:
 
 
 class HeaderDeadlineProtocol(HttpToolsProtocol):
-    """Uvicorn's httptools protocol with a deadline for each request head (``header_timeout_s``)."""
+    """Uvicorn's httptools protocol with a deadline for each request head (``header_timeout_s``), writing the answers
+    the app gives at once (``answer_now``) without an ASGI task."""
 
     header_timeout_s: float = 10.0
     max_header_bytes: int = 16384
+    answer_now: AnswerNow | None = None
+    forwarded: ProxyHeadersMiddleware | None = None  # uvicorn's X-Forwarded-* step, over ``without_app``
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         """Open the connection and start the deadline for its first request head."""
@@ -117,6 +132,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_received = 0  # the bytes read while the last head arrived (with whatever followed it in a read)
         self._draining = False
+        self._at_once_left = AT_ONCE_PER_READ
         self._idle_close: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm()
@@ -129,6 +145,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             self._cancel_idle_close()  # a request is arriving: it is answered (with Connection: close when draining)
         if self._head_arriving:
             self._head_bytes += len(data)
+        self._at_once_left = AT_ONCE_PER_READ
         super().data_received(data)
         if self._head_arriving and self._head_bytes > self.max_header_bytes:
             self._disarm()
@@ -156,7 +173,40 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             app = overloaded
         elif self._head_received * 5 > self.max_header_bytes * 4 and head_bytes(cycle.scope) > self.max_header_bytes:
             app = headers_too_large(self.max_header_bytes)  # (head_bytes counts at most 5/4 of the bytes read)
+        elif self._answered_now(cycle):
+            return
+        self._unset_keepalive_if_required()  # armed when an answer written at once came before this one in a read
         super()._start_asgi_task(cycle, app)
+
+    def _answered_now(self, cycle: RequestResponseCycle) -> bool:
+        """Write the app's answer at once (``answer_now``) when it gives one; False: the ASGI task answers."""
+        scope, answer_now = cycle.scope, self.answer_now
+        if answer_now is None or scope["method"] != "GET" or not cycle.keep_alive or self.pipeline:
+            return False
+        if self._draining or self.flow.write_paused or self.transport.is_closing() or self._at_once_left <= 0:
+            return False
+        try:
+            if self.forwarded is not None:
+                run_now(self.forwarded(scope, no_receive, no_send))
+            reply = answer_now(cast(MutableMapping[str, Any], scope))  # the scope as the app sees it
+        except Exception:  # the ASGI app answers the request instead
+            log.exception("answer_now_failed", path=scope["path"])
+            return False
+        if reply is None:
+            return False
+        head = [STATUS_LINE[reply.status]]
+        head += [name + b": " + value + b"\r\n" for name, value in (*self.server_state.default_headers, *reply.headers)]
+        head.append(b"\r\n")
+        self.transport.write(b"".join(head))
+        self.transport.write(reply.body)
+        cycle.response_started = cycle.response_complete = True
+        self._at_once_left -= 1
+        try:
+            reply.sent()
+        except Exception:
+            log.exception("answer_now_failed", path=scope["path"])
+        self.on_response_complete()
+        return True
 
     def _answer_and_close(self, status: int, *, code: str, message: str) -> None:
         if self.transport.is_closing():
@@ -225,11 +275,23 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
 
 def protocol_with_deadline(
-    header_timeout_s: float, *, max_header_bytes: int = HeaderDeadlineProtocol.max_header_bytes
+    header_timeout_s: float,
+    *,
+    max_header_bytes: int = HeaderDeadlineProtocol.max_header_bytes,
+    answer_now: AnswerNow | None = None,
+    trusted_proxies: list[str] | None = None,
 ) -> type[HeaderDeadlineProtocol]:
-    """A ``HeaderDeadlineProtocol`` subclass with these limits (uvicorn takes a protocol class)."""
-    limits = {"header_timeout_s": header_timeout_s, "max_header_bytes": max_header_bytes}
-    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), limits)
+    """A ``HeaderDeadlineProtocol`` subclass with these limits, the app's ``answer_now`` and the proxies whose
+    ``X-Forwarded-*`` headers are trusted (uvicorn's ``forwarded_allow_ips``; None: proxy headers off). Uvicorn
+    takes a protocol class."""
+    forwarded = None if trusted_proxies is None else ProxyHeadersMiddleware(without_app, trusted_hosts=trusted_proxies)
+    attributes = {
+        "header_timeout_s": header_timeout_s,
+        "max_header_bytes": max_header_bytes,
+        "answer_now": None if answer_now is None else staticmethod(answer_now),
+        "forwarded": forwarded,
+    }
+    return type("HeaderDeadlineProtocol", (HeaderDeadlineProtocol,), attributes)
 
 
 def head_bytes(scope: HTTPScope) -> int:

@@ -28,7 +28,7 @@ from pathlib import Path
 import uvicorn
 from prometheus_client import REGISTRY
 
-from app.api.app import ApiState, begin_shutdown, create_app
+from app.api.app import ApiState, DantaroApi, begin_shutdown, create_app
 from app.config import Settings
 from app.http_limits import install_accept_error_log, protocol_with_deadline, watch_descriptors
 from app.logging import uvicorn_log_config
@@ -95,20 +95,36 @@ def _server(
     on_started: Callable[[], None] = lambda: None,
 ) -> _Server:
     app = create_app(settings, state=state)
-    config = uvicorn.Config(
+    return _Server(
+        server_config(app, settings, host=host, port=port),
+        before_shutdown=lambda: begin_shutdown(app),
+        on_started=on_started,
+    )
+
+
+def server_config(app: DantaroApi, settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+    """Uvicorn's configuration for ``app``: the bounded connections of ``app.http_limits``, the hot path's answers
+    written by the protocol, proxy headers from ``DANTARO_FORWARDED_ALLOW_IPS``, no access log (ours is the app's)."""
+    trusted_proxies = list(settings.forwarded_allow_ips)
+    protocol = protocol_with_deadline(
+        settings.api_header_timeout_s,
+        max_header_bytes=settings.api_max_header_bytes,
+        answer_now=app.answer_at_once(),
+        trusted_proxies=trusted_proxies,
+    )
+    return uvicorn.Config(
         app,
         host=host,
         port=port,
         log_config=uvicorn_log_config(),
         access_log=False,
         proxy_headers=True,
-        forwarded_allow_ips=list(settings.forwarded_allow_ips),
-        http=protocol_with_deadline(settings.api_header_timeout_s, max_header_bytes=settings.api_max_header_bytes),
+        forwarded_allow_ips=trusted_proxies,
+        http=protocol,
         timeout_keep_alive=int(settings.api_keepalive_timeout_s),
         limit_concurrency=settings.api_max_connections,
         backlog=settings.api_max_connections,
     )
-    return _Server(config, before_shutdown=lambda: begin_shutdown(app), on_started=on_started)
 
 
 def run_api(settings: Settings, *, host: str, port: int, wiring: ProcessWiring | None = None) -> None:

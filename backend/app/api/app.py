@@ -46,6 +46,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.answer_now import AnswerNow
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
 from app.api.candle_store import CandleStore
 from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
@@ -138,8 +139,12 @@ class DantaroApi(FastAPI):
         """FastAPI itself: its middleware, routing and routes."""
         await super().__call__(scope, receive, send)
 
+    def answer_at_once(self) -> AnswerNow | None:
+        """What the server's protocol may answer without an ASGI task: the hot path's ``answer_now``, if it is on."""
+        return self.front.answer_now if isinstance(self.front, HotPath) else None
 
-def create_app(settings: Settings | None = None, *, state: ApiState | None = None) -> FastAPI:
+
+def create_app(settings: Settings | None = None, *, state: ApiState | None = None) -> DantaroApi:
     """A FastAPI app serving the published snapshots (``settings`` default to ``get_settings()``, read now)."""
     settings = settings or get_settings()
     check_settings(settings)

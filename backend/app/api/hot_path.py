@@ -13,11 +13,17 @@ exchange, symbol or horizon; a key not verified yet; no in-process copy; a body,
 a spent budget (FastAPI's 429); an exception (logged as ``hot_path_failed``). Passing a request on leaves nothing
 counted here. ``tests/api/test_hot_path_differential.py`` holds both to the same bytes.
 
-A hit, hop by hop: 1. ``HotPath.__call__`` (a GET on a served path, else FastAPI; sends, records) -> 2.
-``HotPath._answer`` (key, answer, budget, 304 or 200) -> 3. ``Answers.current`` (the answer prepared for this path and
-query while its run, staleness, cache state and track-record version hold; on a miss ``Answers.prepare`` -> the
-route's plan -> its ``*_body`` -> ``body_template``) -> 4. ``BodyTemplate.render`` (the body at this request's age).
-At most ``MAX_ANSWERS`` answers are kept (all dropped when full, and with the app's runtime).
+Under ``dantaro api`` the server's protocol asks first (``HotPath.answer_now``, ``app.answer_now``) and writes a
+hit itself as the request head completes, without an ASGI task, when no layer applies (no gzip asked, no CORS
+configured); otherwise, and for everything passed on, the ASGI call runs (a request already passed on and counted
+goes straight to FastAPI). The plans per endpoint are in ``app.api.hot_plans``.
+
+A hit, hop by hop: 1. ``HeaderDeadlineProtocol._answered_now`` (writes it) or ``HotPath.__call__`` (sends it through
+the layers) -> 2. ``HotPath._hit`` (a GET on a served path, its headers; records a pass) -> 3. ``HotPath._answer``
+(key, answer, budget, 304 or 200) -> 4. ``Answers.current`` (the answer prepared for this path and query while its
+run, staleness, cache state and track-record version hold; on a miss ``Answers.prepare`` -> the route's plan -> its
+``*_body`` -> ``body_template``) -> 5. ``BodyTemplate.render`` (the body at this request's age); ``Hit.sent`` counts
+and logs it. At most ``MAX_ANSWERS`` answers are kept (all dropped when full, and with the app's runtime).
 """
 
 from __future__ import annotations
@@ -35,148 +41,29 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from app.answer_now import Reply
 from app.api import deps
 from app.api.auth import ApiPrincipal
 from app.api.deps import ApiRuntime, LoadedSnapshot
 from app.api.errors import ApiError
-from app.api.horizons import pick_horizon
+from app.api.hot_plans import MEMORY, ROUTES, SYMBOL_PART, Asked, Plan
 from app.api.http_cache import cache_control, etag_for, matches
+from app.api.metrics import HOT_PATH_ANSWERED, HOT_PATH_AT_ONCE, HOT_PATH_PASSED
 from app.api.middleware import Answer, respond_from_scope, response_layers, send_answer
 from app.api.observability import KEY_ID_SCOPE, REQUEST_ID_NAME, record_request, request_id_from, route_template
 from app.api.renderers import BodyTemplate, View, body_template, data_age_s, freshness_fields, served_age
 from app.api.responses import dump_json
-from app.api.routes import catalog, levels, market, recommendations, track_record
-from app.domain import Label, Snapshot
+from app.api.routes import catalog
+from app.domain import Snapshot
 
 log = structlog.get_logger(__name__)
 
 MAX_ANSWERS = 1024
-MEMORY = "memory"  # the data source of every answer from the in-process copy
-SYMBOL_PART = "/{symbol:path}"
+PASSED_SCOPE = "dantaro.hot_path_passed"  # the scope of a request the hot path passed on (and counted)
 _JSON = (b"content-type", b"application/json")
 _READ = frozenset({b"authorization", b"if-none-match", b"accept-encoding", REQUEST_ID_NAME})  # repeated: FastAPI's
 _PASS = frozenset({b"origin", b"content-length", b"transfer-encoding"})  # a CORS request, a body: FastAPI's
-_WHOLE = re.compile(r"[1-9][0-9]{0,5}")
-_FRACTION = re.compile(r"[01](?:\.[0-9]{1,12})?")
 _SYMBOL = re.compile(r"[A-Za-z0-9]{1,20}(?:[-_/][A-Za-z0-9]{1,20})?")
-
-
-@dataclass(frozen=True, slots=True)
-class Asked:
-    """What a route's plan reads: the runtime, the request, the run it is answered from, its query and symbol."""
-
-    runtime: ApiRuntime
-    request: Request
-    snapshot: Snapshot
-    query: dict[str, str]
-    symbol: str
-
-    def horizon(self) -> str:
-        """The served horizon asked for (``horizon_parameter``, ``pick_horizon``: ApiError as the routes raise)."""
-        served = self.runtime.horizons.get(self.snapshot)
-        return pick_horizon(served, deps.horizon_parameter(self.request), snapshot=self.snapshot)
-
-    def whole(self, name: str, *, default: int, maximum: int) -> int:
-        """A whole-number parameter in plain form within 1..``maximum``."""
-        text = self.query.get(name)
-        if text is None:
-            return default
-        if _WHOLE.fullmatch(text) is None or int(text) > maximum:
-            raise ValueError(name)
-        return int(text)
-
-
-@dataclass(frozen=True, slots=True)
-class Plan:
-    """How to build one answer's body from the run, and its validators (default: ``etag_for`` the request)."""
-
-    build: Callable[[LoadedSnapshot], View]
-    etag: str | None = None
-    version: str | None = None  # the track-record version the body is for
-
-
-def _recommendations(asked: Asked) -> Plan:
-    top_n = asked.whole("top_n", default=recommendations.TOP_N_DEFAULT, maximum=recommendations.TOP_N_MAX)
-    text = asked.query.get("min_score")
-    if text is not None and (_FRACTION.fullmatch(text) is None or float(text) > 1):
-        raise ValueError("min_score")
-    min_score = None if text is None else float(text)
-    label = Label(asked.query["label"]) if "label" in asked.query else None  # ValueError: not a label
-    horizon, runtime = asked.horizon(), asked.runtime
-    return Plan(
-        lambda loaded: recommendations.recommendations_body(
-            runtime, loaded, horizon, top_n=top_n, min_score=min_score, label=label
-        )
-    )
-
-
-def _support_levels(asked: Asked) -> Plan:
-    snapshot, runtime = asked.snapshot, asked.runtime
-    candidates = levels.parse_symbol(asked.symbol, default_quote=runtime.settings.quote_currency(snapshot.exchange))
-    symbol = levels.pick_symbol(asked.symbol, candidates, snapshot=snapshot)
-    return Plan(lambda loaded: levels.support_levels_body(runtime, loaded, symbol))
-
-
-def _market_status(asked: Asked) -> Plan:
-    return Plan(lambda loaded: market.market_status_body(loaded, asked.runtime))
-
-
-def _symbols(asked: Asked) -> Plan:
-    horizon = asked.horizon()
-    return Plan(lambda loaded: catalog.symbols_body(asked.runtime, loaded, horizon))
-
-
-def _track(asked: Asked, parts: tuple[object, ...], *, symbol: bool = False) -> Plan:
-    """A track-record body already in this process's store (``store.peek``) for the current scores' version."""
-    store, snapshot = asked.runtime.track_record, asked.snapshot
-    version = None if store is None else store.known_version(snapshot.exchange)
-    if store is None or version is None:
-        raise ValueError("track-record version")
-    loaded = LoadedSnapshot(snapshot, MEMORY, {}, {})
-    served = track_record.ServedRun(loaded, asked.horizon(), list(asked.runtime.horizons.get(snapshot).names))
-    key = track_record.track_key(snapshot.exchange, version, served, parts)
-    view = store.peek(key)
-    if view is None or (symbol and view["symbol"] is None):  # not loaded yet, or the route's 404
-        raise ValueError("track-record body")
-    body = track_record.track_body(snapshot.exchange, served, view, MEMORY)
-    return Plan(lambda loaded: body, etag=track_record.track_etag(key), version=version)
-
-
-def _track_summary(asked: Asked) -> Plan:
-    days = asked.whole("days", default=track_record.DAYS_DEFAULT, maximum=track_record.DAYS_MAX)
-    return _track(asked, track_record.summary_parts(asked.snapshot, days=days))
-
-
-def _track_runs(asked: Asked) -> Plan:
-    limit = asked.whole("limit", default=track_record.LIMIT_DEFAULT, maximum=track_record.LIMIT_MAX)
-    before = asked.query.get("before")
-    if before is not None:
-        if len(before) > track_record.CURSOR_MAX_CHARS:
-            raise ValueError("before")
-        track_record.check_cursor(before)
-    return _track(asked, track_record.runs_parts(limit=limit, before=before))
-
-
-def _track_symbol(asked: Asked) -> Plan:
-    days = asked.whole("days", default=track_record.DAYS_DEFAULT, maximum=track_record.DAYS_MAX)
-    quote = asked.runtime.settings.quote_currency(asked.snapshot.exchange)
-    ordered = track_record.symbol_readings(asked.snapshot, levels.parse_symbol(asked.symbol, default_quote=quote))
-    return _track(asked, track_record.symbol_parts(asked.snapshot, ordered, days=days), symbol=True)
-
-
-_LOADER = ("exchange", "use_cache")
-_TRACK = (*_LOADER, "horizon")
-# (the FastAPI route's path under the API prefix, the query parameters it reads, its plan; None: /exchanges)
-ROUTES: tuple[tuple[str, tuple[str, ...], Callable[[Asked], Plan] | None], ...] = (
-    ("/recommendations", (*_LOADER, "horizon", "top_n", "min_score", "label"), _recommendations),
-    ("/support-levels" + SYMBOL_PART, _LOADER, _support_levels),
-    ("/market-status", _LOADER, _market_status),
-    ("/symbols", (*_LOADER, "horizon"), _symbols),
-    ("/exchanges", (), None),
-    ("/track-record", (*_TRACK, "days"), _track_summary),
-    ("/track-record/runs", (*_TRACK, "limit", "before"), _track_runs),
-    ("/track-record/symbols" + SYMBOL_PART, (*_TRACK, "days"), _track_symbol),
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,6 +178,34 @@ def _read_headers(raw: list[tuple[bytes, bytes]]) -> dict[bytes, bytes] | None:
     return found
 
 
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A request the hot path answers: the answer, the headers after it, and what is recorded once it is sent."""
+
+    answer: Answer
+    extra: list[tuple[bytes, bytes]]  # X-Request-ID, last (where the outer middleware puts it)
+    layers: ASGIApp | None  # gzip and CORS (``response_layers``) when one of them applies, else None
+    runtime: ApiRuntime
+    scope: Scope
+    route: str
+    request_id: str
+    started_s: float
+
+    def sent(self, *, at_once: bool = False) -> None:
+        """Count and log the request once its answer is sent (``at_once``: written by the server's protocol)."""
+        metrics, duration_s = self.runtime.metrics, time.perf_counter() - self.started_s
+        metrics.hot_path(HOT_PATH_AT_ONCE if at_once else HOT_PATH_ANSWERED)
+        status, request_id = self.answer.status, self.request_id
+        record_request(
+            metrics, self.scope, route=self.route, request_id=request_id, status=status, duration_s=duration_s
+        )
+
+    def reply(self) -> Reply:
+        """The answer as the server's protocol writes it (``answer_now``): no layer applies."""
+        answer = self.answer
+        return Reply(answer.status, [*answer.headers, *self.extra], answer.body, lambda: self.sent(at_once=True))
+
+
 class HotPath:
     """ASGI middleware answering the data ``GET`` endpoints from memory; everything else goes to ``app``."""
 
@@ -302,35 +217,44 @@ class HotPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a hit from memory; pass anything else to the app."""
+        hit = None if scope.get(PASSED_SCOPE) else self._hit(scope, at_once=False)
+        if hit is None:
+            await self.app(scope, receive, send)
+            return
+        await send_answer(hit.answer, scope, receive, send, extra=hit.extra, layers=hit.layers)
+        hit.sent()
+
+    def answer_now(self, scope: Scope) -> Reply | None:
+        """A hit's answer for the server's protocol to write at once (``app.answer_now``); None: the request goes
+        to the ASGI app (a gzip or CORS answer, which the layers send; or a pass, already counted)."""
+        hit = self._hit(scope, at_once=True)
+        return None if hit is None else hit.reply()
+
+    def _hit(self, scope: Scope, *, at_once: bool) -> Hit | None:
+        """This request's hit; None to pass it on (counted and marked in the scope when it is a data GET)."""
         route, symbol = self._route(scope) if scope["type"] == "http" and scope["method"] == "GET" else (None, "")
         runtime: ApiRuntime | None = getattr(self._api.state, "runtime", None)
         if route is None or runtime is None:
-            await self.app(scope, receive, send)
-            return
+            return None
         started_s = time.perf_counter()
-        headers = _read_headers(scope["headers"])
+        headers, answers = _read_headers(scope["headers"]), self._answers_of(runtime)
+        layered = headers is not None and (answers.cors or b"gzip" in headers.get(b"accept-encoding", b""))
+        if at_once and layered:
+            return None  # the ASGI call answers it through the layers
         try:
             answer = None if headers is None else self._answer(scope, runtime, route, symbol, headers)
         except Exception:  # a bug here must not fail a request FastAPI can answer
             log.exception("hot_path_failed", path=scope["path"])
             answer = None
         if answer is None or headers is None:
-            runtime.metrics.hot_path(answered=False)
-            await self.app(scope, receive, send)
-            return
-        request_id, answers = request_id_from(headers.get(REQUEST_ID_NAME)), self._answers_of(runtime)
-        layered = answers.cors or b"gzip" in headers.get(b"accept-encoding", b"")
-        await send_answer(
-            answer,
-            scope,
-            receive,
-            send,
-            extra=[(REQUEST_ID_NAME, request_id.encode())],
-            layers=answers.layers if layered else None,
+            runtime.metrics.hot_path(HOT_PATH_PASSED)
+            scope[PASSED_SCOPE] = True
+            return None
+        request_id = request_id_from(headers.get(REQUEST_ID_NAME))
+        extra = [(REQUEST_ID_NAME, request_id.encode())]
+        return Hit(
+            answer, extra, answers.layers if layered else None, runtime, scope, route.label, request_id, started_s
         )
-        metrics, status, duration_s = runtime.metrics, answer.status, time.perf_counter() - started_s
-        metrics.hot_path(answered=True)
-        record_request(metrics, scope, route=route.label, request_id=request_id, status=status, duration_s=duration_s)
 
     def _route(self, scope: Scope) -> tuple[HotRoute | None, str]:
         """The hot route of the request's path and its symbol; None under a root path (FastAPI strips it)."""

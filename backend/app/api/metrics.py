@@ -36,8 +36,8 @@ from app.prometheus import (
 UNMATCHED_ROUTE = "unmatched"
 TIERS = ("memory", "redis", "database")
 FALLBACK_REASONS = ("redis_error", "cache_miss")
-HOT_PATH_ANSWERED, HOT_PATH_PASSED = ("answered",), ("passed",)
-HOT_PATH_OUTCOMES = ("answered", "passed")
+HOT_PATH_ANSWERED, HOT_PATH_AT_ONCE, HOT_PATH_PASSED = ("answered",), ("answered_at_once",), ("passed",)
+HOT_PATH_OUTCOMES = ("answered", "answered_at_once", "passed")
 SPOOL_EVERY_S = 1.0
 
 
@@ -80,7 +80,8 @@ class ApiMetrics:
         )
         self._hot_path = LoopCounter(
             "dantaro_api_hot_path",
-            "GET requests to the data endpoints by who answered: the hot path (answered) or FastAPI (passed).",
+            "GET requests to the data endpoints by who answered: the hot path through the ASGI stack (answered) or "
+            "written by the server's protocol (answered_at_once), or FastAPI (passed).",
             ["outcome"],
             registry=self.registry,
         )
@@ -129,9 +130,9 @@ class ApiMetrics:
         """Count one request refused with 429 (the key's budget is used up)."""
         self._rate_limited.inc(())
 
-    def hot_path(self, *, answered: bool) -> None:
-        """Count one data GET the hot path answered, or passed on to FastAPI."""
-        self._hot_path.inc(HOT_PATH_ANSWERED if answered else HOT_PATH_PASSED)
+    def hot_path(self, outcome: tuple[str]) -> None:
+        """Count one data GET the hot path answered (``HOT_PATH_ANSWERED``, ``HOT_PATH_AT_ONCE``) or passed on."""
+        self._hot_path.inc(outcome)
 
     def saw_run(self, exchange: str, *, generated_at: datetime) -> None:
         """Remember the newest ``generated_at`` seen for ``exchange`` (the freshness gauges derive from it)."""

@@ -156,7 +156,7 @@ def test_the_embedded_stack_streams_the_worker_s_runs_and_shuts_down_with_a_stre
         reader = _stream(server).start()
         reader.next_event("ready", timeout_s=10)
         events = _run_events(reader, 2, timeout_s=30)
-        announced = _announced_at(server)
+        announced = _announced_at(server, [event.json()["run_id"] for event in events])
         for event in events:  # the worker's own publishes, announced by the in-process cache
             delay_s = (event.received_at - announced[event.json()["run_id"]]).total_seconds()
             assert delay_s < LATENCY_BOUND_S, f"{event.id} arrived {delay_s:.3f} s after its publish"
@@ -177,10 +177,19 @@ def test_the_embedded_stack_streams_the_worker_s_runs_and_shuts_down_with_a_stre
         server.kill()
 
 
-def _announced_at(server: ApiServer) -> dict[str, datetime]:
-    """When each run's publish put it in the cache, which announces it (the worker's ``snapshot_cached`` event)."""
-    events = log_events(server.log_text())
-    return {e["run_id"]: datetime.fromisoformat(e["timestamp"]) for e in events if e["event"] == "snapshot_cached"}
+def _announced_at(server: ApiServer, run_ids: list[str]) -> dict[str, datetime]:
+    """When each of ``run_ids``' publish put it in the cache, which announces it (the worker's ``snapshot_cached``
+    event, logged just after the announcement: a stream event can arrive before it is written)."""
+    found: dict[str, datetime] = {}
+
+    def logged() -> bool:
+        events = log_events(server.log_text())
+        cached = (event for event in events if event["event"] == "snapshot_cached")
+        found.update({event["run_id"]: datetime.fromisoformat(event["timestamp"]) for event in cached})
+        return set(run_ids) <= found.keys()
+
+    wait_for(logged, timeout_s=10, what="the snapshot_cached events of the streamed runs")
+    return found
 
 
 def _drain(reader: SseReader) -> SseEvent | None:

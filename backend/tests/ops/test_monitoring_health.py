@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from app.api.app import create_app
 from app.config import Settings
 from app.domain import utc_now
 from tests.support.api import make_settings, migrated_database, write_heartbeat
-from tests.support.network import free_port, wait_for_port
+from tests.support.network import free_port, serving_in_thread
 from tests.support.paths import MONITORING_DIR
 from tests.support.snapshots import build_snapshot
 
@@ -32,17 +31,9 @@ INERT_RESOURCES = ["--warn-pct", "100.1", "--crit-pct", "100.2"]  # CPU/memory/d
 @contextmanager
 def live_api(settings: Settings) -> Iterator[str]:
     """The API served by uvicorn in a thread; yields its base URL."""
-    port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None, access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        wait_for_port(port)
+    config = uvicorn.Config(create_app(settings), log_config=None, access_log=False)
+    with serving_in_thread(config) as port:
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
 
 
 def run_probe(base_url: str, *extra: str) -> tuple[int, dict[str, Any]]:

@@ -7,7 +7,7 @@ import json
 import select
 import socket
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 
 @dataclass(frozen=True)
@@ -56,4 +56,24 @@ def read_response(sock: socket.socket, *, timeout_s: float = 10.0) -> RawRespons
         if not chunk:
             break
         body += chunk
+    return RawResponse(status=int(status_line.split(" ")[1]), headers=headers, body=body)
+
+
+def read_responses(sock: socket.socket, count: int, *, timeout_s: float = 10.0) -> list[RawResponse]:
+    """Read ``count`` responses in a row (pipelined answers), each with a ``Content-Length`` body; what the server
+    sent after them is lost."""
+    sock.settimeout(timeout_s)
+    with sock.makefile("rb") as stream:
+        return [_next_response(stream, number, count) for number in range(count)]
+
+
+def _next_response(stream: BinaryIO, number: int, count: int) -> RawResponse:
+    status_line = stream.readline().decode("latin-1")
+    if not status_line:
+        raise ConnectionError(f"closed after {number} of {count} responses")
+    headers = {}
+    for line in iter(stream.readline, b"\r\n"):
+        name, _, value = line.decode("latin-1").partition(":")
+        headers[name.strip().lower()] = value.strip()
+    body = stream.read(int(headers.get("content-length", "0")))
     return RawResponse(status=int(status_line.split(" ")[1]), headers=headers, body=body)
