@@ -1,18 +1,51 @@
 """Answers an app gives at once, written by the server's protocol without an ASGI task (``app.http_limits``).
 
-An ``AnswerNow`` looks at a request's scope as its head completes and returns the whole answer (``Reply``) or None
-(the ASGI app answers the request as usual). The protocol writes the reply, then calls ``Reply.sent``. The helpers
-here run uvicorn's ``X-Forwarded-*`` step (an ASGI middleware) on a scope alone: over ``without_app`` it finishes
-without waiting, and ``run_now`` refuses a step that would wait.
+An ``AnswerNow`` looks at a request's scope and returns the whole answer (``Reply``) or None (the ASGI app answers
+the request as usual, and counts it). The protocol writes the reply, then calls ``Reply.sent``.
+
+The protocol asks only for a read that is exactly one plain ``GET`` head (``plain_get``): the request line
+``GET <target> HTTP/1.1`` with a target of unreserved, sub-delimiter, ``:@/?`` characters (no ``%``, no ``#``), and
+header lines ``name: value`` with a token name and a value of visible ASCII (inner spaces and tabs allowed, nothing
+around it but the spaces after the colon); no ``Content-Length``, ``Transfer-Encoding``, ``Upgrade`` or ``Expect``,
+and ``Connection`` only as ``keep-alive``. What it accepts, httptools parses to the same target and headers
+(``tests/test_answer_now.py`` holds them to it); anything else (None) goes to uvicorn's parser. The helpers run
+uvicorn's ``X-Forwarded-*`` step (an ASGI middleware) on a scope alone: over ``without_app`` it finishes without
+waiting; ``run_now`` refuses a step that would wait.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Coroutine, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
+
+_REQUEST_LINE = re.compile(rb"GET (/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*) HTTP/1\.1")
+_HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)")
+_UNUSUAL = frozenset({b"content-length", b"transfer-encoding", b"upgrade", b"expect"})
+
+
+def plain_get(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
+    """The target and headers (names lower-cased, as uvicorn gives them) of ``data`` when it is exactly one plain
+    ``GET`` head (the module docstring); None for anything else."""
+    if not data.startswith(b"GET /") or data.find(b"\r\n\r\n") != len(data) - 4:
+        return None
+    request_line, *lines = data[:-4].split(b"\r\n")
+    target = _REQUEST_LINE.fullmatch(request_line)
+    if target is None:
+        return None
+    headers = []
+    for line in lines:
+        header = _HEADER_LINE.fullmatch(line)
+        if header is None:
+            return None
+        name, value = header[1].lower(), header[2]
+        if name in _UNUSUAL or (name == b"connection" and value.lower() != b"keep-alive"):
+            return None
+        headers.append((name, value))
+    return target[1], headers
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,6 @@
 """Bounded connections for the API server: a header deadline and size per connection, the server's own error
-answers in the API's JSON error shape, and quiet descriptor exhaustion.
+answers in the API's JSON error shape, and the app's answers given at once (``app.answer_now``). Descriptor
+exhaustion: ``app.descriptors``.
 
 Invariants:
 - A connection must deliver a complete request head (request line and headers) within ``header_timeout_s`` of
@@ -12,15 +13,14 @@ Invariants:
   ``headers_too_large`` and the connection closed: at once while it is still arriving (so at most that plus one read,
   256 KiB, of a head is ever held), or instead of the app when it arrived complete in one read (counted exactly when
   the bytes read could exceed the limit, and always for a head pipelined behind a request in progress).
-- A request the app can answer at once (``AnswerNow``: the API's hot path, ``app.api.hot_path``) is written by the
-  protocol as its head completes, without an ASGI task: only a ``GET`` whose connection stays open, with no response
-  of the connection in progress or queued, no paused writing, no shutdown under way, and at most
-  ``AT_ONCE_PER_READ`` per read (a read full of pipelined requests does not hold the event loop). Its
-  ``client``/``scheme`` are first set from trusted proxies' ``X-Forwarded-*`` headers by uvicorn's own
-  ``ProxyHeadersMiddleware`` (run on the scope alone; running it again on a request handed on changes nothing). The
-  answer is written after the server's default headers (``date``, ``server``), as uvicorn writes a response with a
-  ``content-length``; anything the app does not answer at once (``None``, or an exception, logged as
-  ``answer_now_failed``) gets the ASGI task as before.
+- A read that is exactly one plain ``GET`` head (``app.answer_now.plain_get``) arriving at a request boundary (nothing
+  of the connection in progress, queued or partly read; writing not paused; no shutdown; below uvicorn's connection
+  cap) is first offered to the app's ``answer_now`` (the API's hot path) with the scope uvicorn would make of it;
+  a ``Reply`` is written at once (after the server's ``date``/``server`` headers, as uvicorn writes a response with
+  a ``content-length``) without uvicorn's parser or an ASGI task, and the keep-alive timer and head deadline carry
+  on as after any response. The client/scheme come first from a trusted proxy's ``X-Forwarded-*`` headers by
+  uvicorn's own ``ProxyHeadersMiddleware`` (run on the scope alone). Anything else (None, or an exception, logged
+  as ``answer_now_failed``) goes to the parser and the ASGI app as before.
 - What the server answers itself is in the JSON error shape (``app.errors.error_document``) with
   ``Connection: close``: a request that is not valid HTTP (uvicorn's "Invalid HTTP request received.") is a 400
   ``bad_request``, a request beyond the connection cap (uvicorn's ``limit_concurrency``) a 503 ``overloaded`` with
@@ -30,24 +30,15 @@ Invariants:
   waits like an idle one afterwards); an idle keep-alive connection answers its next request with
   ``Connection: close``, or is closed when no request starts within ``DRAIN_IDLE_S``. Uvicorn's own shutdown closes
   idle connections at once, which resets a request the client has just sent (a failed request on the client's side).
-- When ``accept()`` fails for lack of descriptors (EMFILE/ENFILE), the event loop's error is logged as one
-  ``accept_failed`` event per ``LOG_EVERY_S`` with the number of failures in between, never a traceback per accept;
-  every other loop error goes to the default handler. uvloop (libuv) reports no such error: it sheds the connections
-  it cannot take. ``watch_descriptors`` checks once per ``WATCH_EVERY_S`` whether every allowed descriptor is held
-  and records that as a failure, so the event is logged on either loop.
 Times are monotonic seconds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
-import os
-import resource
-import time
 import weakref
-from collections.abc import Callable, MutableMapping
+from collections.abc import MutableMapping
 from http import HTTPStatus
 from typing import Any, cast
 
@@ -57,18 +48,14 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.flow_control import service_unavailable
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
-from app.answer_now import AnswerNow, no_receive, no_send, run_now, without_app
+from app.answer_now import AnswerNow, no_receive, no_send, plain_get, run_now, without_app
 from app.errors import error_document
 
 log = structlog.get_logger(__name__)
 
-LOG_EVERY_S = 10.0
 DRAIN_IDLE_S = 1.0  # an idle connection of a stopping server gets this long to start one more request
-WATCH_EVERY_S = 1.0  # how often watch_descriptors counts the held descriptors
 SWEEP_EVERY_S = 0.25  # how often the request heads still arriving are checked against their deadline
-AT_ONCE_PER_READ = 8  # answers written at once per read; pipelined requests beyond take turns with other connections
 OVERLOADED_RETRY_AFTER_S = 1
-OUT_OF_DESCRIPTORS = frozenset({errno.EMFILE, errno.ENFILE})
 
 
 class HeadWatch:
@@ -132,7 +119,6 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_received = 0  # the bytes read while the last head arrived (with whatever followed it in a read)
         self._draining = False
-        self._at_once_left = AT_ONCE_PER_READ
         self._idle_close: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm()
@@ -140,16 +126,76 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         """Bytes of a new request start its deadline; a complete head (``on_headers_complete``) stops it. A head
         still incomplete after more than ``max_header_bytes`` is refused (431)."""
+        if self._answered_at_once(data):
+            return
         if self._between_requests():
             self._arm()
             self._cancel_idle_close()  # a request is arriving: it is answered (with Connection: close when draining)
         if self._head_arriving:
             self._head_bytes += len(data)
-        self._at_once_left = AT_ONCE_PER_READ
         super().data_received(data)
         if self._head_arriving and self._head_bytes > self.max_header_bytes:
             self._disarm()
             self._answer_and_close(431, code="headers_too_large", message=_too_large(self.max_header_bytes))
+
+    def _answered_at_once(self, data: bytes) -> bool:
+        """Answer a read that is one plain GET head (``answer_now.plain_get``) with the app's answer given at once,
+        without uvicorn's parser or an ASGI task; False: the read goes to the parser as usual."""
+        if self.answer_now is None or not self._at_a_boundary() or len(data) > self.max_header_bytes:
+            return False
+        head = plain_get(data)
+        if head is None:
+            return False
+        scope = self._plain_get_scope(*head)
+        try:
+            if self.forwarded is not None:
+                run_now(self.forwarded(scope, no_receive, no_send))
+            reply = self.answer_now(cast(MutableMapping[str, Any], scope))  # the scope as the app sees it
+        except Exception:  # the ASGI app answers the request instead
+            log.exception("answer_now_failed", path=scope["path"])
+            return False
+        if reply is None:
+            return False
+        self._unset_keepalive_if_required()
+        self._disarm()
+        lines = [name + b": " + value + b"\r\n" for name, value in (*self.server_state.default_headers, *reply.headers)]
+        self.transport.write(b"".join([STATUS_LINE[reply.status], *lines, b"\r\n"]))
+        self.transport.write(reply.body)
+        try:
+            reply.sent()
+        except Exception:
+            log.exception("answer_now_failed", path=scope["path"])
+        self.on_response_complete()
+        return True
+
+    def _at_a_boundary(self) -> bool:
+        """No request of the connection in progress, queued or partly read, and nothing in the way of answering
+        one now (writing paused, a shutdown, uvicorn's connection cap reached, a root path)."""
+        cycle, limit = self.cycle, self.limit_concurrency
+        if not (cycle is None or (cycle.response_complete and not cycle.more_body)) or self._head_bytes:
+            return False
+        if self.pipeline or self.flow.write_paused or self._draining or self.transport.is_closing() or self.root_path:
+            return False
+        return limit is None or (len(self.connections) < limit and len(self.tasks) < limit)
+
+    def _plain_get_scope(self, target: bytes, headers: list[tuple[bytes, bytes]]) -> HTTPScope:
+        """The scope uvicorn's ``on_message_begin`` and ``on_headers_complete`` make of a plain GET head."""
+        raw_path, _, query = target.partition(b"?")
+        return {
+            "type": "http",
+            "asgi": {"version": self.asgi_version, "spec_version": "2.3"},
+            "http_version": "1.1",
+            "server": self.server,
+            "client": self.client,
+            "scheme": self.scheme,  # type: ignore[typeddict-item]  # (set once the connection is made, as uvicorn does)
+            "root_path": self.root_path,
+            "headers": headers,
+            "state": self.app_state.copy(),
+            "method": "GET",
+            "path": raw_path.decode("ascii"),
+            "raw_path": raw_path,
+            "query_string": query,
+        }
 
     def on_headers_complete(self) -> None:
         """The head arrived in time and within its size."""
@@ -173,40 +219,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             app = overloaded
         elif self._head_received * 5 > self.max_header_bytes * 4 and head_bytes(cycle.scope) > self.max_header_bytes:
             app = headers_too_large(self.max_header_bytes)  # (head_bytes counts at most 5/4 of the bytes read)
-        elif self._answered_now(cycle):
-            return
-        self._unset_keepalive_if_required()  # armed when an answer written at once came before this one in a read
         super()._start_asgi_task(cycle, app)
-
-    def _answered_now(self, cycle: RequestResponseCycle) -> bool:
-        """Write the app's answer at once (``answer_now``) when it gives one; False: the ASGI task answers."""
-        scope, answer_now = cycle.scope, self.answer_now
-        if answer_now is None or scope["method"] != "GET" or not cycle.keep_alive or self.pipeline:
-            return False
-        if self._draining or self.flow.write_paused or self.transport.is_closing() or self._at_once_left <= 0:
-            return False
-        try:
-            if self.forwarded is not None:
-                run_now(self.forwarded(scope, no_receive, no_send))
-            reply = answer_now(cast(MutableMapping[str, Any], scope))  # the scope as the app sees it
-        except Exception:  # the ASGI app answers the request instead
-            log.exception("answer_now_failed", path=scope["path"])
-            return False
-        if reply is None:
-            return False
-        head = [STATUS_LINE[reply.status]]
-        head += [name + b": " + value + b"\r\n" for name, value in (*self.server_state.default_headers, *reply.headers)]
-        head.append(b"\r\n")
-        self.transport.write(b"".join(head))
-        self.transport.write(reply.body)
-        cycle.response_started = cycle.response_complete = True
-        self._at_once_left -= 1
-        try:
-            reply.sent()
-        except Exception:
-            log.exception("answer_now_failed", path=scope["path"])
-        self.on_response_complete()
-        return True
 
     def _answer_and_close(self, status: int, *, code: str, message: str) -> None:
         if self.transport.is_closing():
@@ -340,56 +353,3 @@ overloaded = _json_error(
     message="the server is at its connection limit; retry in a second",
     headers=[(b"retry-after", str(OVERLOADED_RETRY_AFTER_S).encode())],
 )
-
-
-class AcceptErrorLog:
-    """A loop exception handler that turns descriptor exhaustion into one rate-limited event."""
-
-    def __init__(self, *, every_s: float = LOG_EVERY_S, clock: Callable[[], float] = time.monotonic) -> None:
-        self.every_s = every_s
-        self.clock = clock
-        self.failures = 0
-        self.last_logged_s = float("-inf")
-
-    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """Count (and now and then log) out-of-descriptor errors; pass anything else on."""
-        exc = context.get("exception")
-        if not (isinstance(exc, OSError) and exc.errno in OUT_OF_DESCRIPTORS):
-            loop.default_exception_handler(context)
-            return
-        self.record(exc.strerror or os.strerror(exc.errno or errno.EMFILE))
-
-    def record(self, reason: str) -> None:
-        """Count one failure for lack of descriptors; log the count when the last event is ``every_s`` old."""
-        self.failures += 1
-        now_s = self.clock()
-        if now_s - self.last_logged_s >= self.every_s:
-            log.error("accept_failed", reason=reason, failures=self.failures, every_s=self.every_s)
-            self.failures, self.last_logged_s = 0, now_s
-
-
-def descriptors_exhausted(*, fd_dir: str = "/proc/self/fd", soft_limit: int | None = None) -> bool:
-    """Whether this process holds every descriptor its soft ``RLIMIT_NOFILE`` allows (listing them needs one)."""
-    try:
-        held = len(os.listdir(fd_dir))
-    except OSError as exc:
-        return exc.errno in OUT_OF_DESCRIPTORS
-    return held >= (soft_limit if soft_limit is not None else resource.getrlimit(resource.RLIMIT_NOFILE)[0])
-
-
-async def watch_descriptors(
-    handler: AcceptErrorLog, *, every_s: float = WATCH_EVERY_S, exhausted: Callable[[], bool] = descriptors_exhausted
-) -> None:
-    """Record descriptor exhaustion once per ``every_s`` until cancelled: the loops (uvloop's libuv) that shed
-    connections on EMFILE without reporting it still get their ``accept_failed`` event."""
-    while True:
-        await asyncio.sleep(every_s)
-        if exhausted():
-            handler.record(os.strerror(errno.EMFILE))
-
-
-def install_accept_error_log(loop: asyncio.AbstractEventLoop) -> AcceptErrorLog:
-    """Make ``loop`` log descriptor exhaustion as rate-limited ``accept_failed`` events."""
-    handler = AcceptErrorLog()
-    loop.set_exception_handler(handler)
-    return handler

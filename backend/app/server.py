@@ -1,7 +1,7 @@
 """Process wiring for HTTP serving: the API alone, or API and worker in one process (``dantaro run``).
 
 ``dantaro api`` runs on uvloop when it is installed (the standard asyncio loop otherwise): libuv sheds connections
-silently when descriptors run out, so ``app.http_limits.watch_descriptors`` checks for exhaustion once a second and
+silently when descriptors run out, so ``app.descriptors.watch_descriptors`` checks for exhaustion once a second and
 logs the same rate-limited ``accept_failed`` event the asyncio loop's accept error gives. Uvicorn owns
 SIGINT/SIGTERM; when it stops serving, the in-process worker is told to stop and drains, and only then is the
 signal raised again (uvicorn would re-raise it as it returns, ending the process before the worker drained). Uvicorn
@@ -30,7 +30,8 @@ from prometheus_client import REGISTRY
 
 from app.api.app import ApiState, DantaroApi, begin_shutdown, create_app
 from app.config import Settings
-from app.http_limits import install_accept_error_log, protocol_with_deadline, watch_descriptors
+from app.descriptors import install_accept_error_log, watch_descriptors
+from app.http_limits import protocol_with_deadline
 from app.logging import uvicorn_log_config
 from app.storage.cache import MemoryCache
 from app.supervisor.child import die_with_parent, say_ready

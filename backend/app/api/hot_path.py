@@ -13,17 +13,18 @@ exchange, symbol or horizon; a key not verified yet; no in-process copy; a body,
 a spent budget (FastAPI's 429); an exception (logged as ``hot_path_failed``). Passing a request on leaves nothing
 counted here. ``tests/api/test_hot_path_differential.py`` holds both to the same bytes.
 
-Under ``dantaro api`` the server's protocol asks first (``HotPath.answer_now``, ``app.answer_now``) and writes a
-hit itself as the request head completes, without an ASGI task, when no layer applies (no gzip asked, no CORS
-configured); otherwise, and for everything passed on, the ASGI call runs (a request already passed on and counted
-goes straight to FastAPI). The plans per endpoint are in ``app.api.hot_plans``.
+Under ``dantaro api`` the server's protocol asks first (``HotPath.answer_now``, ``app.answer_now``) when a read is
+one plain GET head, and writes a hit itself, without uvicorn's parser or an ASGI task, when no layer applies (no
+gzip asked, no CORS configured); otherwise the ASGI call runs and decides again (only it counts a pass). The plans
+per endpoint are in ``app.api.hot_plans``.
 
-A hit, hop by hop: 1. ``HeaderDeadlineProtocol._answered_now`` (writes it) or ``HotPath.__call__`` (sends it through
-the layers) -> 2. ``HotPath._hit`` (a GET on a served path, its headers; records a pass) -> 3. ``HotPath._answer``
-(key, answer, budget, 304 or 200) -> 4. ``Answers.current`` (the answer prepared for this path and query while its
-run, staleness, cache state and track-record version hold; on a miss ``Answers.prepare`` -> the route's plan -> its
-``*_body`` -> ``body_template``) -> 5. ``BodyTemplate.render`` (the body at this request's age); ``Hit.sent`` counts
-and logs it. At most ``MAX_ANSWERS`` answers are kept (all dropped when full, and with the app's runtime).
+A hit, hop by hop: 1. ``HeaderDeadlineProtocol._answered_at_once`` (writes it) or ``HotPath.__call__`` (sends it
+through the layers) -> 2. ``HotPath._hit`` (a GET on a served path, its headers; the ASGI call records a pass) -> 3.
+``HotPath._answer`` (key, answer, budget, 304 or 200) -> 4. ``Answers.current`` (the answer prepared for this path
+and query while its run, staleness, cache state and track-record version hold; on a miss ``Answers.prepare`` -> the
+route's plan -> its ``*_body`` -> ``body_template``) -> 5. ``BodyTemplate.render`` (the body at this request's age);
+``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS`` answers are kept (all dropped when full, and with the app's
+runtime).
 """
 
 from __future__ import annotations
@@ -59,7 +60,6 @@ from app.domain import Snapshot
 log = structlog.get_logger(__name__)
 
 MAX_ANSWERS = 1024
-PASSED_SCOPE = "dantaro.hot_path_passed"  # the scope of a request the hot path passed on (and counted)
 _JSON = (b"content-type", b"application/json")
 _READ = frozenset({b"authorization", b"if-none-match", b"accept-encoding", REQUEST_ID_NAME})  # repeated: FastAPI's
 _PASS = frozenset({b"origin", b"content-length", b"transfer-encoding"})  # a CORS request, a body: FastAPI's
@@ -217,7 +217,7 @@ class HotPath:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer a hit from memory; pass anything else to the app."""
-        hit = None if scope.get(PASSED_SCOPE) else self._hit(scope, at_once=False)
+        hit = self._hit(scope, at_once=False)
         if hit is None:
             await self.app(scope, receive, send)
             return
@@ -226,12 +226,12 @@ class HotPath:
 
     def answer_now(self, scope: Scope) -> Reply | None:
         """A hit's answer for the server's protocol to write at once (``app.answer_now``); None: the request goes
-        to the ASGI app (a gzip or CORS answer, which the layers send; or a pass, already counted)."""
+        to the ASGI call, which answers it through the layers (gzip, CORS) or passes it on and counts that."""
         hit = self._hit(scope, at_once=True)
         return None if hit is None else hit.reply()
 
     def _hit(self, scope: Scope, *, at_once: bool) -> Hit | None:
-        """This request's hit; None to pass it on (counted and marked in the scope when it is a data GET)."""
+        """This request's hit; None to pass it on (counted, unless ``at_once``: the ASGI call then decides again)."""
         route, symbol = self._route(scope) if scope["type"] == "http" and scope["method"] == "GET" else (None, "")
         runtime: ApiRuntime | None = getattr(self._api.state, "runtime", None)
         if route is None or runtime is None:
@@ -247,8 +247,8 @@ class HotPath:
             log.exception("hot_path_failed", path=scope["path"])
             answer = None
         if answer is None or headers is None:
-            runtime.metrics.hot_path(HOT_PATH_PASSED)
-            scope[PASSED_SCOPE] = True
+            if not at_once:
+                runtime.metrics.hot_path(HOT_PATH_PASSED)
             return None
         request_id = request_id_from(headers.get(REQUEST_ID_NAME))
         extra = [(REQUEST_ID_NAME, request_id.encode())]

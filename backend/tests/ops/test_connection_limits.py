@@ -15,7 +15,7 @@ import httpx2
 import pytest
 from structlog.testing import capture_logs
 
-from app.http_limits import AcceptErrorLog, descriptors_exhausted, watch_descriptors
+from app.descriptors import AcceptErrorLog, descriptors_exhausted, watch_descriptors
 from tests.support.clocks import ManualClock
 from tests.support.nginx import wait_closed
 from tests.support.processes import ApiServer, dantaro_env, log_events
@@ -105,7 +105,7 @@ def test_descriptors_are_exhausted_when_every_allowed_one_is_held(
 
 HOLD_EVERY_DESCRIPTOR = """
 import os, resource
-from app.http_limits import descriptors_exhausted
+from app.descriptors import descriptors_exhausted
 before = descriptors_exhausted()
 resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 held = []
