@@ -7,10 +7,11 @@ The protocol asks only for a read that is exactly one plain ``GET`` head (``plai
 ``GET <target> HTTP/1.1`` with a target of unreserved, sub-delimiter, ``:@/?`` characters (no ``%``, no ``#``), and
 header lines ``name: value`` with a token name and a value of visible ASCII (inner spaces and tabs allowed, nothing
 around it but the spaces after the colon); no ``Content-Length``, ``Transfer-Encoding``, ``Upgrade`` or ``Expect``,
-and ``Connection`` only as ``keep-alive``. What it accepts, httptools parses to the same target and headers
-(``tests/test_answer_now.py`` holds them to it); anything else (None) goes to uvicorn's parser. The helpers run
-uvicorn's ``X-Forwarded-*`` step (an ASGI middleware) on a scope alone: over ``without_app`` it finishes without
-waiting; ``run_now`` refuses a step that would wait.
+and ``Connection`` or ``Proxy-Connection`` (which httptools reads alike) only as ``keep-alive``. What it accepts,
+httptools parses to the same target and headers, keeping the connection open (``tests/test_answer_now.py`` holds
+them to it); anything else (None) goes to uvicorn's parser. The helpers run uvicorn's ``X-Forwarded-*`` step (an
+ASGI middleware) on a scope alone: over ``without_app`` it finishes without waiting; ``run_now`` refuses a step that
+would wait.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from uvicorn._types import ASGIReceiveCallable, ASGISendCallable, Scope
 _REQUEST_LINE = re.compile(rb"GET (/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*) HTTP/1\.1")
 _HEADER_LINE = re.compile(rb"([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[ \t]*([\x21-\x7e](?:[\x20-\x7e\t]*[\x21-\x7e])?)")
 _UNUSUAL = frozenset({b"content-length", b"transfer-encoding", b"upgrade", b"expect"})
+_CONNECTION = frozenset({b"connection", b"proxy-connection"})  # httptools reads both alike
 
 
 def plain_get(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
@@ -42,7 +44,7 @@ def plain_get(data: bytes) -> tuple[bytes, list[tuple[bytes, bytes]]] | None:
         if header is None:
             return None
         name, value = header[1].lower(), header[2]
-        if name in _UNUSUAL or (name == b"connection" and value.lower() != b"keep-alive"):
+        if name in _UNUSUAL or (name in _CONNECTION and value.lower() != b"keep-alive"):
             return None
         headers.append((name, value))
     return target[1], headers

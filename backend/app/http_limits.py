@@ -119,6 +119,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         self._head_received = 0  # the bytes read while the last head arrived (with whatever followed it in a read)
         self._draining = False
+        self._in_message = False  # the parser is inside a request (begun, not complete), whatever the head watch saw
         self._idle_close: asyncio.TimerHandle | None = None
         super().connection_made(transport)
         self._arm()
@@ -172,7 +173,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         """No request of the connection in progress, queued or partly read, and nothing in the way of answering
         one now (writing paused, a shutdown, uvicorn's connection cap reached, a root path)."""
         cycle, limit = self.cycle, self.limit_concurrency
-        if not (cycle is None or (cycle.response_complete and not cycle.more_body)) or self._head_bytes:
+        if self._in_message or not (cycle is None or cycle.response_complete):
             return False
         if self.pipeline or self.flow.write_paused or self._draining or self.transport.is_closing() or self.root_path:
             return False
@@ -196,6 +197,16 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             "raw_path": raw_path,
             "query_string": query,
         }
+
+    def on_message_begin(self) -> None:
+        """The parser starts a request (the head may still arrive over several reads)."""
+        self._in_message = True
+        super().on_message_begin()
+
+    def on_message_complete(self) -> None:
+        """The parser ends a request (set first: uvicorn's own returns early once the response is complete)."""
+        self._in_message = False
+        super().on_message_complete()
 
     def on_headers_complete(self) -> None:
         """The head arrived in time and within its size."""
@@ -263,7 +274,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
 
     def _close_if_idle(self) -> None:
         self._idle_close = None
-        if self._between_requests() and self._head_bytes == 0 and not self.transport.is_closing():
+        if self._between_requests() and not self._in_message and not self.transport.is_closing():
             self.transport.close()
 
     def _between_requests(self) -> bool:

@@ -132,6 +132,18 @@ def test_pipelined_and_split_heads_go_to_the_parser_and_are_answered_in_order() 
     assert seen.at_once == [] and seen.asgi == ["/now?1", "/slow?0.3", "/now?2", "/now?3"]
 
 
+def test_a_head_left_partly_read_behind_a_request_is_never_taken_for_a_new_one() -> None:
+    seen = Seen()
+    with served(seen, trusted=["127.0.0.1"]) as sock:
+        sock.sendall(get("/slow?0.2") + b"GET /asgi HTTP/1.1\r\nX-A: foo")  # the second head stops mid-header
+        time.sleep(0.5)  # the first is answered; the parser holds the rest of the second
+        sock.sendall(get("/now"))  # for the parser: the rest of X-A's value, then the head's end
+        time.sleep(0.3)
+        sock.sendall(b"X-B: 1\r\n\r\n")  # not HTTP after the second request: uvicorn's 400
+        statuses = [response.status for response in read_responses(sock, 3)]
+    assert statuses == [200, 200, 400] and seen.at_once == [] and seen.asgi == ["/slow?0.2", "/asgi?"]
+
+
 def test_after_an_answer_at_once_the_connection_keeps_its_keep_alive_timeout() -> None:
     seen = Seen()
     with served(seen, trusted=["127.0.0.1"], keep_alive_s=1) as sock:
@@ -186,6 +198,9 @@ HEADS = [  # (head, whether plain_get reads it; else it is left to httptools)
     (b"GET /x HTTP/1.1\r\nConnection: keep-alive\r\n\r\n", True),
     (b"GET /x HTTP/1.1\r\nConnection: Keep-Alive\r\n\r\n", True),
     (b"GET /x HTTP/1.1\r\nConnection: close\r\n\r\n", False),
+    (b"GET /x HTTP/1.1\r\nProxy-Connection: close\r\n\r\n", False),
+    (b"GET /x HTTP/1.1\r\nPROXY-CONNECTION: close\r\n\r\n", False),
+    (b"GET /x HTTP/1.1\r\nProxy-Connection: keep-alive\r\n\r\n", True),
     (b"GET /x HTTP/1.1\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n", False),
     (b"GET /x HTTP/1.0\r\n\r\n", False),
     (b"GET /x%20y HTTP/1.1\r\n\r\n", False),
@@ -199,12 +214,19 @@ HEADS = [  # (head, whether plain_get reads it; else it is left to httptools)
 
 
 class Parsed:
-    """What httptools makes of a head (the callbacks uvicorn uses)."""
+    """What httptools makes of a head (the callbacks uvicorn uses; keep-alive and upgrade read when uvicorn reads
+    them, as the head completes: httptools resets them once the message is complete)."""
 
     def __init__(self) -> None:
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.complete = 0
+        self.parser: httptools.HttpRequestParser | None = None
+        self.keep_alive_and_upgrade: tuple[bool, bool] | None = None
+
+    def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        self.keep_alive_and_upgrade = (self.parser.should_keep_alive(), self.parser.should_upgrade())
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -222,7 +244,7 @@ def test_plain_get_reads_what_httptools_reads_or_leaves_it(data: bytes, read: bo
     assert (head is not None) == read
     if head is not None:
         parsed = Parsed()
-        parser = httptools.HttpRequestParser(parsed)
+        parser = parsed.parser = httptools.HttpRequestParser(parsed)
         parser.feed_data(data)
         assert parsed.complete == 1 and parser.get_method() == b"GET" and parser.get_http_version() == "1.1"
-        assert parser.should_keep_alive() and (parsed.url, parsed.headers) == head
+        assert parsed.keep_alive_and_upgrade == (True, False) and (parsed.url, parsed.headers) == head

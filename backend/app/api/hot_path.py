@@ -244,7 +244,8 @@ class HotPath:
         try:
             answer = None if headers is None else self._answer(scope, runtime, route, symbol, headers)
         except Exception:  # a bug here must not fail a request FastAPI can answer
-            log.exception("hot_path_failed", path=scope["path"])
+            if not at_once:  # (the ASGI call, which follows, meets it again and logs it once)
+                log.exception("hot_path_failed", path=scope["path"])
             answer = None
         if answer is None or headers is None:
             if not at_once:
