@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import structlog
 
 from app.storage.redis_client import RedisClient
-from app.storage.resp import Arg, RedisError
+from app.storage.resp import Arg, RedisError, describe
 
 log = structlog.get_logger(__name__)
 
@@ -198,7 +198,7 @@ class RedisRateLimiter:
         try:
             replies = self._client.pipeline(commands)
         except RedisError as exc:
-            self._breaker.trip_cache(f"rate limiter: redis {type(exc).__name__}: {exc}")
+            self._breaker.trip_cache(f"rate limiter: {describe(exc)}")
             log.warning("rate_limit_redis_failed", error=str(exc))
             return
         with self._lock:

@@ -25,7 +25,7 @@ import structlog
 
 from app.api.ratelimit import Breaker
 from app.storage.redis_client import RedisClient, Script
-from app.storage.resp import RedisError
+from app.storage.resp import RedisError, describe
 
 log = structlog.get_logger(__name__)
 
@@ -146,5 +146,5 @@ class RedisStreamSlots:
             self._trip("release", exc)
 
     def _trip(self, operation: str, exc: RedisError) -> None:
-        self._breaker.trip_cache(f"stream slots: redis {type(exc).__name__}: {exc}")
+        self._breaker.trip_cache(f"stream slots: {describe(exc)}")
         log.warning("stream_slots_redis_failed", operation=operation, error=str(exc))

@@ -36,7 +36,7 @@ from app.api.responses import dump_json
 from app.single_flight import SingleFlight, Spawn, in_background
 from app.storage.queries.track_record import TrackRecordReads
 from app.storage.redis_client import RedisClient
-from app.storage.resp import RedisError
+from app.storage.resp import RedisError, describe
 from app.storage.sql import Database
 
 log = structlog.get_logger(__name__)
@@ -80,7 +80,7 @@ class SharedTier:
         try:
             payload = self.client.execute("GET", f"{self.prefix}:{name}")
         except RedisError as exc:
-            self.breaker.trip_cache(f"{what}: redis {type(exc).__name__}: {exc}")
+            self.breaker.trip_cache(f"{what}: {describe(exc)}")
             return None
         return payload if isinstance(payload, bytes) else None
 
@@ -91,7 +91,7 @@ class SharedTier:
         try:
             self.client.execute("SET", f"{self.prefix}:{name}", payload, "EX", self.ttl_s)
         except RedisError as exc:
-            self.breaker.trip_cache(f"{what}: redis {type(exc).__name__}: {exc}")
+            self.breaker.trip_cache(f"{what}: {describe(exc)}")
 
 
 class BoundedMemo(Generic[T]):

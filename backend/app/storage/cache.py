@@ -26,7 +26,7 @@ import structlog
 from app.domain import Snapshot
 from app.storage.codec import decode_snapshot, encode_snapshot
 from app.storage.redis_client import RedisClient, Subscription
-from app.storage.resp import Arg, RedisError
+from app.storage.resp import Arg, RedisError, describe
 
 log = structlog.get_logger(__name__)
 
@@ -199,7 +199,7 @@ class RedisCache:
 
 
 def _cache_error(exc: RedisError) -> CacheError:
-    return CacheError(f"redis {type(exc).__name__}: {exc}")
+    return CacheError(describe(exc))
 
 
 def _text(value: Any) -> str:

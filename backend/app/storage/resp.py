@@ -147,6 +147,11 @@ class RespConnection:
         self._buffer += chunk
 
 
+def describe(exc: RedisError) -> str:
+    """A Redis failure in one line for logs and breaker reasons: ``redis <ErrorType>: <message>``."""
+    return f"redis {type(exc).__name__}: {exc}"
+
+
 def _integer(text: bytes) -> int:
     try:
         return int(text)
