@@ -55,6 +55,7 @@ log = structlog.get_logger(__name__)
 
 DRAIN_IDLE_S = 1.0  # an idle connection of a stopping server gets this long to start one more request
 SWEEP_EVERY_S = 0.25  # how often the request heads still arriving are checked against their deadline
+FORWARDED_HEADERS = frozenset({b"x-forwarded-for", b"x-forwarded-proto"})  # what uvicorn's proxy-headers step reads
 OVERLOADED_RETRY_AFTER_S = 1
 
 
@@ -149,8 +150,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             return False
         scope = self._plain_get_scope(*head)
         try:
-            if self.forwarded is not None:
-                run_now(self.forwarded(scope, no_receive, no_send))
+            if self.forwarded is not None and not FORWARDED_HEADERS.isdisjoint(name for name, _ in scope["headers"]):
+                run_now(self.forwarded(scope, no_receive, no_send))  # (it changes nothing without these headers)
             reply = self.answer_now(cast(MutableMapping[str, Any], scope))  # the scope as the app sees it
         except Exception:  # the ASGI app answers the request instead
             log.exception("answer_now_failed", path=scope["path"])

@@ -91,6 +91,7 @@ def test_an_answer_at_once_has_the_server_headers_and_keeps_the_connection() -> 
     assert (first.status, first.body, second.body) == (200, b"now /now?a", b"now /now?b")
     assert list(first.headers) == ["date", "server", "content-length", "content-type"]
     assert seen.at_once == seen.sent == ["/now?a", "/now?b"] and seen.asgi == []
+    assert [address[0] for address in seen.clients] == ["127.0.0.1", "127.0.0.1"]  # no X-Forwarded-For: the peer
 
 
 @pytest.mark.parametrize(
