@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from app.config import BUNDLED_DATA_DIR, Settings
@@ -23,8 +23,8 @@ from tests.support.storage import StorageBackend
 HOUR_MS = timeframe_ms("1h")
 
 
-def _beat(backend: StorageBackend, worker_id: str, *, age_s: float) -> None:
-    now = utc_now()
+def _beat(backend: StorageBackend, worker_id: str, *, age_s: float, now: datetime | None = None) -> None:
+    now = now or utc_now()
     with backend.session_factory() as session:
         HeartbeatRepository(session).beat(
             worker_id=worker_id,
@@ -42,9 +42,10 @@ def test_health_needs_a_recent_beat_from_this_host(backend: StorageBackend) -> N
     settings = Settings(_env_file=None, database_url=backend.url, heartbeat_interval_s=10)
     healthy, reason = worker_health(settings, hostname="box", now=utc_now())
     assert not healthy and reason == "no worker heartbeat from host box"
-    _beat(backend, "box:10", age_s=45)
-    _beat(backend, "boxer:11", age_s=1)  # another host whose name starts alike does not count
-    healthy, reason = worker_health(settings, hostname="box", now=utc_now())
+    now = utc_now()  # one instant for the beats and the check: a slow machine must not age the beat by a second
+    _beat(backend, "box:10", age_s=45, now=now)
+    _beat(backend, "boxer:11", age_s=1, now=now)  # another host whose name starts alike does not count
+    healthy, reason = worker_health(settings, hostname="box", now=now)
     assert not healthy and reason.startswith("worker box:10 last beat 45 s ago (limit 30 s)")
     _beat(backend, "box:12", age_s=5)
     healthy, reason = worker_health(settings, hostname="box", now=utc_now())
