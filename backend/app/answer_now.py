@@ -60,9 +60,8 @@ class Reply:
     sent: Callable[[], None]  # called once the answer is written (records the request)
 
 
-AnswerNow = Callable[
-    [MutableMapping[str, Any]], Reply | None
-]  # a request's whole answer at once, or None: the ASGI app answers it
+# A request's whole answer at once, from its ASGI scope; None: the ASGI app answers it.
+AnswerNow = Callable[[MutableMapping[str, Any]], Reply | None]
 
 
 async def without_app(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:

@@ -39,7 +39,6 @@ import asyncio
 import json
 import weakref
 from collections.abc import MutableMapping
-from http import HTTPStatus
 from typing import Any, cast
 
 import structlog
@@ -160,8 +159,7 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
             return False
         self._unset_keepalive_if_required()
         self._disarm()
-        lines = [name + b": " + value + b"\r\n" for name, value in (*self.server_state.default_headers, *reply.headers)]
-        self.transport.write(b"".join([STATUS_LINE[reply.status], *lines, b"\r\n"]))
+        self.transport.write(self._response_head(reply.status, reply.headers))
         self.transport.write(reply.body)
         try:
             reply.sent()
@@ -173,8 +171,8 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
     def _at_a_boundary(self) -> bool:
         """No request of the connection in progress, queued or partly read, and nothing in the way of answering
         one now (writing paused, a shutdown, uvicorn's connection cap reached, a root path)."""
-        cycle, limit = self.cycle, self.limit_concurrency
-        if self._in_message or not (cycle is None or cycle.response_complete):
+        limit = self.limit_concurrency
+        if self._in_message or not self._between_requests():
             return False
         if self.pipeline or self.flow.write_paused or self._draining or self.transport.is_closing() or self.root_path:
             return False
@@ -237,11 +235,19 @@ class HeaderDeadlineProtocol(HttpToolsProtocol):
         if self.transport.is_closing():
             return
         body = error_body(code=code, message=message)
-        head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n".encode()]
-        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
-        head += [b"content-type: application/json\r\n", b"content-length: %d\r\n" % len(body)]
-        self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", body]))
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"connection", b"close"),
+        ]
+        self.transport.write(self._response_head(status, headers) + body)
         self.transport.close()
+
+    def _response_head(self, status: int, headers: list[tuple[bytes, bytes]]) -> bytes:
+        """A response's status line and headers as uvicorn writes them: its default headers (``date``, ``server``)
+        first, then ``headers``."""
+        lines = [name + b": " + value + b"\r\n" for name, value in (*self.server_state.default_headers, *headers)]
+        return b"".join([STATUS_LINE[status], *lines, b"\r\n"])
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Forget the deadline with the connection."""
