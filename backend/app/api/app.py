@@ -38,18 +38,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
-from fastapi.dependencies.models import Dependant
-from fastapi.routing import APIRoute
 from prometheus_client import CollectorRegistry
-from pydantic import BaseModel
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.answer_now import AnswerNow
 from app.api.auth import KeyVerifier, UsageRecorder, database_key_lookup
 from app.api.candle_store import CandleStore
-from app.api.deps import LOADER_QUERY_PARAMETERS, ApiRuntime, require_api_key, snapshot_loader
+from app.api.deps import ApiRuntime
 from app.api.edge import RequestEdge
 from app.api.errors import install_error_handlers
 from app.api.footprint import limit_malloc_arenas, limit_threads, trim_heap
@@ -60,6 +57,7 @@ from app.api.middleware import GzipWhenAccepted, add_cors
 from app.api.observability import RequestObservability
 from app.api.ratelimit import Limiter, RateLimiter, RedisRateLimiter
 from app.api.responses import OrjsonResponse
+from app.api.route_table import add_routes_flat, declare_bearer_auth, declare_schemas
 from app.api.routes import (
     bundle,
     candles,
@@ -88,7 +86,6 @@ log = structlog.get_logger(__name__)
 
 API_PREFIX = "/api/v1"
 MALLOC_ARENAS = 2  # glibc heap arenas of the API process (app.api.footprint)
-BEARER_SCHEME = "HTTPBearer"
 
 
 class ConfigurationError(RuntimeError):
@@ -165,8 +162,8 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     add_routes_flat(app, dashboard.router, prefix="")  # static pages: the key is entered in the browser
     for module in (recommendations, levels, market, catalog, bundle, track_record, candles, pairlist, stream):
         add_routes_flat(app, module.router, prefix=API_PREFIX, authenticated=True)
-    _declare_bearer_auth(app)
-    _declare_schemas(app, stream.EVENT_MODELS)
+    declare_bearer_auth(app, prefix=API_PREFIX)
+    declare_schemas(app, stream.EVENT_MODELS)
     app.add_middleware(GzipWhenAccepted)
     app.add_middleware(
         RequestEdge,
@@ -180,81 +177,6 @@ def create_app(settings: Settings | None = None, *, state: ApiState | None = Non
     if settings.api_hot_path:  # before FastAPI's stack: answers data GETs from memory, passes everything else on
         app.front = HotPath(app.front, api=app, prefix=API_PREFIX)
     return app
-
-
-AUTHENTICATING_DEPENDENCIES = (require_api_key, snapshot_loader)
-
-
-def _depends_on(dependant: Dependant, calls: tuple[Callable[..., Any], ...]) -> bool:
-    return any(dep.call in calls or _depends_on(dep, calls) for dep in dependant.dependencies)
-
-
-def add_routes_flat(app: FastAPI, router: APIRouter, *, prefix: str, authenticated: bool = False) -> None:
-    """Register ``router``'s routes directly on ``app`` (FastAPI keeps included routers nested, and walking the
-    nesting on every request costs more than the handlers themselves). With ``authenticated`` every route must
-    depend on ``require_api_key`` or ``snapshot_loader`` (which authenticates first), else this raises."""
-    for route in router.routes:
-        assert isinstance(route, APIRoute)
-        if authenticated and not _depends_on(route.dependant, AUTHENTICATING_DEPENDENCIES):
-            raise TypeError(f"route {route.path} must depend on AuthDep or SnapshotsDep (API key check)")
-        app.add_api_route(
-            prefix + route.path,
-            route.endpoint,
-            methods=sorted(route.methods or ()),
-            response_model=route.response_model,
-            response_class=route.response_class,
-            responses=route.responses,
-            tags=route.tags,
-            summary=route.summary,
-            description=route.description,
-            dependencies=route.dependencies,
-            name=route.name,
-            include_in_schema=route.include_in_schema,
-            openapi_extra=_loader_docs(route),
-        )
-
-
-def _loader_docs(route: APIRoute) -> dict[str, Any] | None:
-    if not _depends_on(route.dependant, (snapshot_loader,)):
-        return route.openapi_extra
-    extra = route.openapi_extra or {}
-    own = [dict(p) for p in extra.get("parameters", ())]  # parameters the handler reads itself (``horizon``)
-    return {**extra, "parameters": own + [dict(p) for p in LOADER_QUERY_PARAMETERS]}
-
-
-def _declare_bearer_auth(app: FastAPI) -> None:
-    """Document the bearer scheme on every /api/v1 operation (auth itself is a flat router dependency)."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema:
-            return app.openapi_schema
-        schema = build()
-        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        schemes[BEARER_SCHEME] = {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <api key>"}
-        for path, operations in schema.get("paths", {}).items():
-            if path.startswith(API_PREFIX):
-                for operation in operations.values():
-                    operation["security"] = [{BEARER_SCHEME: []}]
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
-
-
-def _declare_schemas(app: FastAPI, models: tuple[type[BaseModel], ...]) -> None:
-    """List ``models`` in the OpenAPI components though no operation returns them as JSON (the stream's events)."""
-    build = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = build()
-        schemas = schema.setdefault("components", {}).setdefault("schemas", {})
-        for model in models:
-            found = model.model_json_schema(ref_template="#/components/schemas/{model}")
-            schemas.update(found.pop("$defs", {}))
-            schemas.setdefault(model.__name__, found)
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _lifespan(

@@ -328,7 +328,7 @@ EXCHANGE_MAX_CHARS = 40
 _TRUE = frozenset({"1", "t", "true", "y", "yes", "on"})
 _FALSE = frozenset({"0", "f", "false", "n", "no", "off"})
 # ``snapshot_loader`` reads these itself (FastAPI's per-parameter resolution costs more than the handler);
-# ``app.add_routes_flat`` documents them in the OpenAPI spec of every route that takes ``SnapshotsDep``.
+# ``route_table.add_routes_flat`` documents them in the OpenAPI spec of every route that takes ``SnapshotsDep``.
 LOADER_QUERY_PARAMETERS: list[dict[str, object]] = [
     {
         "name": "exchange",

@@ -16,91 +16,37 @@ on every endpoint, so it cannot pass with the hot path silently passing everythi
 from __future__ import annotations
 
 import itertools
-import re
-from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx2
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session, sessionmaker
 from structlog.testing import capture_logs
 
 from app.api.app import ApiState, DantaroApi, create_app
 from app.api.auth import KeyVerifier, database_key_lookup
-from app.api.metrics import HOT_PATH_OUTCOMES
 from app.api.ratelimit import RateLimiter
 from app.config import DEVELOPMENT_KEY, Settings
-from app.domain import Snapshot, utc_now
+from app.domain import utc_now
 from app.server import server_config
-from app.storage.api_keys import ApiKeyRepository
 from app.storage.cache import MemoryCache, RedisCache, SnapshotCache
 from app.storage.db import make_engine, make_session_factory
-from app.storage.publish import publish
-from app.storage.sql import Database
 from tests.support.api import make_settings
 from tests.support.clocks import ManualClock
+from tests.support.differential import API, Pair, Stack, WallClock, answered
 from tests.support.network import serving_in_thread
 from tests.support.snapshots import build_snapshot
 from tests.support.storage import empty_tables, engine_database
 from tests.support.track_rows import save_history, scored_history
 from tests.support.waiting import wait_for
 
-API = "/api/v1"
 DEV = f"Bearer {DEVELOPMENT_KEY}"
-IGNORED = frozenset({b"date", b"server"})
 ENCODINGS = (None, "gzip", "gzip;q=0", "identity", "br, gzip;q=0.5")
-SANE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,63}")
-RANDOM_ID = re.compile(rb"[0-9a-f]{32}")
-Answer = tuple[int, list[tuple[bytes, bytes]], bytes]  # status, headers in order, raw body
-HOT_PATH = "dantaro_api_hot_path_total"
 EXCHANGES = ["binance", "bybit"]  # bybit publishes its first run in the middle of the test
-
-
-class WallClock:
-    """The frozen wall clock both apps read (moved by the test)."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@dataclass
-class Stack:
-    """A database (and the cache the worker publishes to) the two apps serve from."""
-
-    name: str
-    url: str
-    session_factory: sessionmaker[Session]
-    database: Database  # the API's view of the same database
-    publish_caches: list[SnapshotCache]
-    state_cache: SnapshotCache | None  # shared in-process cache (SQLite), or None: each app opens Redis itself
-    overrides: dict[bool, dict[str, Any]]  # settings of the hot (True) and the plain app
-
-    def publish(self, snapshot: Snapshot) -> None:
-        """Publish ``snapshot`` as the worker does (to both apps' Redis prefixes: the track record's shared tier is
-        written by the API, so two apps on one prefix would see each other's bodies)."""
-        first, *others = self.publish_caches
-        publish(snapshot, session_factory=self.session_factory, cache=first)
-        for cache in others:
-            cache.put(snapshot)
-
-    def create_key(self, *, rate_limit_per_min: int) -> tuple[str, str]:
-        """A new API key (key_id, secret)."""
-        with self.session_factory.begin() as session:
-            return ApiKeyRepository(session).create(name="differential", rate_limit_per_min=rate_limit_per_min)
-
-    def revoke(self, key_id: str) -> None:
-        """Revoke ``key_id``."""
-        with self.session_factory.begin() as session:
-            assert ApiKeyRepository(session).revoke(key_id)
 
 
 @pytest.fixture(
@@ -130,69 +76,6 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path)
         )
     finally:
         engine.dispose()
-
-
-@dataclass
-class Pair:
-    """The two apps, clients to them, the clocks they share, and what the hot app did with each request."""
-
-    way: str  # "asgi" (in-process) or "server" (real server configuration on loopback)
-    hot: httpx2.Client
-    plain: httpx2.Client
-    hot_app: DantaroApi
-    plain_app: DantaroApi
-    wall: WallClock
-    keys_clock: ManualClock
-    seen: Counter[tuple[str, str]] = field(default_factory=Counter)  # (route, answered|passed)
-    request_number: itertools.count[int] = field(default_factory=itertools.count)
-
-    def same(
-        self, path: str, headers: dict[str, str] | None = None, *, method: str = "GET", body: bytes | None = None
-    ) -> tuple[int, dict[str, str], bytes]:
-        """Send one request to both apps; assert identical answers; return the hot app's (status, headers, raw
-        body)."""
-        sent = {"X-Request-ID": f"diff-{next(self.request_number)}", **(headers or {})}
-        if self.way == "server":  # on the wire, whitespace around a header value is not part of it (RFC 9110 5.5)
-            sent = {name: value.strip() for name, value in sent.items()}
-        before = _outcomes(self.hot_app)
-        hot, plain = (_raw(client, method, path, sent, body) for client in (self.hot, self.plain))
-        if not SANE_ID.fullmatch(sent["X-Request-ID"]):  # each app makes up its own: compare their form
-            hot, plain = _made_up_id(hot), _made_up_id(plain)
-        moved = [outcome for outcome, count in _outcomes(self.hot_app).items() if count > before[outcome]]
-        self.seen[(_route(path), moved[0] if moved else "not counted")] += 1
-        assert hot == plain, f"{path} {sent}: hot path {hot[:2]} differs from FastAPI {plain[:2]}"
-        status, raw_headers, body = hot
-        return status, {name.decode(): value.decode() for name, value in raw_headers}, body
-
-
-def _made_up_id(answer: Answer) -> Answer:
-    status, headers, body = answer
-    assert [RANDOM_ID.fullmatch(value) is not None for name, value in headers if name == b"x-request-id"] == [True]
-    return status, [(name, b"(random)" if name == b"x-request-id" else value) for name, value in headers], body
-
-
-def _route(path: str) -> str:
-    parts = path.split("?", maxsplit=1)[0].removeprefix(API).split("/")
-    return "/".join(parts[:3]) if parts[1] == "track-record" else "/".join(parts[:2])
-
-
-def _outcomes(app: DantaroApi) -> dict[str, float]:
-    """The hot path's counts by outcome (answered, answered_at_once, passed)."""
-    registry = app.state.runtime.metrics.registry
-    counts = {outcome: registry.get_sample_value(HOT_PATH, {"outcome": outcome}) for outcome in HOT_PATH_OUTCOMES}
-    return {outcome: count or 0.0 for outcome, count in counts.items()}
-
-
-def _answered(app: DantaroApi) -> float:
-    counts = _outcomes(app)
-    return counts["answered"] + counts["answered_at_once"]
-
-
-def _raw(client: httpx2.Client, method: str, path: str, headers: dict[str, str], body: bytes | None) -> Answer:
-    with client.stream(method, path, headers=headers, content=body) as response:
-        body = b"".join(response.iter_raw())
-        kept = [(name, value) for name, value in response.headers.raw if name.lower() not in IGNORED]
-        return response.status_code, kept, body
 
 
 def _settings(stack: Stack, *, hot: bool, cors: bool) -> Settings:
@@ -344,8 +227,8 @@ def _hits_on_every_endpoint(pair: Pair) -> None:
     if pair.way == "server":
         at_once = sorted(route for route in routes if pair.seen[(route, "answered_at_once")] == 0)
         assert not at_once, f"the server's protocol answered nothing at once on {at_once}: {pair.seen}"
-    answered = sum(count for (_, outcome), count in pair.seen.items() if outcome in hits)
-    assert answered > 0.4 * sum(pair.seen.values()), pair.seen  # about half the matrix is plain valid requests
+    hit_count = sum(count for (_, outcome), count in pair.seen.items() if outcome in hits)
+    assert hit_count > 0.4 * sum(pair.seen.values()), pair.seen  # about half the matrix is plain valid requests
 
 
 COUNTED = ("dantaro_api_requests_total", "dantaro_api_snapshot_reads_total", "dantaro_api_cache_fallbacks_total",
@@ -420,4 +303,4 @@ def test_the_request_log_is_the_same(pair: Pair) -> None:
         events.append([{**event, "latency_ms": None} for event in captured if event["event"] == "request"])
     assert events[0] == events[1] and len(events[0]) == 1
     assert events[0][0]["key_id"] == "development" and events[0][0]["route"] == f"{API}/symbols"
-    assert _answered(pair.hot_app) == 1
+    assert answered(pair.hot_app) == 1

@@ -198,7 +198,7 @@ def test_every_api_route_refuses_requests_without_a_key(client: TestClient) -> N
 def test_a_route_without_auth_cannot_be_mounted() -> None:
     from fastapi import APIRouter, FastAPI
 
-    from app.api.app import add_routes_flat
+    from app.api.route_table import add_routes_flat
 
     router = APIRouter()
 
