@@ -19,6 +19,10 @@ RSS <= 74 MB, ready <= 1.0 s. Exit status 0 either way: the figures are for ``do
 start from bytecode, as deployed (``deploy.sh`` compiles it): the application's is brought up to date first, and a
 virtualenv whose packages have none (installed with ``--no-compile``) is named in a warning.
 
+``--log-level INFO`` runs our API at the production level (``deployment/.env.production``): a JSON request line per
+request, appended to a file in the run's directory as journald would take it (the default, WARNING, writes none; the
+references never log a request).
+
 ``--scaling 1,2,4`` is the machine-level run instead (``benchmarks/scaling.py``): for each count N, ``dantaro api
 --workers N`` against N processes of the bare FastAPI reference serving the same bytes; scaling from 1 to N
 processes (goal on a 2-core machine: >= 1.7x with 2, ratio to bare unchanged) and resident memory per process and
@@ -33,34 +37,34 @@ import importlib.util
 import json
 import os
 import re
-import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import redis
-from sqlalchemy.engine import make_url
 
-from app.storage import migrate
-from app.storage.api_keys import ApiKeyRepository
-from app.storage.db import make_engine, make_session_factory
 from app.supervisor.state import read_state
+from benchmarks.environment import (
+    DEFAULT_REDIS_URL,
+    Environment,
+    api_log_path,
+    log_summary,
+    postgres_database,
+    prepare,
+    redis_prefix,
+    service_env,
+)
 from benchmarks.load_generators import Endpoint, LoadResult, python_load, wrk_load
 from benchmarks.scaling import load_average, machine_run, report_machine, with_server_cpu
 from benchmarks.servers import free_port, http_get, spawn
 
 ROOT = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
-DEFAULT_POSTGRES_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/15"
 GOALS = {"ratio_fastapi": 1.0, "ratio_asgi_stretch": 0.5, "p99_ms": 5.0, "rss_mb": 74.0, "ready_s": 1.0}
 REFERENCES = ("fastapi", "asgi")  # backend/benchmarks/reference_servers.py
 
@@ -95,87 +99,6 @@ ENDPOINTS = (
         b'"symbols": ["BTC", "ETH"], "include_market_status": true}',
     ),
 )
-
-
-@dataclass(frozen=True)
-class Environment:
-    """What the run created: database URL, Redis URL and prefix, and the API key."""
-
-    database_url: str
-    redis_url: str
-    redis_prefix: str
-    data_dir: Path
-
-
-@contextmanager
-def postgres_database() -> Iterator[str]:
-    """A new PostgreSQL database (URL), dropped afterwards."""
-    import psycopg2
-
-    admin = make_url(os.environ.get("DANTARO_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL))
-    dsn = admin.set(drivername="postgresql").render_as_string(hide_password=False)
-    name = f"dantaro_perf_{secrets.token_hex(4)}"
-
-    def execute(sql: str) -> None:
-        connection = psycopg2.connect(dsn, connect_timeout=3)
-        connection.autocommit = True
-        try:
-            with connection.cursor() as cursor:
-                cursor.execute(sql)
-        finally:
-            connection.close()
-
-    execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield admin.set(database=name).render_as_string(hide_password=False)
-    finally:
-        execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-@contextmanager
-def redis_prefix(url: str) -> Iterator[str]:
-    """A throwaway Redis key prefix; its keys are deleted afterwards."""
-    prefix = f"dantaro_perf_{secrets.token_hex(4)}"
-    client = redis.Redis.from_url(url)
-    try:
-        client.ping()
-        yield prefix
-    finally:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=500))
-        if keys:
-            client.delete(*keys)
-        client.close()
-
-
-def service_env(env: Environment) -> dict[str, str]:
-    """Environment of the worker and API subprocesses."""
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith("DANTARO_")},
-        "DANTARO_ENV": "production",
-        "DANTARO_DEV_KEY_ENABLED": "false",
-        "DANTARO_DATABASE_URL": env.database_url,
-        "DANTARO_REDIS_URL": env.redis_url,
-        "DANTARO_REDIS_PREFIX": env.redis_prefix,
-        "DANTARO_DATA_DIR": str(env.data_dir),
-        "DANTARO_ANALYSIS_INTERVAL_S": "600",  # the run stays fresh (and its Redis pointer alive) for the test
-        "DANTARO_LOG_LEVEL": "WARNING",
-        "DANTARO_LOG_FORMAT": "json",
-    }
-
-
-def prepare(env: Environment) -> str:
-    """Migrate, publish one real run with the worker, create a key; returns the key's secret."""
-    migrate.upgrade(env.database_url)
-    started = time.monotonic()
-    subprocess.run([str(BIN / "dantaro"), "worker", "--once"], env=service_env(env), check=True, timeout=600)
-    print(f"published one run with `dantaro worker --once` in {time.monotonic() - started:.1f} s", flush=True)
-    engine = make_engine(env.database_url)
-    try:
-        with make_session_factory(engine).begin() as session:
-            _, secret = ApiKeyRepository(session).create(name="performance-test", rate_limit_per_min=1_000_000_000)
-    finally:
-        engine.dispose()
-    return secret
 
 
 def ensure_bytecode() -> None:
@@ -293,12 +216,12 @@ def report(results: dict[str, list[LoadResult]], *, figures: dict[str, float], t
     print(f"- non-2xx or failed requests during the load: {sum(result.errors for result in ours):.0f}")
 
 
-def ready_s(command: list[str], *, env: dict[str, str], runs: int) -> float:
+def ready_s(command: list[str], *, env: dict[str, str], runs: int, log_path: Path | None) -> float:
     """The median spawn-to-ready time of ``command`` over ``runs`` starts."""
     times = []
     for _ in range(runs):
         port = free_port()
-        with spawn([*command, "--port", str(port)], env=env, port=port) as served:
+        with spawn([*command, "--port", str(port)], env=env, port=port, log_path=log_path) as served:
             times.append(served.ready_s)
     return sorted(times)[len(times) // 2]
 
@@ -358,12 +281,16 @@ def run(args: argparse.Namespace) -> None:
     with ExitStack() as stack:
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="dantaro-perf-")))
         database_url = stack.enter_context(postgres_database())
-        env = Environment(database_url, redis_url, stack.enter_context(redis_prefix(redis_url)), data_dir)
+        prefix = stack.enter_context(redis_prefix(redis_url))
+        env = Environment(database_url, redis_url, prefix, data_dir, log_level=args.log_level)
+        api_log = api_log_path(env)
         secret = prepare(env)
         api_command = [str(BIN / "dantaro"), "api", "--workers", "1"]
         ports = {server: free_port() for server in SERVERS}
         api = stack.enter_context(
-            spawn([*api_command, "--port", str(ports["ours"])], env=service_env(env), port=ports["ours"])
+            spawn(
+                [*api_command, "--port", str(ports["ours"])], env=service_env(env), port=ports["ours"], log_path=api_log
+            )
         )
         bodies = {
             ep.name: http_get(ep, port=ports["ours"], headers={"Authorization": f"Bearer {secret}"}) for ep in ENDPOINTS
@@ -372,7 +299,7 @@ def run(args: argparse.Namespace) -> None:
             api.process.terminate()
             scaling(env, secret=secret, bodies=bodies, args=args)
             return
-        figures = {"ready_s": ready_s(api_command, env=service_env(env), runs=args.ready_runs)}
+        figures = {"ready_s": ready_s(api_command, env=service_env(env), runs=args.ready_runs, log_path=api_log)}
         references = {}
         for kind in REFERENCES:
             command = reference_command(kind, bodies, port=ports[kind], workdir=data_dir)
@@ -384,6 +311,8 @@ def run(args: argparse.Namespace) -> None:
         figures["fastapi_ready_s"] = references["fastapi"].ready_s
         figures["hot_share"] = hot_share(ports["ours"])
         tool = "wrk" if shutil.which("wrk") else "python asyncio"
+        if api_log is not None:
+            print(f"\nthe API logged at {env.log_level} to a file: {log_summary(api_log)}")
         report(
             results,
             figures=figures,
@@ -397,6 +326,12 @@ def main() -> int:
     parser.add_argument("--duration-s", type=float, default=2.0, help="seconds of each load (endpoint, server, round)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved loads per endpoint and server (median)")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
+    parser.add_argument(
+        "--log-level",
+        default="WARNING",
+        choices=("WARNING", "INFO"),
+        help="the API's log level (INFO: a JSON request line per request, written to a file as journald would take it)",
+    )
     parser.add_argument("--ready-runs", type=int, default=3, help="starts of the API timed for spawn-to-ready")
     parser.add_argument(
         "--scaling", metavar="COUNTS", help="the machine-level run for these process counts, e.g. 1,2,4"

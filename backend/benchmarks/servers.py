@@ -5,6 +5,7 @@ Times are monotonic seconds; ``spawn`` terminates what it started, and kills it 
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import socket
 import subprocess
@@ -60,20 +61,22 @@ def _healthy(port: int) -> bool:
 
 
 @contextmanager
-def spawn(command: list[str], *, env: dict[str, str], port: int) -> Iterator[Served]:
-    """Start ``command``, wait until ``/health`` on ``port`` is 200 (timing it), terminate it afterwards."""
+def spawn(command: list[str], *, env: dict[str, str], port: int, log_path: Path | None = None) -> Iterator[Served]:
+    """Start ``command`` (its standard error appended to ``log_path`` if given), wait until ``/health`` on ``port``
+    is 200 (timing it), terminate it afterwards."""
     started = time.monotonic()
-    process = subprocess.Popen(command, env=env, cwd=ROOT)
-    try:
-        while not _healthy(port):
-            if process.poll() is not None or time.monotonic() - started > READY_TIMEOUT_S:
-                raise RuntimeError(f"{command[0]} did not become ready (exit status {process.poll()})")
-            time.sleep(0.005)
-        yield Served(process, ready_s=time.monotonic() - started)
-    finally:
-        process.terminate()
+    with open(log_path, "ab") if log_path else contextlib.nullcontext() as stderr:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=stderr)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            while not _healthy(port):
+                if process.poll() is not None or time.monotonic() - started > READY_TIMEOUT_S:
+                    raise RuntimeError(f"{command[0]} did not become ready (exit status {process.poll()})")
+                time.sleep(0.005)
+            yield Served(process, ready_s=time.monotonic() - started)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
