@@ -1,15 +1,20 @@
 """structlog for every process: JSON lines when stderr is not a terminal, readable console lines when it is.
 
 structlog's own events take the fast path: the level is checked before any processing, and JSON is rendered with
-orjson straight to stderr (a request log line costs tens of microseconds, not hundreds). The standard library's
-loggers (uvicorn, APScheduler, ccxt, SQLAlchemy, Alembic) go through ``ProcessorFormatter`` with the same
-processors and renderer, so one process writes one format. Call ``configure_logging`` once at process start.
+orjson straight to stderr. The JSON chain is one processor (``_json_line``: context variables, level, timestamp,
+logger name, exception text, then orjson), and an ``info`` event goes straight through it while it is the whole
+chain (the API's request line, one per request; ``capture_logs`` or any other chain takes structlog's own way). The
+timestamp is structlog's ``TimeStamper(fmt="iso", utc=True)`` text, its date and time of day formatted once a
+second (``iso_utc``). The standard library's loggers (uvicorn, APScheduler, ccxt, SQLAlchemy, Alembic) go through
+``ProcessorFormatter`` with the same first steps and renderer, so one process writes one format. Call
+``configure_logging`` once at process start.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any, TextIO
 
 import orjson
@@ -49,6 +54,57 @@ def _orjson_text(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
+_LAST_SECOND: list[tuple[int, str]] = [(-1, "")]  # the last whole second stamped, as "YYYY-MM-DDTHH:MM:SS" (UTC)
+
+
+def iso_utc(now_ns: int) -> str:
+    """``now_ns`` (nanoseconds since the epoch) as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes a time:
+    ISO 8601 in UTC, microseconds unless they are 0, then ``Z``."""
+    second, micro = divmod(now_ns // 1000, 1_000_000)
+    last_second, text = _LAST_SECOND[0]  # one tuple: threads never mix one second's text with another's
+    if last_second != second:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _LAST_SECOND[0] = (second, text)
+    return f"{text}.{micro:06d}Z" if micro else f"{text}Z"
+
+
+def add_timestamp(_logger: Any, _method: str, event_dict: Any) -> Any:
+    """structlog processor: the ``timestamp`` of now (``iso_utc``)."""
+    event_dict["timestamp"] = iso_utc(time.time_ns())
+    return event_dict
+
+
+_SHARED = (structlog.contextvars.merge_contextvars, structlog.processors.add_log_level, add_timestamp)  # + stdlib's
+_STEPS = (*_SHARED, _add_logger_name, structlog.processors.format_exc_info)  # structlog's events, then the renderer
+
+
+def _json_line(logger: Any, method_name: str, event_dict: Any) -> bytes:
+    """The JSON chain as one processor: ``_STEPS``, then orjson."""
+    for step in _STEPS:
+        event_dict = step(logger, method_name, event_dict)
+    return _orjson_bytes(event_dict)
+
+
+def _bound_logger_class(level_no: int, *, json_lines: bool) -> Any:
+    """structlog's filtering logger at ``level_no``; for JSON lines, one whose ``info`` calls ``_json_line`` itself
+    while it is the whole chain (the same line as structlog's ``_proxy_to_logger`` writes, in fewer calls)."""
+    filtering: Any = structlog.make_filtering_bound_logger(level_no)
+    if not json_lines or level_no > logging.INFO:
+        return filtering
+
+    class JsonLines(filtering):  # type: ignore[misc]
+        def info(self, event: str, *args: Any, **kw: Any) -> Any:
+            processors = self._processors
+            if args or len(processors) != 1 or processors[0] is not _json_line:  # e.g. capture_logs: structlog's way
+                return super().info(event, *args, **kw)
+            event_dict = self._context.copy()
+            event_dict.update(kw)
+            event_dict["event"] = event
+            return self._logger.msg(_json_line(self._logger, "info", event_dict))
+
+    return JsonLines
+
+
 def _use_console(log_format: str) -> bool:
     return log_format == "console" or (log_format == "auto" and sys.stderr.isatty())
 
@@ -76,23 +132,13 @@ def configure_logging(*, level: str = "INFO", log_format: str = "auto") -> None:
     """Route structlog and stdlib logging through one renderer at ``level``."""
     console = _use_console(log_format)
     level_no = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
-    shared: list[Any] = [
-        structlog.contextvars.merge_contextvars,
-        structlog.processors.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True),
-    ]
     structlog.configure(
-        processors=[
-            *shared,
-            _add_logger_name,
-            structlog.processors.format_exc_info,
-            _renderer(console=console, as_bytes=True),
-        ],
+        processors=[*_STEPS, _renderer(console=True, as_bytes=True)] if console else [_json_line],
         logger_factory=_logger_factory(console=console),
-        wrapper_class=structlog.make_filtering_bound_logger(level_no),
+        wrapper_class=_bound_logger_class(level_no, json_lines=not console),
         cache_logger_on_first_use=CACHE_LOGGERS,
     )
-    _route_stdlib(level_no, shared, console=console)
+    _route_stdlib(level_no, list(_SHARED), console=console)
 
 
 def _route_stdlib(level_no: int, shared: list[Any], *, console: bool) -> None:
