@@ -244,7 +244,7 @@ def scaling(env: Environment, *, secret: str, bodies: dict[str, bytes], args: ar
     @contextmanager
     def ours(count: int, port: int) -> Iterator[int]:
         command = [str(BIN / "dantaro"), "api", "--workers", str(count), "--port", str(port)]
-        with spawn(command, env=service_env(env), port=port) as served:
+        with spawn(command, env=service_env(env), port=port, log_path=api_log_path(env)) as served:
             while count > 1 and not (
                 (state := read_state(env.data_dir)) and len(state.ready) == count and all(state.ready)
             ):

@@ -99,8 +99,9 @@ def _bound_logger_class(level_no: int, *, json_lines: bool) -> Any:
                 return super().info(event, *args, **kw)
             event_dict = self._context.copy()
             event_dict.update(kw)
-            event_dict["event"] = event
-            return self._logger.msg(_json_line(self._logger, "info", event_dict))
+            if event is not None:
+                event_dict["event"] = event
+            return self._logger.info(_json_line(self._logger, "info", event_dict))
 
     return JsonLines
 

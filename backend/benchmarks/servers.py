@@ -70,7 +70,8 @@ def spawn(command: list[str], *, env: dict[str, str], port: int, log_path: Path 
         try:
             while not _healthy(port):
                 if process.poll() is not None or time.monotonic() - started > READY_TIMEOUT_S:
-                    raise RuntimeError(f"{command[0]} did not become ready (exit status {process.poll()})")
+                    said = "" if log_path is None else f"; the end of {log_path}: {_tail(log_path)}"
+                    raise RuntimeError(f"{command[0]} did not become ready (exit status {process.poll()}){said}")
                 time.sleep(0.005)
             yield Served(process, ready_s=time.monotonic() - started)
         finally:
@@ -80,3 +81,9 @@ def spawn(command: list[str], *, env: dict[str, str], port: int, log_path: Path 
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _tail(path: Path, *, max_bytes: int = 2000) -> str:
+    """The last ``max_bytes`` of a log file (a server that failed to start said why there)."""
+    data = path.read_bytes()
+    return data[-max_bytes:].decode(errors="replace")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -16,7 +17,8 @@ import pytest
 import structlog
 from structlog.testing import capture_logs
 
-from app.logging import _add_logger_name, configure_logging, iso_utc
+from app import logging as app_logging
+from app.logging import _THIRD_PARTY, _add_logger_name, configure_logging, iso_utc
 
 SECOND_NS = 1_000_000_000
 STAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{6})?Z")
@@ -50,14 +52,27 @@ def test_iso_utc_follows_the_clock_across_seconds_and_back() -> None:
         assert iso_utc(start_ns + offset_ns) == _structlog_text(start_ns + offset_ns)
 
 
+def test_iso_utc_lies_between_two_readings_around_structlogs_timestamper() -> None:
+    stamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    for _ in range(2000):
+        before = iso_utc(time.time_ns())
+        theirs = stamper(None, "info", {})["timestamp"]
+        after = iso_utc(time.time_ns())
+        assert STAMP.fullmatch(before) and STAMP.fullmatch(after)
+        assert datetime.fromisoformat(before) <= datetime.fromisoformat(theirs) <= datetime.fromisoformat(after)
+
+
 @pytest.fixture
 def stdlib_logging_restored() -> Iterator[None]:
-    """``configure_logging`` replaces the root logger's handlers and level: put them back."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    """``configure_logging`` changes the root logger and the third-party ones (handlers, level, propagation): put
+    them back, with the context variables."""
+    loggers = [logging.getLogger(name) for name in ("", *_THIRD_PARTY, "sqlalchemy", "alembic", "apscheduler")]
+    saved = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
     structlog.contextvars.clear_contextvars()
 
 
@@ -76,7 +91,8 @@ def _stock_json_chain() -> None:
 
 
 def _events(log_event: str) -> None:
-    """Log the same events (bound context, context variables, values orjson cannot write, an exception)."""
+    """Log the same events (bound context, context variables, values orjson cannot write, an exception, positional
+    arguments, no event)."""
     logger = structlog.get_logger("tests.logging").bind(session="s-1")
     structlog.contextvars.bind_contextvars(request_id="r-1")
     getattr(logger, log_event)("request", status=200, when=datetime(2026, 11, 30, tzinfo=UTC), route={"a"})
@@ -84,6 +100,8 @@ def _events(log_event: str) -> None:
         raise ValueError("bad input")
     except ValueError:
         getattr(logger, log_event)("failed", exc_info=True)
+    getattr(logger, log_event)("took %s ms for %s", 3, "BTC", route="/x")
+    getattr(logger, log_event)(None, status=204)
     structlog.contextvars.clear_contextvars()
 
 
@@ -91,23 +109,57 @@ def _lines(err: bytes) -> list[dict[str, object]]:
     return [json.loads(line) for line in err.splitlines()]
 
 
-@pytest.mark.parametrize("level", ["info", "warning"])
+@pytest.mark.parametrize("cached", [True, False])
+@pytest.mark.parametrize("levels", [("INFO", "info"), ("INFO", "warning"), ("DEBUG", "info")])
 def test_a_line_is_the_line_structlogs_stock_processors_write(
-    level: str, capsysbinary: pytest.CaptureFixture[bytes], stdlib_logging_restored: None
+    levels: tuple[str, str],
+    cached: bool,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    stdlib_logging_restored: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    configure_logging(level="INFO", log_format="json")
+    configured, level = levels  # the level configured, the level logged at
+    monkeypatch.setattr(app_logging, "CACHE_LOGGERS", cached)  # production caches; the tests' conftest does not
+    configure_logging(level=configured, log_format="json")
     _events(level)
     ours = _lines(capsysbinary.readouterr().err)
     _stock_json_chain()
     _events(level)
     stock = _lines(capsysbinary.readouterr().err)
-    assert len(ours) == len(stock) == 2
+    assert len(ours) == len(stock) == 4
     for mine, theirs in zip(ours, stock, strict=True):
         assert list(mine) == list(theirs)  # the same keys in the same order
         assert STAMP.fullmatch(str(mine.pop("timestamp"))) and STAMP.fullmatch(str(theirs.pop("timestamp")))
         assert mine == theirs
     assert ours[0]["request_id"] == "r-1" and ours[0]["session"] == "s-1" and ours[0]["level"] == level
     assert "ValueError: bad input" in str(ours[1]["exception"])
+    assert ours[2]["event"] == "took 3 ms for BTC" and "event" not in ours[3]
+
+
+@pytest.mark.parametrize("configured", ["INFO", "DEBUG"])
+def test_an_info_event_skips_structlogs_call_path_while_the_chain_is_ours(
+    configured: str,
+    capsysbinary: pytest.CaptureFixture[bytes],
+    stdlib_logging_restored: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configure_logging(level=configured, log_format="json")
+    logger = structlog.get_logger("tests.logging").bind()
+    proxied: list[str] = []
+    through = type(logger)._proxy_to_logger
+
+    def proxy(self: object, name: str, *args: object, **kw: object) -> object:
+        proxied.append(name)
+        return through(self, name, *args, **kw)
+
+    monkeypatch.setattr(type(logger), "_proxy_to_logger", proxy)
+    logger.info("request", status=200)
+    logger.info("took %s ms", 3)  # positional arguments: structlog interpolates them
+    logger.warning("slow")
+    with capture_logs():
+        logger.info("captured")
+    assert proxied == ["info", "warning", "info"]
+    assert [line["event"] for line in _lines(capsysbinary.readouterr().err)] == ["request", "took 3 ms", "slow"]
 
 
 def test_info_is_dropped_below_the_configured_level(
