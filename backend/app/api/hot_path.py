@@ -23,8 +23,10 @@ through the layers) -> 2. ``HotPath._hit`` (a GET on a served path, its headers;
 ``HotPath._answer`` (key, answer, budget, 304 or 200) -> 4. ``Answers.current`` (the answer prepared for this path
 and query while its run, staleness, cache state and track-record version hold; on a miss ``Answers.prepare`` -> the
 route's plan -> its ``*_body`` -> ``body_template``) -> 5. ``BodyTemplate.render`` (the body at this request's age);
-``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS`` answers are kept (all dropped when full, and with the app's
-runtime).
+``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS`` answers holding at most ``MAX_ANSWER_BYTES`` of body are kept
+(all dropped when one more would pass either, and with the app's runtime): the key is the raw query, so ``top_n=10``,
+``top_n=10&`` and ``top_n=10&&`` are three answers of the same bytes, and only the byte budget bounds what a client
+asking for many such queries makes the process hold.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ from app.domain import Snapshot
 log = structlog.get_logger(__name__)
 
 MAX_ANSWERS = 1024
+MAX_ANSWER_BYTES = 4 * 1024 * 1024  # the prepared bodies kept, in bytes (a 74 kB body: about 56 of them)
 _JSON = (b"content-type", b"application/json")
 _READ = frozenset({b"authorization", b"if-none-match", b"accept-encoding", REQUEST_ID_NAME})  # repeated: FastAPI's
 _PASS = frozenset({b"origin", b"content-length", b"transfer-encoding"})  # a CORS request, a body: FastAPI's
@@ -89,8 +92,10 @@ class Prepared:
 class Answers:
     """The answers prepared in one app runtime, keyed by (path, raw query)."""
 
-    def __init__(self, runtime: ApiRuntime) -> None:
+    def __init__(self, runtime: ApiRuntime, *, max_bytes: int = MAX_ANSWER_BYTES) -> None:
         self.runtime = runtime
+        self.max_bytes = max_bytes
+        self.held_bytes = 0  # the body bytes of the answers kept
         self.interval_s = runtime.settings.schedule_interval_s
         self._stale_after_s = runtime.settings.stale_after_s
         self._prepared: dict[tuple[str, bytes], Prepared] = {}
@@ -115,10 +120,21 @@ class Answers:
             prepared = self.prepare(scope, route, symbol, snapshot, variant)
             if prepared is None:
                 return None
-            if len(self._prepared) >= MAX_ANSWERS:
-                self._prepared.clear()
-            self._prepared[key] = prepared
+            self._keep(key, prepared)
         return prepared, snapshot, age_s
+
+    def _keep(self, key: tuple[str, bytes], prepared: Prepared) -> None:
+        """Keep ``prepared`` under ``key`` (replacing what was there), first dropping every answer when one more would
+        pass ``MAX_ANSWERS`` or ``max_bytes``."""
+        replaced = self._prepared.pop(key, None)
+        if replaced is not None:
+            self.held_bytes -= replaced.template.size_bytes
+        size_bytes = prepared.template.size_bytes
+        if len(self._prepared) >= MAX_ANSWERS or self.held_bytes + size_bytes > self.max_bytes:
+            self._prepared.clear()
+            self.held_bytes = 0
+        self._prepared[key] = prepared
+        self.held_bytes += size_bytes
 
     def _same_version(self, prepared: Prepared) -> bool:
         store = self.runtime.track_record
@@ -209,10 +225,11 @@ class Hit:
 class HotPath:
     """ASGI middleware answering the data ``GET`` endpoints from memory; everything else goes to ``app``."""
 
-    def __init__(self, app: ASGIApp, *, api: FastAPI, prefix: str) -> None:
+    def __init__(self, app: ASGIApp, *, api: FastAPI, prefix: str, max_answer_bytes: int = MAX_ANSWER_BYTES) -> None:
         self.app = app
         self._api = api
         self._routes, self._prefixes = _routes_of(api, prefix)
+        self._max_answer_bytes = max_answer_bytes
         self._answers: Answers | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -304,8 +321,12 @@ class HotPath:
     def _answers_of(self, runtime: ApiRuntime) -> Answers:
         answers = self._answers
         if answers is None or answers.runtime is not runtime:  # a new lifespan keeps nothing prepared before it
-            answers = self._answers = Answers(runtime)
+            answers = self._answers = Answers(runtime, max_bytes=self._max_answer_bytes)
         return answers
+
+    def held_bytes(self) -> int:
+        """The body bytes of the answers prepared and kept in the current runtime."""
+        return 0 if self._answers is None else self._answers.held_bytes
 
 
 def _admitted(scope: Scope, runtime: ApiRuntime, principal: ApiPrincipal) -> bool:

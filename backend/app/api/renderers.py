@@ -293,6 +293,11 @@ class BodyTemplate:
 
     parts: tuple[bytes, ...]
 
+    @property
+    def size_bytes(self) -> int:
+        """The bytes the template holds (its body less the ages)."""
+        return sum(map(len, self.parts))
+
     def render(self, age_seconds: float) -> bytes:
         """The body for ``age_seconds`` (already ``served_age``), byte for byte what ``dump_json`` renders."""
         return dump_json(age_seconds).join(self.parts)
