@@ -256,30 +256,49 @@ class HorizonMemo(Generic[T]):
         return value
 
 
+MAX_FRAGMENT_BYTES = 4 * 1024 * 1024  # per exchange's run: what requests asked for, serialised
+
+
+@dataclass(slots=True)
+class _RunFragments:
+    run_id: str
+    parts: dict[Hashable, orjson.Fragment]
+    held_bytes: int = 0
+
+
 class FragmentMemo:
     """Pre-serialised JSON parts of each exchange's current run (``orjson.Fragment``), keyed by what a request asked.
 
     The run-derived part of a body is rendered once per run and key; only the per-request fields (freshness, health)
-    are serialised each time. Entries are dropped when the exchange's run changes (at most ``max_entries`` per run).
+    are serialised each time. Entries are dropped when the exchange's run changes, and all of an exchange's when one
+    more would pass ``max_entries`` or ``max_bytes`` (a key can hold a client's own value, such as ``min_score``).
     Used from the event loop only.
     """
 
-    def __init__(self, *, max_entries: int = 512) -> None:
+    def __init__(self, *, max_entries: int = 512, max_bytes: int = MAX_FRAGMENT_BYTES) -> None:
         self._max_entries = max_entries
-        self._runs: dict[str, tuple[str, dict[Hashable, orjson.Fragment]]] = {}
+        self._max_bytes = max_bytes
+        self._runs: dict[str, _RunFragments] = {}
 
     def get(self, snapshot: Snapshot, key: Hashable, build: Callable[[], object]) -> orjson.Fragment:
         """The serialised ``build()`` for ``key`` in ``snapshot``'s run, built on first use."""
-        entry = self._runs.get(snapshot.exchange)
-        if entry is None or entry[0] != snapshot.run_id:
-            entry = self._runs[snapshot.exchange] = (snapshot.run_id, {})
-        parts = entry[1]
-        fragment = parts.get(key)
+        run = self._runs.get(snapshot.exchange)
+        if run is None or run.run_id != snapshot.run_id:
+            run = self._runs[snapshot.exchange] = _RunFragments(snapshot.run_id, {})
+        fragment = run.parts.get(key)
         if fragment is None:
-            if len(parts) >= self._max_entries:
-                parts.clear()
-            fragment = parts[key] = orjson.Fragment(dump_json(build()))
+            data = dump_json(build())
+            if len(run.parts) >= self._max_entries or run.held_bytes + len(data) > self._max_bytes:
+                run.parts.clear()
+                run.held_bytes = 0
+            fragment = run.parts[key] = orjson.Fragment(data)
+            run.held_bytes += len(data)
         return fragment
+
+    def held_bytes(self, exchange: str) -> int:
+        """The serialised bytes held for ``exchange``'s current run."""
+        run = self._runs.get(exchange)
+        return 0 if run is None else run.held_bytes
 
 
 # Two ages no run can have: a body rendered with each must split into the same parts, else one of them occurs in the
