@@ -23,10 +23,11 @@ through the layers) -> 2. ``HotPath._hit`` (a GET on a served path, its headers;
 ``HotPath._answer`` (key, answer, budget, 304 or 200) -> 4. ``Answers.current`` (the answer prepared for this path
 and query while its run, staleness, cache state and track-record version hold; on a miss ``Answers.prepare`` -> the
 route's plan -> its ``*_body`` -> ``body_template``) -> 5. ``BodyTemplate.render`` (the body at this request's age);
-``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS`` answers holding at most ``MAX_ANSWER_BYTES`` of body are kept
-(all dropped when one more would pass either, and with the app's runtime): the key is the raw query, so ``top_n=10``,
-``top_n=10&`` and ``top_n=10&&`` are three answers of the same bytes, and only the byte budget bounds what a client
-asking for many such queries makes the process hold.
+``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS`` answers holding at most ``MAX_ANSWER_BYTES`` (bodies and raw
+queries) are kept: all are dropped when one more would pass either, and with the app's runtime; one larger than the
+budget alone is answered, not kept. The key is the raw query, so ``top_n=10``, ``top_n=10&`` and ``top_n=10&&`` are
+three answers of the same bytes, and only the byte budget bounds what a client asking for many such queries makes
+the process hold.
 """
 
 from __future__ import annotations
@@ -125,11 +126,13 @@ class Answers:
 
     def _keep(self, key: tuple[str, bytes], prepared: Prepared) -> None:
         """Keep ``prepared`` under ``key`` (replacing what was there), first dropping every answer when one more would
-        pass ``MAX_ANSWERS`` or ``max_bytes``."""
+        pass ``MAX_ANSWERS`` or ``max_bytes``; an answer larger than ``max_bytes`` alone is not kept."""
         replaced = self._prepared.pop(key, None)
         if replaced is not None:
-            self.held_bytes -= replaced.template.size_bytes
-        size_bytes = prepared.template.size_bytes
+            self.held_bytes -= _held(key, replaced)
+        size_bytes = _held(key, prepared)
+        if size_bytes > self.max_bytes:
+            return
         if len(self._prepared) >= MAX_ANSWERS or self.held_bytes + size_bytes > self.max_bytes:
             self._prepared.clear()
             self.held_bytes = 0
@@ -161,6 +164,11 @@ class Answers:
         except (ApiError, ValueError):  # the route answers an error, or the body cannot be a template
             return None
         return Prepared(snapshot.exchange, variant, plan.version, plan.etag or etag_for(snapshot, scope), template)
+
+
+def _held(key: tuple[str, bytes], prepared: Prepared) -> int:
+    """The bytes an answer kept under ``key`` holds: its body and its key's raw query (up to a head's size)."""
+    return prepared.template.size_bytes + len(key[1])
 
 
 def _exchange(runtime: ApiRuntime, scope: Scope) -> str | None:

@@ -271,7 +271,8 @@ class FragmentMemo:
 
     The run-derived part of a body is rendered once per run and key; only the per-request fields (freshness, health)
     are serialised each time. Entries are dropped when the exchange's run changes, and all of an exchange's when one
-    more would pass ``max_entries`` or ``max_bytes`` (a key can hold a client's own value, such as ``min_score``).
+    more would pass ``max_entries`` or ``max_bytes`` (a key can hold a client's own value, such as ``min_score``); a
+    part larger than ``max_bytes`` alone is never kept. Keys are not counted in the bytes: they are a few parameters.
     Used from the event loop only.
     """
 
@@ -288,10 +289,13 @@ class FragmentMemo:
         fragment = run.parts.get(key)
         if fragment is None:
             data = dump_json(build())
+            fragment = orjson.Fragment(data)
+            if len(data) > self._max_bytes:
+                return fragment  # larger than the budget alone: built each time, never kept
             if len(run.parts) >= self._max_entries or run.held_bytes + len(data) > self._max_bytes:
                 run.parts.clear()
                 run.held_bytes = 0
-            fragment = run.parts[key] = orjson.Fragment(data)
+            run.parts[key] = fragment
             run.held_bytes += len(data)
         return fragment
 

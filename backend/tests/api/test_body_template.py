@@ -29,3 +29,10 @@ def test_every_render_is_the_views_json(ages: tuple[float, ...]) -> None:
 def test_a_body_with_a_placeholder_age_in_its_data_is_refused() -> None:
     with pytest.raises(ValueError, match="placeholder"):
         body_template(lambda age: {"age_seconds": age, "other": -7.25e-301})
+
+
+@pytest.mark.parametrize("age", [0.0, 12.5, 1000000.0])
+def test_a_templates_size_is_its_body_less_the_ages(age: float) -> None:
+    template = body_template(_view)
+    ages = 2  # _view writes the age twice
+    assert template.size_bytes == len(dump_json(_view(age))) - ages * len(dump_json(age))

@@ -24,6 +24,7 @@ def runs() -> tuple[Snapshot, Snapshot]:
     [
         (512, 10**6, [12, 34, 66, 66]),  # '"x…"' is its length + 2 bytes; the last get is the first key again
         (512, 40, [12, 34, 32, 12]),  # the third would pass 40 bytes: all dropped first; so would the first key again
+        (512, 25, [12, 22, 22, 12]),  # the third (32 bytes) alone is larger than 25: built, never kept
         (2, 10**6, [12, 34, 32, 44]),  # the third would be a third entry: all dropped first; the first key is rebuilt
     ],
 )
