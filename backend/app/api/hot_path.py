@@ -21,9 +21,9 @@ per endpoint are in ``app.api.hot_plans``.
 A hit, hop by hop: 1. ``HeaderDeadlineProtocol._answered_at_once`` (writes it) or ``HotPath.__call__`` (sends it
 through the layers) -> 2. ``HotPath._hit`` (a GET on a served path, its headers; the ASGI call records a pass) -> 3.
 ``HotPath._answer`` (key, answer, budget, 304 or 200) -> 4. ``Answers.current`` (the answer prepared for this path
-and query while its run, staleness, cache state and track-record version hold; on a miss ``Answers.prepare`` -> the
-route's plan -> its ``*_body`` -> ``body_template``) -> 5. ``BodyTemplate.render`` (the body at this request's age);
-``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS`` answers holding at most ``MAX_ANSWER_BYTES`` (bodies and raw
+and query while its run, staleness, cache state and track-record version hold; on a miss, unless the key's budget
+is spent, ``Answers.prepare`` -> the route's plan -> its ``*_body`` -> ``body_template``) -> 5.
+``BodyTemplate.render`` (the body at this request's age); ``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS`` answers holding at most ``MAX_ANSWER_BYTES`` (bodies and raw
 queries) are kept: all are dropped when one more would pass either, and with the app's runtime; one larger than the
 budget alone is answered, not kept. The key is the raw query, so ``top_n=10``, ``top_n=10&`` and ``top_n=10&&`` are
 three answers of the same bytes, and only the byte budget bounds what a client asking for many such queries makes
@@ -104,9 +104,11 @@ class Answers:
         self.layers = response_layers(respond_from_scope, runtime.settings.cors_origins)
 
     def current(
-        self, scope: Scope, route: HotRoute, symbol: str, now: datetime
+        self, scope: Scope, route: HotRoute, symbol: str, now: datetime, *, principal: ApiPrincipal
     ) -> tuple[Prepared, Snapshot, float] | None:
-        """This request's answer, its run and the data's age (seconds) at ``now``; None when not from memory."""
+        """This request's answer, its run and the data's age (seconds) at ``now``; None when not from memory, or
+        when it would have to be prepared for a key whose budget is spent (FastAPI answers the 429, preparing
+        nothing)."""
         key = (scope["path"], scope["query_string"])
         prepared = self._prepared.get(key)
         exchange = _exchange(self.runtime, scope) if prepared is None else prepared.exchange
@@ -118,6 +120,8 @@ class Answers:
         age_s = data_age_s(snapshot, now)
         variant = (snapshot.run_id, age_s > self._stale_after_s, reader.cache_status())
         if prepared is None or prepared.variant != variant or not self._same_version(prepared):
+            if not _budget_left(self.runtime, principal):
+                return None
             prepared = self.prepare(scope, route, symbol, snapshot, variant)
             if prepared is None:
                 return None
@@ -308,7 +312,7 @@ class HotPath:
         if route.plan is None:
             answer = _exchanges(runtime, now)
             return answer if answer is not None and _admitted(scope, runtime, principal) else None
-        found = answers.current(scope, route, symbol, now)
+        found = answers.current(scope, route, symbol, now, principal=principal)
         if found is None:
             return None
         prepared, snapshot, age_s = found
@@ -335,6 +339,12 @@ class HotPath:
     def held_bytes(self) -> int:
         """The body bytes of the answers prepared and kept in the current runtime."""
         return 0 if self._answers is None else self._answers.held_bytes
+
+
+def _budget_left(runtime: ApiRuntime, principal: ApiPrincipal) -> bool:
+    """Whether the key's budget allows one more request now (``Limiter.peek``: counts nothing)."""
+    limit = principal.rate_limit_per_min
+    return limit is None or runtime.limiter.peek(principal.key_id, limit_per_min=limit) is None
 
 
 def _admitted(scope: Scope, runtime: ApiRuntime, principal: ApiPrincipal) -> bool:

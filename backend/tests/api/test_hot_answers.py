@@ -2,8 +2,8 @@
 asking for one body under many raw queries (``top_n=20``, ``top_n=20&``, ``top_n=20&&``, ...) makes the process
 prepare an answer for each. Each answer holds its body (less the ages) and its raw query; at most
 ``max_answer_bytes`` of them are held, one larger than that alone is answered but not kept, an answer prepared again
-for its key (the data went stale) replaces the old one, and each request is still answered by the hot path with the
-same body."""
+for its key (the data went stale) replaces the old one, a key whose budget is spent makes nothing be prepared, and
+each request is still answered by the hot path with the same body."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from app.api.app import API_PREFIX, ApiState, create_app
 from app.api.hot_path import HotPath
 from app.config import Settings
 from app.domain import Snapshot, utc_now
-from tests.support.api import DEV_AUTH
+from tests.support.api import DEV_AUTH, Database, inside_one_rate_window
 from tests.support.differential import WallClock
 
 PATH = f"{API_PREFIX}/recommendations"
@@ -100,3 +100,18 @@ def test_an_answer_prepared_again_replaces_the_old_one(api_settings: Settings, s
         _ask(client, QUERIES[0])
         stale = hot.held_bytes()
     assert fresh > 0 and abs(stale - fresh) <= 8  # one answer held ("stale": true or false), not two
+
+
+def test_a_key_with_its_budget_spent_makes_nothing_be_prepared(
+    database: Database, api_settings: Settings, snapshot: Snapshot
+) -> None:
+    _, secret = database.create_key(rate_limit_per_min=3)
+    auth = {"Authorization": f"Bearer {secret}"}
+    inside_one_rate_window()
+    statuses, held = [], []
+    with _hot_client(api_settings, max_answer_bytes=10**9) as (client, hot, _):
+        for query in QUERIES[:5]:  # the first verifies the key through FastAPI; each counts against the budget
+            statuses.append(client.get(f"{PATH}?{query.decode()}", headers=auth).status_code)
+            held.append(hot.held_bytes())
+    assert statuses == [200, 200, 200, 429, 429]
+    assert held[0] == 0 < held[1] < held[2] == held[3] == held[4]  # FastAPI's 429s, with nothing prepared for them
