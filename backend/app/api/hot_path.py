@@ -23,9 +23,9 @@ through the layers) -> 2. ``HotPath._hit`` (a GET on a served path, its headers;
 ``HotPath._answer`` (key, answer, budget, 304 or 200) -> 4. ``Answers.current`` (the answer prepared for this path
 and query while its run, staleness, cache state and track-record version hold; on a miss, unless the key's budget
 is spent, ``Answers.prepare`` -> the route's plan -> its ``*_body`` -> ``body_template``) -> 5.
-``BodyTemplate.render`` (the body at this request's age); ``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS`` answers holding at most ``MAX_ANSWER_BYTES`` (bodies and raw
-queries) are kept: all are dropped when one more would pass either, and with the app's runtime; one larger than the
-budget alone is answered, not kept. The key is the raw query, so ``top_n=10``, ``top_n=10&`` and ``top_n=10&&`` are
+``BodyTemplate.render`` (the body at this request's age); ``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS``
+answers holding at most ``MAX_ANSWER_BYTES`` (bodies and raw queries) are kept: all are dropped when one more would
+pass either, and with the app's runtime; one larger than the budget alone is answered, not kept. The key is the raw query, so ``top_n=10``, ``top_n=10&`` and ``top_n=10&&`` are
 three answers of the same bytes, and only the byte budget bounds what a client asking for many such queries makes
 the process hold.
 """
