@@ -25,9 +25,9 @@ and query while its run, staleness, cache state and track-record version hold; o
 is spent, ``Answers.prepare`` -> the route's plan -> its ``*_body`` -> ``body_template``) -> 5.
 ``BodyTemplate.render`` (the body at this request's age); ``Hit.sent`` counts and logs it. At most ``MAX_ANSWERS``
 answers holding at most ``MAX_ANSWER_BYTES`` (bodies and raw queries) are kept: all are dropped when one more would
-pass either, and with the app's runtime; one larger than the budget alone is answered, not kept. The key is the raw query, so ``top_n=10``, ``top_n=10&`` and ``top_n=10&&`` are
-three answers of the same bytes, and only the byte budget bounds what a client asking for many such queries makes
-the process hold.
+pass either, and with the app's runtime; one larger than the budget alone is answered, not kept. The key is the raw
+query, so ``top_n=10``, ``top_n=10&`` and ``top_n=10&&`` are three answers of the same bytes, and only the byte
+budget bounds what a client asking for many such queries makes the process hold.
 """
 
 from __future__ import annotations
