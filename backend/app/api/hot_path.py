@@ -48,6 +48,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from app.answer_now import Reply
 from app.api import deps
 from app.api.auth import ApiPrincipal
+from app.api.byte_budget import ByteBudgetMemo
 from app.api.deps import ApiRuntime, LoadedSnapshot
 from app.api.errors import ApiError
 from app.api.hot_plans import MEMORY, ROUTES, SYMBOL_PART, Asked, Plan
@@ -95,11 +96,9 @@ class Answers:
 
     def __init__(self, runtime: ApiRuntime, *, max_bytes: int = MAX_ANSWER_BYTES) -> None:
         self.runtime = runtime
-        self.max_bytes = max_bytes
-        self.held_bytes = 0  # the body bytes of the answers kept
         self.interval_s = runtime.settings.schedule_interval_s
         self._stale_after_s = runtime.settings.stale_after_s
-        self._prepared: dict[tuple[str, bytes], Prepared] = {}
+        self._prepared = ByteBudgetMemo[tuple[str, bytes], Prepared](max_entries=MAX_ANSWERS, max_bytes=max_bytes)
         self.cors = bool(runtime.settings.cors_origins)  # every answer then passes the CORS layer
         self.layers = response_layers(respond_from_scope, runtime.settings.cors_origins)
 
@@ -125,23 +124,14 @@ class Answers:
             prepared = self.prepare(scope, route, symbol, snapshot, variant)
             if prepared is None:
                 return None
-            self._keep(key, prepared)
+            # what it holds: its body and its raw query (up to a head's size)
+            self._prepared.keep(key, prepared, size_bytes=prepared.template.size_bytes + len(key[1]))
         return prepared, snapshot, age_s
 
-    def _keep(self, key: tuple[str, bytes], prepared: Prepared) -> None:
-        """Keep ``prepared`` under ``key`` (replacing what was there), first dropping every answer when one more would
-        pass ``MAX_ANSWERS`` or ``max_bytes``; an answer larger than ``max_bytes`` alone is not kept."""
-        replaced = self._prepared.pop(key, None)
-        if replaced is not None:
-            self.held_bytes -= _held(key, replaced)
-        size_bytes = _held(key, prepared)
-        if size_bytes > self.max_bytes:
-            return
-        if len(self._prepared) >= MAX_ANSWERS or self.held_bytes + size_bytes > self.max_bytes:
-            self._prepared.clear()
-            self.held_bytes = 0
-        self._prepared[key] = prepared
-        self.held_bytes += size_bytes
+    @property
+    def held_bytes(self) -> int:
+        """The bytes of the answers kept: bodies (less their ages) and raw queries."""
+        return self._prepared.held_bytes
 
     def _same_version(self, prepared: Prepared) -> bool:
         store = self.runtime.track_record
@@ -168,11 +158,6 @@ class Answers:
         except (ApiError, ValueError):  # the route answers an error, or the body cannot be a template
             return None
         return Prepared(snapshot.exchange, variant, plan.version, plan.etag or etag_for(snapshot, scope), template)
-
-
-def _held(key: tuple[str, bytes], prepared: Prepared) -> int:
-    """The bytes an answer kept under ``key`` holds: its body and its key's raw query (up to a head's size)."""
-    return prepared.template.size_bytes + len(key[1])
 
 
 def _exchange(runtime: ApiRuntime, scope: Scope) -> str | None:

@@ -26,6 +26,7 @@ from typing import Any, Generic, TypeVar, Union, get_args, get_origin, get_type_
 
 import orjson
 
+from app.api.byte_budget import ByteBudgetMemo
 from app.api.horizons import at_horizon, model_at, served_horizons
 from app.api.legacy_shapes import RUN_FIELDS, SHAPES, SYMBOL_ITEM, Key, Projection, legacy_keys, projection_keys
 from app.api.responses import dump_json
@@ -259,13 +260,6 @@ class HorizonMemo(Generic[T]):
 MAX_FRAGMENT_BYTES = 4 * 1024 * 1024  # per exchange's run: what requests asked for, serialised
 
 
-@dataclass(slots=True)
-class _RunFragments:
-    run_id: str
-    parts: dict[Hashable, orjson.Fragment]
-    held_bytes: int = 0
-
-
 class FragmentMemo:
     """Pre-serialised JSON parts of each exchange's current run (``orjson.Fragment``), keyed by what a request asked.
 
@@ -279,30 +273,26 @@ class FragmentMemo:
     def __init__(self, *, max_entries: int = 512, max_bytes: int = MAX_FRAGMENT_BYTES) -> None:
         self._max_entries = max_entries
         self._max_bytes = max_bytes
-        self._runs: dict[str, _RunFragments] = {}
+        self._runs: dict[str, tuple[str, ByteBudgetMemo[Hashable, orjson.Fragment]]] = {}
 
     def get(self, snapshot: Snapshot, key: Hashable, build: Callable[[], object]) -> orjson.Fragment:
         """The serialised ``build()`` for ``key`` in ``snapshot``'s run, built on first use."""
-        run = self._runs.get(snapshot.exchange)
-        if run is None or run.run_id != snapshot.run_id:
-            run = self._runs[snapshot.exchange] = _RunFragments(snapshot.run_id, {})
-        fragment = run.parts.get(key)
+        entry = self._runs.get(snapshot.exchange)
+        if entry is None or entry[0] != snapshot.run_id:
+            parts = ByteBudgetMemo[Hashable, orjson.Fragment](max_entries=self._max_entries, max_bytes=self._max_bytes)
+            entry = self._runs[snapshot.exchange] = (snapshot.run_id, parts)
+        parts = entry[1]
+        fragment = parts.get(key)
         if fragment is None:
             data = dump_json(build())
             fragment = orjson.Fragment(data)
-            if len(data) > self._max_bytes:
-                return fragment  # larger than the budget alone: built each time, never kept
-            if len(run.parts) >= self._max_entries or run.held_bytes + len(data) > self._max_bytes:
-                run.parts.clear()
-                run.held_bytes = 0
-            run.parts[key] = fragment
-            run.held_bytes += len(data)
+            parts.keep(key, fragment, size_bytes=len(data))
         return fragment
 
     def held_bytes(self, exchange: str) -> int:
         """The serialised bytes held for ``exchange``'s current run."""
-        run = self._runs.get(exchange)
-        return 0 if run is None else run.held_bytes
+        entry = self._runs.get(exchange)
+        return 0 if entry is None else entry[1].held_bytes
 
 
 # Two ages no run can have: a body rendered with each must split into the same parts, else one of them occurs in the
