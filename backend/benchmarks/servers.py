@@ -85,5 +85,6 @@ def spawn(command: list[str], *, env: dict[str, str], port: int, log_path: Path 
 
 def _tail(path: Path, *, max_bytes: int = 2000) -> str:
     """The last ``max_bytes`` of a log file (a server that failed to start said why there)."""
-    data = path.read_bytes()
-    return data[-max_bytes:].decode(errors="replace")
+    with path.open("rb") as log:
+        log.seek(max(0, path.stat().st_size - max_bytes))
+        return log.read().decode(errors="replace")
